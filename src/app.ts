@@ -1,0 +1,110 @@
+// A running Switchyard: listeners, the current config snapshot, backend pools, and shutdown.
+import type { Snapshot } from "./config/compile.ts";
+import { compileSnapshot } from "./config/compile.ts";
+import type { Config } from "./config/schema.ts";
+import type { ProxyState } from "./forward/exchange.ts";
+import { BackendPools } from "./forward/pools.ts";
+import { createLogger, type Logger } from "./observe/logger.ts";
+import { createRequestHandler } from "./proxy/handler.ts";
+import { createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
+
+export interface StartOptions {
+  logger?: Logger;
+}
+
+export interface ShutdownResult {
+  /** Every in-flight request finished before the deadline. */
+  drained: boolean;
+  /** Requests cut at the deadline. */
+  cut: number;
+}
+
+export class Switchyard {
+  readonly logger: Logger;
+  readonly pools = new BackendPools();
+  readonly state: ProxyState;
+  readonly listeners: BoundListener[] = [];
+  #snapshot: Snapshot;
+  #shutdown: Promise<ShutdownResult> | null = null;
+
+  private constructor(config: Config, logger: Logger) {
+    this.#snapshot = compileSnapshot(config);
+    this.logger = logger;
+    this.state = { logger, draining: false, inflight: 0, onIdle: null };
+  }
+
+  static async start(config: Config, opts: StartOptions = {}): Promise<Switchyard> {
+    const logger = opts.logger ?? createLogger({ level: config.log.level });
+    const app = new Switchyard(config, logger);
+    try {
+      for (const lc of config.listeners) await app.#bind(lc);
+    } catch (err) {
+      await app.shutdown(0);
+      throw err;
+    }
+    logger.info({ listeners: app.urls, config_hash: app.#snapshot.hash, backends: Object.fromEntries(Object.values(app.#snapshot.backends).map((b) => [b.name, b.origin])) }, "switchyard started");
+    return app;
+  }
+
+  get snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+
+  get urls(): string[] {
+    return this.listeners.map((l) => l.url);
+  }
+
+  async #bind(lc: Config["listeners"][number]): Promise<void> {
+    const snap = this.#snapshot;
+    const server = createServer(lc, snap.config.limits);
+    const proto = lc.tls ? "https" : "http";
+    const info = { proto, port: lc.port } as const satisfies { proto: "http" | "https"; port: number };
+    const listenerInfo = { ...info };
+    server.on("request", createRequestHandler({ state: this.state, pools: this.pools, snapshot: () => this.#snapshot }, listenerInfo));
+    handleClientErrors(server, this.logger, () => this.#snapshot.requestIdHeader);
+    // Expect: 100-continue: refuse an oversized body before the client sends it, otherwise invite it.
+    server.on("checkContinue", (req, res) => {
+      const max = this.#snapshot.maxBodyBytes;
+      if (max === 0 || !(Number(req.headers["content-length"]) > max)) res.writeContinue();
+      server.emit("request", req, res);
+    });
+    const addr = await listen(server, lc.host, lc.port);
+    listenerInfo.port = addr.port;
+    this.listeners.push({ config: lc, server, info: listenerInfo, url: urlOf(proto, addr) });
+  }
+
+  /**
+   * Stop accepting, let in-flight requests finish for up to drainMs (responses ask clients to close),
+   * then cut what is left and close the backend pools. Idempotent.
+   */
+  shutdown(drainMs: number = this.#snapshot.config.shutdown.drain_timeout): Promise<ShutdownResult> {
+    this.#shutdown ??= this.#doShutdown(drainMs);
+    return this.#shutdown;
+  }
+
+  async #doShutdown(drainMs: number): Promise<ShutdownResult> {
+    const state = this.state;
+    state.draining = true;
+    const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
+    for (const l of this.listeners) l.server.closeIdleConnections();
+    this.logger.info({ inflight: state.inflight, drain_timeout_ms: drainMs }, "shutdown: draining");
+
+    let drained = state.inflight === 0;
+    if (!drained) {
+      drained = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), drainMs);
+        state.onIdle = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      state.onIdle = null;
+    }
+    const cut = state.inflight;
+    for (const l of this.listeners) l.server.closeAllConnections();
+    await Promise.all(closed);
+    await (drained ? this.pools.close() : this.pools.destroy());
+    this.logger.info({ drained, cut }, "shutdown: done");
+    return { drained, cut };
+  }
+}

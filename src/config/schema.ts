@@ -1,0 +1,205 @@
+// The config file's shape, validated once at load. Objects are strict: a typo such as
+// `limits.max_bodysize` is an error, never a silently ignored key. Every field carries a description,
+// which the generated JSON Schema (config/switchyard.schema.json) shows in editors.
+import { isIP } from "node:net";
+import { z } from "zod";
+import * as D from "./defaults.ts";
+import { parseDuration, parseSize } from "./units.ts";
+
+const DURATION_PATTERN = /^(0|\d+(\.\d+)?(ms|s|m|h))$/;
+
+const duration = (description: string, fallback: string) =>
+  z
+    .string({ error: 'expected a duration such as "250ms", "30s", "5m" or "0"' })
+    .regex(DURATION_PATTERN, { error: (iss) => `expected a duration such as "250ms", "30s", "5m" or "0", got ${JSON.stringify(iss.input)}` })
+    .default(fallback)
+    .transform((text) => parseDuration(text)!)
+    .meta({ description: `${description} Default ${fallback}.` });
+
+const SIZE_PATTERN = /^\d+(\.\d+)?\s*([bB]|[kKmMgG]|[kKmMgG][iI]?[bB])?$/;
+
+const sizeError = (iss: { input?: unknown }) =>
+  `expected a size in bytes or with a unit such as "16KiB", "10MiB", "1m", got ${JSON.stringify(iss.input)}`;
+
+const size = (description: string, fallback: string) =>
+  z
+    .union([z.int().nonnegative({ error: sizeError }), z.string().regex(SIZE_PATTERN, { error: sizeError })], { error: sizeError })
+    .default(fallback)
+    .transform((v) => parseSize(v)!)
+    .meta({ description: `${description} Default ${fallback}.` });
+
+const port = z
+  .int({ error: (iss) => `expected a TCP port number 0-65535 (0 picks a free one), got ${JSON.stringify(iss.input)}` })
+  .min(0, { error: "expected a TCP port number 0-65535 (0 picks a free one)" })
+  .max(65535, { error: "expected a TCP port number 0-65535 (0 picks a free one)" });
+
+const host = z
+  .string()
+  .min(1, { error: "expected a host name or IP address to bind, such as 0.0.0.0 or 127.0.0.1" });
+
+const TlsSchema = z
+  .strictObject({
+    cert: z.string().min(1).meta({ description: "Path to the PEM certificate chain." }),
+    key: z.string().min(1).meta({ description: "Path to the PEM private key." }),
+  })
+  .meta({ description: "Serve HTTPS on this listener with these PEM files." });
+
+export const ListenerSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, { error: "expected a short name of lowercase letters, digits, _ or -" }).optional()
+    .meta({ description: "Name used in logs; defaults to host:port." }),
+  host: host.default(D.DEFAULT_LISTENER_HOST).meta({ description: `Address to bind. Default ${D.DEFAULT_LISTENER_HOST}.` }),
+  port: port.default(D.DEFAULT_LISTENER_PORT).meta({ description: `Port to bind; 0 picks a free one. Default ${D.DEFAULT_LISTENER_PORT}.` }),
+  tls: TlsSchema.optional(),
+});
+
+const backendUrl = z.string().superRefine((text, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    ctx.addIssue({ code: "custom", message: `expected an absolute http:// or https:// URL such as http://127.0.0.1:5042, got ${JSON.stringify(text)}` });
+    return;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    ctx.addIssue({ code: "custom", message: `expected an http:// or https:// URL, got scheme "${url.protocol.slice(0, -1)}"` });
+  } else if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash || url.username || url.password) {
+    ctx.addIssue({ code: "custom", message: `expected only scheme, host and port (the request path is forwarded unchanged), got ${JSON.stringify(text)}` });
+  }
+});
+
+export const BackendSchema = z.strictObject({
+  url: backendUrl.meta({ description: "Origin of the backend: scheme, host and port, no path." }),
+  pool: z
+    .strictObject({
+      connections: z.int().min(1).max(65536).default(D.DEFAULT_POOL_CONNECTIONS)
+        .meta({ description: `Most upstream connections open at once to this backend. Default ${D.DEFAULT_POOL_CONNECTIONS}.` }),
+    })
+    .prefault({})
+    .meta({ description: "Keep-alive connection pool to this backend." }),
+  timeouts: z
+    .strictObject({
+      connect: duration("Time to establish the TCP (and TLS) connection before answering 504.", D.DEFAULT_CONNECT_TIMEOUT),
+      response_header: duration("Time from sending the request to the end of the response headers before answering 504.", D.DEFAULT_RESPONSE_HEADER_TIMEOUT),
+      read: duration("Longest silence between two chunks of the response body before the response is cut.", D.DEFAULT_READ_TIMEOUT),
+      idle: duration("How long an idle keep-alive connection is kept in the pool.", D.DEFAULT_UPSTREAM_IDLE_TIMEOUT),
+    })
+    .prefault({})
+    .meta({ description: "Upstream timeouts." }),
+});
+
+export const BACKEND_NAMES = ["legacy", "new"] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const cidr = z.string().superRefine((text, ctx) => {
+  const [addr, bits, extra] = text.split("/");
+  const family = isIP(addr ?? "");
+  const max = family === 6 ? 128 : 32;
+  const ok = family !== 0 && extra === undefined && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max));
+  if (!ok) ctx.addIssue({ code: "custom", message: `expected an IP address or CIDR such as 10.0.0.0/8 or ::1/128, got ${JSON.stringify(text)}` });
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    listeners: z.array(ListenerSchema).min(1, { error: "expected at least one listener" })
+      .meta({ description: "Where clients connect." }),
+    backends: z
+      .strictObject({
+        legacy: BackendSchema.meta({ description: "The backend being migrated away from (e.g. Flask/gevent)." }),
+        new: BackendSchema.meta({ description: "The backend being migrated to (e.g. FastAPI/asyncio)." }),
+      }, { error: (iss) => iss.code === "invalid_type" ? "expected a map with the two backends `legacy` and `new`" : undefined })
+      .meta({ description: "The two backends traffic is split between." }),
+    routing: z
+      .strictObject({
+        default_backend: z.enum(BACKEND_NAMES).default("legacy")
+          .meta({ description: "Backend for traffic no feature claims. Default legacy." }),
+      })
+      .prefault({})
+      .meta({ description: "Where each request goes." }),
+    admin: z
+      .strictObject({
+        host: host.default(D.DEFAULT_ADMIN_HOST).meta({ description: `Admin listener address; keep it on loopback unless a token is set. Default ${D.DEFAULT_ADMIN_HOST}.` }),
+        port: port.default(D.DEFAULT_ADMIN_PORT).meta({ description: `Admin listener port. Default ${D.DEFAULT_ADMIN_PORT}.` }),
+        token: z.string().optional().meta({ description: "Bearer token the admin API requires; required when host is not loopback." }),
+      })
+      .prefault({})
+      .meta({ description: "Admin listener (status, metrics, runtime control)." }),
+    log: z
+      .strictObject({
+        level: z.enum(LOG_LEVELS).default(D.DEFAULT_LOG_LEVEL).meta({ description: `Log level. Default ${D.DEFAULT_LOG_LEVEL}.` }),
+        access_log: z.boolean().default(true).meta({ description: "One structured line per request. Default true." }),
+      })
+      .prefault({})
+      .meta({ description: "Structured JSON logs on stdout." }),
+    limits: z
+      .strictObject({
+        max_header_size: size("Largest request header block; larger ones get 431.", D.DEFAULT_MAX_HEADER_SIZE),
+        max_body_size: size("Largest request body; larger ones get 413. 0 means no limit.", D.DEFAULT_MAX_BODY_SIZE),
+        header_timeout: duration("Deadline for a client to send the whole header block (slowloris guard); 408 after it.", D.DEFAULT_HEADER_TIMEOUT),
+        request_timeout: duration("Deadline for a client to send the whole request, body included; 0 disables it.", D.DEFAULT_REQUEST_TIMEOUT),
+        keep_alive_timeout: duration("How long an idle client keep-alive connection stays open.", D.DEFAULT_CLIENT_KEEP_ALIVE_TIMEOUT),
+      })
+      .prefault({})
+      .meta({ description: "Client-side limits." }),
+    proxy: z
+      .strictObject({
+        preserve_host: z.boolean().default(true).meta({ description: "Pass the client's Host header to the backend (true) or send the backend's own host (false). Default true." }),
+        trusted_proxies: z.array(cidr).default([])
+          .meta({ description: "CIDRs of proxies in front of Switchyard whose X-Forwarded-* headers are believed. Default none." }),
+        request_id: z
+          .strictObject({
+            header: z.string().regex(/^[A-Za-z0-9-]+$/, { error: "expected an HTTP header name" }).default(D.DEFAULT_REQUEST_ID_HEADER)
+              .meta({ description: `Header carrying the request id both ways. Default ${D.DEFAULT_REQUEST_ID_HEADER}.` }),
+            preserve: z.enum(["any", "trusted", "never"]).default(D.DEFAULT_REQUEST_ID_PRESERVE)
+              .meta({ description: "Keep a well-formed incoming id from any client, only from trusted_proxies, or never. Default any." }),
+          })
+          .prefault({}),
+        rewrite_location: z.boolean().default(true)
+          .meta({ description: "Rewrite Location headers that point at a backend's own origin to the client-facing origin (nginx proxy_redirect default). Default true." }),
+      })
+      .prefault({})
+      .meta({ description: "Forwarding behaviour." }),
+    shutdown: z
+      .strictObject({
+        drain_timeout: duration("On SIGTERM/SIGINT, how long in-flight requests may take to finish before connections are closed.", D.DEFAULT_DRAIN_TIMEOUT),
+      })
+      .prefault({})
+      .meta({ description: "Graceful shutdown." }),
+  })
+  .superRefine((cfg, ctx) => {
+    const seenNames = new Map<string, number>();
+    const seenAddrs = new Map<string, number>();
+    cfg.listeners.forEach((l, i) => {
+      if (l.name !== undefined) {
+        const prev = seenNames.get(l.name);
+        if (prev !== undefined) ctx.addIssue({ code: "custom", path: ["listeners", i, "name"], message: `duplicate listener name "${l.name}" (also listeners[${prev}])` });
+        seenNames.set(l.name, i);
+      }
+      if (l.port === 0) return;
+      const addr = `${l.host}:${l.port}`;
+      const prev = seenAddrs.get(addr);
+      if (prev !== undefined) ctx.addIssue({ code: "custom", path: ["listeners", i, "port"], message: `listeners[${prev}] already binds ${addr}` });
+      seenAddrs.set(addr, i);
+      if (l.port === cfg.admin.port && (l.host === cfg.admin.host || l.host === "0.0.0.0" || l.host === "::")) {
+        ctx.addIssue({ code: "custom", path: ["admin", "port"], message: `admin port ${cfg.admin.port} is also bound by listeners[${i}]; choose another port` });
+      }
+    });
+    if (!isLoopback(cfg.admin.host) && !cfg.admin.token) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["admin", "token"],
+        message: `admin.host ${cfg.admin.host} is not loopback, so admin.token is required (e.g. token: \${SWITCHYARD_ADMIN_TOKEN})`,
+      });
+    }
+  });
+
+export function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || hostname.startsWith("127.");
+}
+
+/** The config as the file states it, with defaults applied and units converted (ms, bytes). */
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type BackendConfig = Config["backends"][BackendName];
+export type ListenerConfig = Config["listeners"][number];

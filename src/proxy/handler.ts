@@ -1,0 +1,133 @@
+// The request path: check what Node's parser lets through, decide, and hand the stream to undici.
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Readable } from "node:stream";
+import type { Snapshot } from "../config/compile.ts";
+import { ProxyError, type ErrorCode } from "../errors/codes.ts";
+import { Exchange, type ProxyState } from "../forward/exchange.ts";
+import type { BackendPools } from "../forward/pools.ts";
+import { decide } from "../routing/decide.ts";
+import { isTrusted, normalizeIp, resolveClientIp } from "./client-ip.ts";
+import { buildUpstreamHeaders, isValidRequestId, readRequestHeaderFacts, type RequestHeaderFacts } from "./request-headers.ts";
+
+export interface ListenerInfo {
+  readonly proto: "http" | "https";
+  /** Port the client connected to, for X-Forwarded-Port. */
+  port: number;
+}
+
+export interface HandlerDeps {
+  readonly state: ProxyState;
+  readonly pools: BackendPools;
+  /** The current snapshot; read once per request. */
+  snapshot(): Snapshot;
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export function createRequestHandler(deps: HandlerDeps, listener: ListenerInfo): RequestHandler {
+  return (req, res) => handle(deps, listener, req, res);
+}
+
+function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+  const startedAt = performance.now();
+  const snap = deps.snapshot();
+  const peer = normalizeIp(req.socket.remoteAddress ?? "");
+  const facts = readRequestHeaderFacts(req.rawHeaders, snap.requestIdLower);
+  const peerTrusted = isTrusted(snap.trustedProxies, peer);
+  const clientIp = peerTrusted ? resolveClientIp(peer, facts.forwardedFor, snap.trustedProxies) : peer;
+  const requestId = pickRequestId(facts.requestId, peerTrusted, snap.requestIdPreserve);
+  const host = facts.host ?? "";
+  const ex = new Exchange(req, res, deps.state, snap, requestId, clientIp, `${listener.proto}://${host}`, startedAt);
+
+  const target = parseTarget(req.url ?? "");
+  const refusal = target === null ? "SY_BAD_REQUEST_TARGET" : checkRequest(req, facts);
+  if (refusal !== null) return ex.fail(refusal);
+  const { path, authority } = target!;
+
+  const declared = facts.contentLength === undefined ? -1 : Number(facts.contentLength);
+  const max = snap.maxBodyBytes;
+  if (max > 0 && declared > max) {
+    ex.mustClose = true; // the body stays unread
+    return ex.fail("SY_BODY_TOO_LARGE", `Content-Length ${declared} exceeds limits.max_body_size ${max}`);
+  }
+
+  const decision = decide({ method: req.method!, path, host: authority ?? facts.host, clientIp }, snap.routing);
+  const backend = snap.backends[decision.backend];
+  ex.backend = backend;
+
+  const headers = buildUpstreamHeaders(req.rawHeaders, facts, {
+    peerTrusted,
+    peerIp: peer,
+    clientIp,
+    proto: listener.proto,
+    listenerPort: listener.port,
+    requestId,
+    requestIdHeader: snap.requestIdHeader,
+    requestIdLower: snap.requestIdLower,
+    hostOverride: authority ?? (snap.preserveHost ? undefined : backend.hostHeader),
+  });
+
+  let body: Readable | AsyncIterable<Buffer> | null = null;
+  if (facts.transferEncoding !== undefined) body = countedBody(req, ex, max);
+  else if (declared > 0) {
+    body = req;
+    req.once("end", () => (ex.bytesIn = declared));
+  }
+
+  deps.pools.get(backend).dispatch(
+    {
+      path,
+      method: req.method as "GET",
+      headers,
+      body: body as Readable | null,
+      headersTimeout: backend.responseHeaderTimeoutMs,
+      bodyTimeout: backend.readTimeoutMs,
+    },
+    ex,
+  );
+}
+
+/** Requests Node accepts but an edge proxy must not forward (see RELIABILITY.md). */
+function checkRequest(req: IncomingMessage, facts: RequestHeaderFacts): ErrorCode | null {
+  if (facts.hostCount > 1) return "SY_DUPLICATE_HOST";
+  if (req.method === "CONNECT") return "SY_METHOD_NOT_ALLOWED";
+  if (facts.transferEncoding !== undefined) {
+    if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1) return "SY_BAD_REQUEST";
+    if (facts.transferEncoding.trim().toLowerCase() !== "chunked") return "SY_UNSUPPORTED_TRANSFER_ENCODING";
+  }
+  return null;
+}
+
+export interface RequestTarget {
+  /** Origin-form path and query, byte for byte as the client sent it. */
+  path: string;
+  /** The authority of an absolute-form target (RFC 9112 3.2.2: it replaces Host). */
+  authority: string | undefined;
+}
+
+/** Origin-form passes unchanged; absolute-form http(s) becomes origin-form + authority; anything else is refused. */
+export function parseTarget(url: string): RequestTarget | null {
+  if (url.charCodeAt(0) === 47 /* / */) return url.includes("#") ? null : { path: url, authority: undefined };
+  const m = /^https?:\/\/([^/?#\s@]+)([^#]*)$/i.exec(url);
+  if (!m) return null;
+  const rest = m[2]!;
+  return { path: rest === "" ? "/" : rest[0] === "?" ? `/${rest}` : rest, authority: m[1]! };
+}
+
+function pickRequestId(incoming: string | undefined, peerTrusted: boolean, preserve: Snapshot["requestIdPreserve"]): string {
+  if (incoming !== undefined && (preserve === "any" || (preserve === "trusted" && peerTrusted)) && isValidRequestId(incoming)) return incoming;
+  return randomUUID();
+}
+
+/** A chunked body, counted and cut at the size limit (0 = no limit). */
+async function* countedBody(req: IncomingMessage, ex: Exchange, max: number): AsyncGenerator<Buffer> {
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    ex.bytesIn += chunk.length;
+    if (max > 0 && ex.bytesIn > max) {
+      ex.mustClose = true;
+      throw new ProxyError("SY_BODY_TOO_LARGE", `chunked body exceeds limits.max_body_size ${max}`);
+    }
+    yield chunk;
+  }
+}

@@ -1,0 +1,62 @@
+// The header block sent to the client from the backend's raw response headers (case, order and
+// duplicates such as Set-Cookie kept): hop-by-hop dropped, Location pointing at the backend rewritten,
+// the request id set.
+import { connectionListed, isHopByHop } from "./hop-by-hop.ts";
+
+export interface ResponseHeaderContext {
+  requestIdHeader: string;
+  requestIdLower: string;
+  requestId: string;
+  /** The backend's origin as it may appear in Location (e.g. "http://127.0.0.1:5043"), or null to keep Location. */
+  backendOrigin: string | null;
+  /** The origin the client used, e.g. "https://shop.example". */
+  publicOrigin: string;
+  /** Ask the client to close (draining, or the request body was not read). */
+  close: boolean;
+}
+
+type Raw = readonly (Buffer | string)[];
+
+const str = (v: Buffer | string): string => (typeof v === "string" ? v : v.toString("latin1"));
+
+export function buildClientHeaders(raw: Raw, ctx: ResponseHeaderContext): string[] {
+  let listed: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (str(raw[i]!).toLowerCase() === "connection") {
+      const names = connectionListed(str(raw[i + 1]!));
+      if (names) for (const n of names) (listed ??= new Set()).add(n);
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = str(raw[i]!);
+    const lower = name.toLowerCase();
+    if (isHopByHop(lower) || lower === ctx.requestIdLower) continue;
+    if (listed !== null && listed.has(lower)) continue;
+    let value = str(raw[i + 1]!);
+    if (lower === "location" && ctx.backendOrigin !== null) value = rewriteLocation(value, ctx.backendOrigin, ctx.publicOrigin);
+    out.push(name, value);
+  }
+  out.push(ctx.requestIdHeader, ctx.requestId);
+  if (ctx.close) out.push("connection", "close");
+  return out;
+}
+
+/** nginx's `proxy_redirect default`: a Location on the backend's own origin is moved to the public one. */
+export function rewriteLocation(location: string, backendOrigin: string, publicOrigin: string): string {
+  if (!location.startsWith(backendOrigin)) return location;
+  const rest = location.slice(backendOrigin.length);
+  if (rest !== "" && rest[0] !== "/" && rest[0] !== "?" && rest[0] !== "#") return location; // e.g. :50430 is another port
+  return publicOrigin + rest;
+}
+
+/** Trailers from the backend, minus hop-by-hop names, as Node's addTrailers wants them. */
+export function filterTrailers(trailers: Record<string, string | string[] | undefined>): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [name, value] of Object.entries(trailers)) {
+    if (value === undefined || isHopByHop(name.toLowerCase())) continue;
+    if (Array.isArray(value)) for (const v of value) out.push([name, v]);
+    else out.push([name, value]);
+  }
+  return out;
+}

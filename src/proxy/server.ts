@@ -1,0 +1,85 @@
+// Listening sockets: Node servers configured with the limits an edge needs, parse errors answered
+// with a request id, and a drain that really drains (server.close() alone leaves keep-alive sockets open).
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import type { Config, ListenerConfig } from "../config/schema.ts";
+import { ERRORS, errorBody, type ErrorCode } from "../errors/codes.ts";
+import { logAccess } from "../observe/access-log.ts";
+import type { Logger } from "../observe/logger.ts";
+import { normalizeIp } from "./client-ip.ts";
+import type { ListenerInfo, RequestHandler } from "./handler.ts";
+
+export interface BoundListener {
+  readonly config: ListenerConfig;
+  readonly server: http.Server;
+  readonly info: ListenerInfo;
+  /** e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+}
+
+export function createServer(listener: ListenerConfig, limits: Config["limits"]): http.Server {
+  const options: http.ServerOptions = {
+    maxHeaderSize: limits.max_header_size,
+    headersTimeout: limits.header_timeout,
+    requestTimeout: limits.request_timeout,
+    keepAliveTimeout: limits.keep_alive_timeout,
+    // Node checks the two timeouts above only this often (30 s by default), so a 10 s header deadline
+    // would really be 40 s; check at a tenth of the deadline instead.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.header_timeout / 10) || 1000)),
+    requireHostHeader: true,
+    joinDuplicateHeaders: false,
+    noDelay: true,
+  };
+  if (!listener.tls) return http.createServer(options);
+  return https.createServer({ ...options, cert: readFileSync(listener.tls.cert), key: readFileSync(listener.tls.key) });
+}
+
+/** Parse errors and client-side timeouts, answered like the rest: small JSON, request id, one log line. */
+export function handleClientErrors(server: http.Server, logger: Logger, requestIdHeader: () => string): void {
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    const code = clientErrorCode(err.code);
+    if (code === null || !socket.writable || (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const requestId = randomUUID();
+    const spec = ERRORS[code];
+    const body = errorBody(code, requestId);
+    socket.end(
+      `HTTP/1.1 ${spec.status} ${http.STATUS_CODES[spec.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `${requestIdHeader()}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    logAccess(logger, true, {
+      req_id: requestId, method: "", path: "", status: spec.status, backend: null,
+      client_ip: normalizeIp(socket.remoteAddress ?? ""), upstream_ms: null, total_ms: 0, bytes_in: 0, bytes_out: 0,
+      error: code, error_detail: err.message,
+    });
+  });
+}
+
+function clientErrorCode(code: string | undefined): ErrorCode | null {
+  if (code === "ECONNRESET" || code === "EPIPE") return null; // the client is gone; nobody to answer
+  if (code === "HPE_HEADER_OVERFLOW") return "SY_HEADERS_TOO_LARGE";
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT" || code === "HPE_HEADERS_TIMEOUT") return "SY_REQUEST_TIMEOUT";
+  if (code === "HPE_INVALID_TRANSFER_ENCODING") return "SY_UNSUPPORTED_TRANSFER_ENCODING";
+  return "SY_BAD_REQUEST";
+}
+
+export function listen(server: http.Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once("error", onError);
+    server.listen({ host, port, backlog: 4096 }, () => {
+      server.off("error", onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+export function urlOf(proto: string, addr: AddressInfo): string {
+  const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  return `${proto}://${host === "0.0.0.0" ? "127.0.0.1" : host === "[::]" ? "[::1]" : host}:${addr.port}`;
+}
