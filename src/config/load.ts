@@ -1,5 +1,6 @@
 // File -> validated Config, or every problem with its file:line:column and field path.
-import { readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, parseDocument, isScalar, visit, type Document, type Node as YamlNode } from "yaml";
 import type { z } from "zod";
 import { ConfigError, ConfigErrors, formatPath } from "./errors.ts";
@@ -44,7 +45,10 @@ export function parseConfigText(text: string, file: string, env: Env = process.e
   // Environment problems do not stop validation: `check` reports every error in one run.
   const envErrors = interpolateDocument(doc, env, at);
   const parsed = ConfigSchema.safeParse(doc.toJS({ maxAliasCount: 100 }), { reportInput: true });
-  if (parsed.success && envErrors.length === 0) return { ok: true, config: parsed.data };
+  if (parsed.success && envErrors.length === 0) {
+    const fileErrors = resolveFiles(parsed.data, file, doc, at);
+    return fileErrors.length === 0 ? { ok: true, config: parsed.data } : { ok: false, errors: fileErrors };
+  }
   const envPaths = new Set(envErrors.map((e) => e.path));
   const schemaErrors = parsed.success ? [] : parsed.error.issues.flatMap((issue) => issueToErrors(issue, doc, at)).filter((e) => !envPaths.has(e.path));
   const errors = [...envErrors, ...schemaErrors].sort((a, b) => a.line - b.line || a.column - b.column);
@@ -71,6 +75,27 @@ function interpolateDocument(doc: Document, env: Env, at: AtFn): ConfigError[] {
       // so `port: ${PORT:-8080}` is a number; quoted scalars always stay strings.
       node.value = node.type === "PLAIN" && result.substituted ? readAsPlainScalar(result.value) : result.value;
     },
+  });
+  return errors;
+}
+
+/** TLS paths are relative to the config file's folder; each must be readable now, not at the first handshake. */
+function resolveFiles(config: Config, file: string, doc: Document, at: AtFn): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const base = dirname(resolve(file));
+  config.listeners.forEach((l, i) => {
+    if (!l.tls) return;
+    for (const key of ["cert", "key"] as const) {
+      const path = isAbsolute(l.tls[key]) ? l.tls[key] : resolve(base, l.tls[key]);
+      try {
+        accessSync(path, constants.R_OK);
+        l.tls[key] = path;
+      } catch (err) {
+        const node = nearestNode(doc, ["listeners", i, "tls", key]);
+        const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : "not readable";
+        errors.push(new ConfigError(at(node?.range?.[0] ?? 0, `listeners[${i}].tls.${key}`), `cannot read ${path}: ${why}`));
+      }
+    }
   });
   return errors;
 }
@@ -116,9 +141,10 @@ function issueToErrors(issue: z.core.$ZodIssue, doc: Document, at: AtFn): Config
   }
   const node = nearestNode(doc, path);
   const present = doc.getIn(path, true) !== undefined;
-  let message = issue.message.replace(/^Invalid input: /, "");
-  if (!present && issue.code === "invalid_type" && issue.input === undefined) message = `required field is missing (${message})`;
-  else if (issue.code === "invalid_type" && !message.includes(" got ")) message = `${message} (got ${JSON.stringify(issue.input)})`;
+  let message = issue.message.replace(/^Invalid (input|option): /, "").replace(/^expected object\b/, "expected a map");
+  if (path.length === 0 && issue.code === "invalid_type") message = "the top level must be a map with listeners and backends (see config/switchyard.example.yaml)";
+  else if (!present && issue.input === undefined) message = `required field is missing (${message.replace(/, received undefined$/, "")})`;
+  else if (issue.code !== "custom" && !message.includes(" got ") && issue.input !== undefined) message = `${message} (got ${JSON.stringify(issue.input)})`;
   return [new ConfigError(at(node?.range?.[0] ?? 0, formatPath(path)), message)];
 }
 

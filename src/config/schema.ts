@@ -185,6 +185,9 @@ export const ConfigSchema = z
         ctx.addIssue({ code: "custom", path: ["admin", "port"], message: `admin port ${cfg.admin.port} is also bound by listeners[${i}]; choose another port` });
       }
     });
+    if (cfg.limits.request_timeout !== 0 && cfg.limits.header_timeout > cfg.limits.request_timeout) {
+      ctx.addIssue({ code: "custom", path: ["limits", "header_timeout"], message: "header_timeout must not exceed request_timeout (or set request_timeout to 0)" });
+    }
     if (!isLoopback(cfg.admin.host) && !cfg.admin.token) {
       ctx.addIssue({
         code: "custom",

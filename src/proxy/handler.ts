@@ -109,7 +109,7 @@ export interface RequestTarget {
 /** Origin-form passes unchanged; absolute-form http(s) becomes origin-form + authority; anything else is refused. */
 export function parseTarget(url: string): RequestTarget | null {
   if (url.charCodeAt(0) === 47 /* / */) return url.includes("#") ? null : { path: url, authority: undefined };
-  const m = /^https?:\/\/([^/?#\s@]+)([^#]*)$/i.exec(url);
+  const m = /^https?:\/\/([^/?#\s@]+)((?:[/?][^#]*)?)$/i.exec(url);
   if (!m) return null;
   const rest = m[2]!;
   return { path: rest === "" ? "/" : rest[0] === "?" ? `/${rest}` : rest, authority: m[1]! };
