@@ -37,10 +37,11 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
   const peerTrusted = isTrusted(snap.trustedProxies, peer);
   const clientIp = peerTrusted ? resolveClientIp(peer, facts.forwardedFor, snap.trustedProxies) : peer;
   const requestId = pickRequestId(facts.requestId, peerTrusted, snap.requestIdPreserve);
-  const host = facts.host ?? "";
-  const ex = new Exchange(req, res, deps.state, snap, requestId, clientIp, `${listener.proto}://${host}`, startedAt);
-
   const target = parseTarget(req.url ?? "");
+  // The host the client addressed: an absolute-form authority wins over Host (RFC 9112 3.2.2).
+  const clientHost = target?.authority ?? facts.host ?? "";
+  const ex = new Exchange(req, res, deps.state, snap, requestId, clientIp, `${listener.proto}://${clientHost}`, startedAt);
+
   const refusal = target === null ? "SY_BAD_REQUEST_TARGET" : checkRequest(req, facts);
   if (refusal !== null) return ex.fail(refusal);
   const { path, authority } = target!;
@@ -52,7 +53,7 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
     return ex.fail("SY_BODY_TOO_LARGE", `Content-Length ${declared} exceeds limits.max_body_size ${max}`);
   }
 
-  const decision = decide({ method: req.method!, path, host: authority ?? facts.host, clientIp }, snap.routing);
+  const decision = decide({ method: req.method!, path, host: clientHost, clientIp }, snap.routing);
   const backend = snap.backends[decision.backend];
   ex.backend = backend;
 
@@ -60,6 +61,7 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
     peerTrusted,
     peerIp: peer,
     clientIp,
+    clientHost,
     proto: listener.proto,
     listenerPort: listener.port,
     requestId,

@@ -48,6 +48,8 @@ export interface UpstreamHeaderContext {
   peerTrusted: boolean;
   peerIp: string;
   clientIp: string;
+  /** The host the client addressed (Host, or an absolute-form authority), for X-Forwarded-Host. */
+  clientHost: string;
   proto: "http" | "https";
   listenerPort: number;
   requestId: string;
@@ -69,12 +71,11 @@ export function buildUpstreamHeaders(raw: readonly string[], facts: RequestHeade
     out.push(name, raw[i + 1]!);
   }
   const trusted = ctx.peerTrusted;
-  const host = ctx.hostOverride ?? facts.host ?? "";
   if (ctx.hostOverride !== undefined) out.push("host", ctx.hostOverride);
   out.push(
     "x-forwarded-for", trusted && facts.forwardedFor !== undefined ? `${facts.forwardedFor}, ${ctx.peerIp}` : ctx.peerIp,
     "x-forwarded-proto", trusted && facts.forwardedProto !== undefined ? facts.forwardedProto : ctx.proto,
-    "x-forwarded-host", trusted && facts.forwardedHost !== undefined ? facts.forwardedHost : host,
+    "x-forwarded-host", trusted && facts.forwardedHost !== undefined ? facts.forwardedHost : ctx.clientHost,
     "x-forwarded-port", trusted && facts.forwardedPort !== undefined ? facts.forwardedPort : String(ctx.listenerPort),
     "x-real-ip", ctx.clientIp,
     ctx.requestIdHeader, ctx.requestId,

@@ -45,18 +45,27 @@ export function handleClientErrors(server: http.Server, logger: Logger, requestI
       socket.destroy();
       return;
     }
-    const requestId = randomUUID();
-    const spec = ERRORS[code];
-    const body = errorBody(code, requestId);
-    socket.end(
-      `HTTP/1.1 ${spec.status} ${http.STATUS_CODES[spec.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-        `${requestIdHeader()}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
-    );
-    logAccess(logger, true, {
-      req_id: requestId, method: "", path: "", status: spec.status, backend: null,
-      client_ip: normalizeIp(socket.remoteAddress ?? ""), upstream_ms: null, total_ms: 0, bytes_in: 0, bytes_out: 0,
-      error: code, error_detail: err.message,
-    });
+    answerOnSocket(socket, code, logger, requestIdHeader(), "", "", err.message);
+  });
+  // CONNECT would turn the proxy into an open tunnel; refuse it like any unsupported method.
+  server.on("connect", (req: http.IncomingMessage, socket: Socket) => {
+    answerOnSocket(socket, "SY_METHOD_NOT_ALLOWED", logger, requestIdHeader(), req.method ?? "", req.url ?? "", "CONNECT is not supported");
+  });
+}
+
+/** Write a complete error response straight to a socket (no ServerResponse exists) and close it. */
+function answerOnSocket(socket: Socket, code: ErrorCode, logger: Logger, requestIdHeader: string, method: string, path: string, detail: string): void {
+  const requestId = randomUUID();
+  const spec = ERRORS[code];
+  const body = errorBody(code, requestId);
+  socket.end(
+    `HTTP/1.1 ${spec.status} ${http.STATUS_CODES[spec.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `${requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+  );
+  logAccess(logger, true, {
+    req_id: requestId, method, path, status: spec.status, backend: null,
+    client_ip: normalizeIp(socket.remoteAddress ?? ""), upstream_ms: null, total_ms: 0, bytes_in: 0, bytes_out: 0,
+    error: code, error_detail: detail,
   });
 }
 

@@ -6,6 +6,7 @@ const ctx: UpstreamHeaderContext = {
   peerTrusted: false,
   peerIp: "203.0.113.7",
   clientIp: "203.0.113.7",
+  clientHost: "shop.example",
   proto: "http",
   listenerPort: 8080,
   requestId: "rid-1",
@@ -89,7 +90,7 @@ describe("upstream headers", () => {
   it("overrides Host when asked (preserve_host off or absolute-form)", () => {
     const h = upstream(["Host", "shop.example", "Accept", "*/*"], { hostOverride: "127.0.0.1:5042" });
     expect(get(h, "host")).toEqual(["127.0.0.1:5042"]);
-    expect(get(h, "x-forwarded-host")).toEqual(["127.0.0.1:5042"]);
+    expect(get(h, "x-forwarded-host")).toEqual(["shop.example"]);
   });
 
   it("replaces the client's request id with the chosen one, exactly once", () => {
