@@ -36,7 +36,8 @@ export function classifyUpstreamError(err: unknown): ErrorCode {
   if (direct) return direct;
   const nested = e?.cause?.code !== undefined ? BY_CODE[e.cause.code] : undefined;
   if (nested) return nested;
-  if (typeof e?.code === "string" && e.code.startsWith("HPE_")) return "SY_UPSTREAM_BAD_RESPONSE";
+  // undici's HTTPParserError does not always carry an HPE_ code; its class name is stable.
+  if ((typeof e?.code === "string" && e.code.startsWith("HPE_")) || (err as Error)?.name === "HTTPParserError") return "SY_UPSTREAM_BAD_RESPONSE";
   // Any other socket-level failure is the backend's; anything without a code is our own bug.
   if (typeof e?.code === "string" && /^(E[A-Z]+|UND_ERR_)/.test(e.code)) return "SY_UPSTREAM_RESET";
   return "SY_INTERNAL";

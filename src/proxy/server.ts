@@ -41,7 +41,9 @@ export function createServer(listener: ListenerConfig, limits: Config["limits"])
 export function handleClientErrors(server: http.Server, logger: Logger, requestIdHeader: () => string): void {
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = clientErrorCode(err.code);
-    if (code === null || !socket.writable || (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+    // A request in progress on this socket owns the answer and the log line (its exchange sees the
+    // close); answering here too would log it twice.
+    if (code === null || !socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
       socket.destroy();
       return;
     }
@@ -70,10 +72,9 @@ function answerOnSocket(socket: Socket, code: ErrorCode, logger: Logger, request
 }
 
 function clientErrorCode(code: string | undefined): ErrorCode | null {
-  if (code === "ECONNRESET" || code === "EPIPE") return null; // the client is gone; nobody to answer
+  if (code === "ECONNRESET" || code === "EPIPE" || code === "HPE_INVALID_EOF_STATE") return null; // the client is gone
   if (code === "HPE_HEADER_OVERFLOW") return "SY_HEADERS_TOO_LARGE";
   if (code === "ERR_HTTP_REQUEST_TIMEOUT" || code === "HPE_HEADERS_TIMEOUT") return "SY_REQUEST_TIMEOUT";
-  if (code === "HPE_INVALID_TRANSFER_ENCODING") return "SY_UNSUPPORTED_TRANSFER_ENCODING";
   return "SY_BAD_REQUEST";
 }
 

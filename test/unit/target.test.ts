@@ -34,5 +34,8 @@ describe("classifyUpstreamError", () => {
 
   it("looks at the cause", () => expect(classifyUpstreamError(err("UND_ERR_X_WRAPPED", "ECONNREFUSED"))).toBe("SY_UPSTREAM_CONNECT_REFUSED"));
   it("keeps our own codes", () => expect(classifyUpstreamError(new ProxyError("SY_BODY_TOO_LARGE"))).toBe("SY_BODY_TOO_LARGE"));
+  it("knows undici's parser errors without a code", () => {
+    expect(classifyUpstreamError(Object.assign(new Error("Response does not match the HTTP/1.1 protocol"), { name: "HTTPParserError" }))).toBe("SY_UPSTREAM_BAD_RESPONSE");
+  });
   it("calls a bug a bug", () => expect(classifyUpstreamError(new TypeError("x is undefined"))).toBe("SY_INTERNAL"));
 });
