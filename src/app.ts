@@ -89,22 +89,31 @@ export class Switchyard {
     for (const l of this.listeners) l.server.closeIdleConnections();
     this.logger.info({ inflight: state.inflight, drain_timeout_ms: drainMs }, "shutdown: draining");
 
-    let drained = state.inflight === 0;
-    if (!drained) {
-      drained = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), drainMs);
-        state.onIdle = () => {
-          clearTimeout(timer);
-          resolve(true);
-        };
-      });
-      state.onIdle = null;
-    }
+    const drained = await this.#idle(drainMs);
     const cut = state.inflight;
     for (const l of this.listeners) l.server.closeAllConnections();
+    // Cut exchanges see their sockets close on the next ticks; wait so each one is logged before we return.
+    await this.#idle(1000);
     await Promise.all(closed);
     await (drained ? this.pools.close() : this.pools.destroy());
     this.logger.info({ drained, cut }, "shutdown: done");
     return { drained, cut };
+  }
+
+  /** Resolves true once no request is in flight, or false after `ms`. */
+  #idle(ms: number): Promise<boolean> {
+    const state = this.state;
+    if (state.inflight === 0) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        state.onIdle = null;
+        resolve(false);
+      }, ms);
+      state.onIdle = () => {
+        clearTimeout(timer);
+        state.onIdle = null;
+        resolve(true);
+      };
+    });
   }
 }

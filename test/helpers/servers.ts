@@ -136,3 +136,49 @@ export async function waitFor(cond: () => boolean, what: string, ms = 5000): Pro
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** A Switchyard in its own process (`switchyard start`), so its memory can be measured apart from the test's. */
+export interface ProxyProcess {
+  url: string;
+  pid: number;
+  /** Resident and peak-resident set of the proxy process, bytes (Linux /proc). */
+  memory(): { rss: number; peak: number };
+  /** SIGTERM and wait; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function spawnProxy(yamlExtra: string, legacyUrl: string): Promise<ProxyProcess> {
+  const { spawn } = await import("node:child_process");
+  const { mkdtempSync, writeFileSync, readFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-proc-"));
+  const file = join(dir, "switchyard.yaml");
+  writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${legacyUrl}\n  new:\n    url: ${legacyUrl}\nadmin:\n  port: 0\n${yamlExtra}`);
+  const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+  const child = spawn(process.execPath, [cli, "start", "-c", file], { stdio: ["ignore", "pipe", "inherit"] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /"listeners":\["([^"]+)"\]/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.on("exit", (code) => reject(new Error(`proxy exited ${code}: ${out}`)));
+  });
+  child.stdout!.resume();
+  const kib = (status: string, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024;
+  return {
+    url,
+    pid: child.pid!,
+    memory() {
+      const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
+      return { rss: kib(status, "VmRSS"), peak: kib(status, "VmHWM") };
+    },
+    stop: () =>
+      new Promise((resolve) => {
+        child.once("exit", (code) => resolve(code));
+        child.kill("SIGTERM");
+      }),
+  };
+}

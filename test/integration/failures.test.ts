@@ -3,7 +3,7 @@
 import http from "node:http";
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { json, send } from "../helpers/client.ts";
+import { json, send, type ClientResponse } from "../helpers/client.ts";
 import { closedPort, rawExchange, startBackend, startProxy, waitFor, type TestBackend, type TestProxy } from "../helpers/servers.ts";
 
 let backend: TestBackend | undefined;
@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 /** The error answer is small JSON naming the code, with the same request id as the header and the log. */
-function expectErrorAnswer(res: { status: number; headers: http.IncomingHttpHeaders; body: Buffer }, status: number, code: string) {
+function expectErrorAnswer(res: ClientResponse, status: number, code: string) {
   expect(res.status).toBe(status);
   expect(res.headers["content-type"]).toBe("application/json");
   expect(res.body.length).toBeLessThan(300);

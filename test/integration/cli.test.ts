@@ -1,0 +1,127 @@
+// The switchyard command as a user runs it: real processes, real files, exit codes, stdout/stderr.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { send, json } from "../helpers/client.ts";
+import { echoBackend, type TestBackend } from "../helpers/servers.ts";
+
+const CLI = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, SWITCHYARD_CONFIG: "" } });
+const tmp = () => mkdtempSync(join(tmpdir(), "switchyard-cli-"));
+
+let child: ChildProcess | undefined;
+let backend: TestBackend | undefined;
+afterEach(async () => {
+  child?.kill("SIGKILL");
+  child = undefined;
+  await backend?.close();
+  backend = undefined;
+});
+
+/** Collects a child's stdout until `pattern` appears. */
+function waitForOutput(proc: ChildProcess, pattern: RegExp, ms = 15_000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`no ${pattern} in output:\n${out}`)), ms);
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = pattern.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    proc.on("exit", (code) => reject(new Error(`exited ${code} before ${pattern}:\n${out}`)));
+  });
+}
+
+const exitCode = (proc: ChildProcess) => new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+
+describe("switchyard CLI", () => {
+  it("--help and --version exit 0 on stdout", () => {
+    const help = run("--help");
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/switchyard start -c FILE/);
+    expect(help.stdout).toMatch(/Exit codes/);
+    const version = run("--version");
+    expect(version.status).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it("usage errors exit 2 with a hint on stderr", () => {
+    for (const args of [[], ["frobnicate"], ["check"], ["--nope"], ["check", "-c", "a.yaml", "extra"]]) {
+      const r = run(...args);
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(/^switchyard: .+\nTry 'switchyard --help'\.\n$/);
+      expect(r.stdout).toBe("");
+    }
+  });
+
+  it("check on a valid file exits 0 with a one-line summary", () => {
+    const r = run("check", "-c", new URL("../../config/switchyard.example.yaml", import.meta.url).pathname);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().split("\n")).toHaveLength(1);
+    expect(r.stdout).toMatch(/is valid: listeners http:\/\/0\.0\.0\.0:8080; legacy http:\/\/127\.0\.0\.1:5042; new http:\/\/127\.0\.0\.1:5043/);
+  });
+
+  it("check on a broken file exits 1 and prints file:line:col: field: message for every error", () => {
+    const dir = tmp();
+    const file = join(dir, "broken.yaml");
+    writeFileSync(file, "listeners:\n  - port: 99999\nbackends:\n  legacy:\n    url: ftp://x\n  new:\n    url: http://127.0.0.1:1\n    timeouts:\n      conect: 1s\n");
+    const r = run("check", "-c", file);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe("");
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toEqual([
+      `${file}:2:11: listeners[0].port: expected a TCP port number 0-65535 (0 picks a free one) (got 99999)`,
+      `${file}:5:10: backends.legacy.url: expected an http:// or https:// URL, got scheme "ftp"`,
+      `${file}:9:7: backends.new.timeouts.conect: unknown key "conect"; did you mean "connect"?`,
+      `switchyard: ${file}: 3 errors; nothing started`,
+    ]);
+  });
+
+  it("check on a missing file exits 1", () => {
+    const r = run("check", "-c", "/nonexistent/switchyard.yaml");
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^\/nonexistent\/switchyard.yaml: cannot read config: no such file/);
+  });
+
+  it("start serves traffic and exits 0 after SIGTERM", async () => {
+    backend = await echoBackend();
+    const dir = tmp();
+    const file = join(dir, "sy.yaml");
+    writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\n`);
+    child = spawn(process.execPath, [CLI, "start", "-c", file], { stdio: ["ignore", "pipe", "pipe"] });
+    const m = await waitForOutput(child, /"listeners":\["(http:\/\/127\.0\.0\.1:\d+)"\]/);
+    const res = await send(m[1]!, { path: "/hello" });
+    expect(json(res)).toMatchObject({ backend: "legacy", url: "/hello" });
+    const exited = exitCode(child);
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  });
+
+  it("start on a port already taken exits 1 with a hint", async () => {
+    backend = await echoBackend();
+    const dir = tmp();
+    const file = join(dir, "sy.yaml");
+    writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: ${backend.port}\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\n`);
+    const r = spawnSync(process.execPath, [CLI, "start", "-c", file], { encoding: "utf8", timeout: 10_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/EADDRINUSE.*another process holds this port/);
+  });
+
+  it("demo prints its URLs, answers through the proxy from a sample backend, and stops on SIGINT", async () => {
+    child = spawn(process.execPath, [CLI, "demo"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SWITCHYARD_PORT: "0", SWITCHYARD_ADMIN_PORT: "0" } });
+    const m = await waitForOutput(child, /proxy +(http:\/\/127\.0\.0\.1:\d+)\/[\s\S]*legacy +(http:\S+)\/[\s\S]*new +(http:\S+)\//);
+    const res = await send(m[1]!, { path: "/api/1/ping" });
+    expect(res.status).toBe(200);
+    expect(json(res)).toMatchObject({ backend: "legacy", result: "pong" });
+    const direct = await send(m[3]!, { path: "/api/1/ping" });
+    expect(json(direct)).toMatchObject({ backend: "new" });
+    const exited = exitCode(child);
+    child.kill("SIGINT");
+    expect(await exited).toBe(0);
+  });
+});
