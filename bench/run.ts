@@ -1,0 +1,204 @@
+// npm run bench [-- --duration 5 --rounds 3 --connections 64 --only switchyard,direct]
+// Starts a plain Node backend and, side by side, every peer in front of it (each its own process);
+// loads each with autocannon (and wrk when installed), interleaving targets over several rounds, and
+// prints medians with ratios to nginx and node-http-proxy. Loopback only; every run is time-bounded.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import autocannon from "autocannon";
+
+const { values: opts } = parseArgs({
+  options: {
+    duration: { type: "string", default: "5" },
+    rounds: { type: "string", default: "3" },
+    connections: { type: "string", default: "64" },
+    only: { type: "string" },
+    "no-wrk": { type: "boolean", default: false },
+  },
+});
+const DURATION = Number(opts.duration);
+const ROUNDS = Number(opts.rounds);
+const CONNECTIONS = Number(opts.connections);
+const root = new URL("..", import.meta.url).pathname;
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+const children: ChildProcess[] = [];
+const cleanup: (() => void)[] = [];
+
+function start(name: string, cmd: string, args: string[]): Promise<string> {
+  const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${out}`)), 15_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /READY (\S+)/.exec(out) ?? /"listeners":\["([^"]+)"\]/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.resume();
+        child.stdout!.removeAllListeners("data");
+        child.stdout!.on("data", () => {});
+        resolve(m[1]!);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`${name} exited ${code}: ${out}`)));
+  });
+}
+
+const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
+
+async function startNginx(backend: string): Promise<string | null> {
+  if (!has("nginx")) return null;
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-nginx-"));
+  mkdirSync(join(dir, "logs"));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const upstream = new URL(backend);
+  writeFileSync(
+    join(dir, "nginx.conf"),
+    `worker_processes 1;
+daemon off;
+master_process off;
+error_log ${dir}/logs/error.log warn;
+pid ${dir}/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server ${upstream.host}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Real-IP $remote_addr;
+    }
+  }
+}
+`,
+  );
+  const child = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 50; i++) {
+    try {
+      await fetch(url);
+      return url;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error("nginx did not start");
+}
+
+function startSwitchyard(backend: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-"));
+  const file = join(dir, "switchyard.yaml");
+  // Everything on: access log (to the pipe, discarded), request ids, X-Forwarded-*, limits.
+  writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n  new:\n    url: ${backend}\nadmin:\n  port: 0\nlog:\n  access_log: true\n`);
+  return start("switchyard", process.execPath, ["src/cli/main.ts", "start", "-c", file]);
+}
+
+interface Sample { rps: number; p50: number; p99: number; errors: number }
+
+async function loadAutocannon(url: string, seconds: number): Promise<Sample> {
+  const r = await autocannon({ url, connections: CONNECTIONS, duration: seconds, pipelining: 1 });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
+}
+
+function loadWrk(url: string, seconds: number): Sample | null {
+  if (opts["no-wrk"] || !has("wrk")) return null;
+  const r = spawnSync("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", url], { encoding: "utf8", timeout: (seconds + 10) * 1000 });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+  const ms = (label: string) => {
+    const m = new RegExp(`\\s${label}%\\s+([\\d.]+)(us|ms|s)`).exec(r.stdout);
+    if (!m) return NaN;
+    return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
+  };
+  const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0) + Number(/Socket errors:.*?(\d+)/.exec(r.stdout)?.[1] ?? 0);
+  return { rps, p50: ms("50"), p99: ms("99"), errors };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function main(): Promise<void> {
+  log(`bench: node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, ${CONNECTIONS} connections, ${DURATION}s x ${ROUNDS} rounds`);
+  const backend = await start("backend", process.execPath, ["bench/targets/backend.ts"]);
+  const targets: [string, string][] = [["direct", backend]];
+  const only = opts.only?.split(",");
+  const want = (n: string) => !only || only.includes(n);
+  if (want("switchyard")) targets.push(["switchyard", await startSwitchyard(backend)]);
+  if (want("nginx")) {
+    const nginx = await startNginx(backend);
+    if (nginx) targets.push(["nginx", nginx]);
+    else log("bench: nginx not on PATH (apt-get install nginx-light) - skipping that peer");
+  }
+  if (want("node-http-proxy")) targets.push(["node-http-proxy", await start("node-http-proxy", process.execPath, ["bench/targets/node-http-proxy.ts", backend])]);
+  if (want("fastify-http-proxy")) targets.push(["fastify-http-proxy", await start("fastify-http-proxy", process.execPath, ["bench/targets/fastify-proxy.ts", backend])]);
+
+  const samples = new Map<string, { ac: Sample[]; wrk: Sample[] }>(targets.map(([n]) => [n, { ac: [], wrk: [] }]));
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Rotate the order each round so no target always runs right after the same neighbour.
+    const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
+    for (const [name, url] of order) {
+      log(`round ${round}/${ROUNDS}: ${name} (warm-up 1s, autocannon ${DURATION}s${loadWrk.length && has("wrk") && !opts["no-wrk"] ? `, wrk ${DURATION}s` : ""})`);
+      await loadAutocannon(url, 1);
+      samples.get(name)!.ac.push(await loadAutocannon(url, DURATION));
+      const w = loadWrk(url, DURATION);
+      if (w) samples.get(name)!.wrk.push(w);
+    }
+  }
+
+  const summary = targets.map(([name]) => {
+    const s = samples.get(name)!;
+    const pick = (xs: Sample[], k: keyof Sample) => median(xs.map((x) => x[k]));
+    return {
+      name,
+      ac: { rps: pick(s.ac, "rps"), p50: pick(s.ac, "p50"), p99: pick(s.ac, "p99"), errors: s.ac.reduce((a, x) => a + x.errors, 0) },
+      wrk: s.wrk.length ? { rps: pick(s.wrk, "rps"), p50: pick(s.wrk, "p50"), p99: pick(s.wrk, "p99"), errors: s.wrk.reduce((a, x) => a + x.errors, 0) } : null,
+    };
+  });
+  const ref = (n: string, tool: "ac" | "wrk") => summary.find((s) => s.name === n)?.[tool]?.rps;
+  const ratio = (v: number | undefined, r: number | undefined) => (v && r ? `${(v / r).toFixed(2)}x` : "-");
+  const f0 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? "-" : Math.round(n).toLocaleString("en-US"));
+  const f2 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? "-" : n.toFixed(2));
+
+  const header = ["target", "ac req/s", "ac p50 ms", "ac p99 ms", "vs nginx", "vs http-proxy", "wrk req/s", "wrk p50 ms", "wrk p99 ms", "wrk vs nginx", "wrk vs http-proxy", "errors"];
+  const rows = summary.map((s) => [
+    s.name, f0(s.ac.rps), f2(s.ac.p50), f2(s.ac.p99), ratio(s.ac.rps, ref("nginx", "ac")), ratio(s.ac.rps, ref("node-http-proxy", "ac")),
+    f0(s.wrk?.rps), f2(s.wrk?.p50), f2(s.wrk?.p99), ratio(s.wrk?.rps, ref("nginx", "wrk")), ratio(s.wrk?.rps, ref("node-http-proxy", "wrk")),
+    String(s.ac.errors + (s.wrk?.errors ?? 0)),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  process.stdout.write(`\nSwitchyard bench - node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, ${CONNECTIONS} connections, median of ${ROUNDS} x ${DURATION}s\n`);
+  process.stdout.write(`${line(header)}\n|${widths.map((w) => "-".repeat(w + 2)).join("|")}|\n${rows.map(line).join("\n")}\n`);
+  mkdirSync(join(root, "bench/results"), { recursive: true });
+  const out = join(root, "bench/results", `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(out, JSON.stringify({ node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, connections: CONNECTIONS, duration: DURATION, rounds: ROUNDS, summary, samples: Object.fromEntries(samples) }, null, 2));
+  log(`bench: raw samples in ${out}`);
+}
+
+function stopAll(): void {
+  for (const c of children) c.kill("SIGTERM");
+  for (const f of cleanup) f();
+}
+
+process.on("SIGINT", () => {
+  stopAll();
+  process.exit(130);
+});
+main().then(
+  () => stopAll(),
+  (err: unknown) => {
+    log(`bench: ${(err as Error).message}`);
+    stopAll();
+    process.exitCode = 1;
+  },
+);
