@@ -9,8 +9,14 @@ export interface LoggerOptions {
   destination?: DestinationStream | NodeJS.WritableStream;
 }
 
+/** Lines are batched up to this many bytes per write(2)... */
+const BATCH_BYTES = 8 * 1024;
+/** ...and never held longer than this, so a quiet proxy's log is still current. */
+const BATCH_MAX_DELAY_MS = 100;
+
 export function createLogger(opts: LoggerOptions): Logger {
-  const destination = opts.destination ?? pino.destination({ dest: 1, sync: false });
+  // One write(2) per access-log line cost a quarter of the throughput in the bench; batching removes it.
+  const destination = opts.destination ?? batchedStdout();
   return pino(
     {
       level: opts.level,
@@ -20,6 +26,19 @@ export function createLogger(opts: LoggerOptions): Logger {
     },
     destination as DestinationStream,
   );
+}
+
+function batchedStdout(): DestinationStream {
+  const dest = pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES });
+  const timer = setInterval(() => {
+    try {
+      dest.flush();
+    } catch {
+      // not ready yet, or a write is in flight: the next tick will catch up
+    }
+  }, BATCH_MAX_DELAY_MS);
+  timer.unref();
+  return dest;
 }
 
 /** Write out anything buffered; call before exit. */
