@@ -41,10 +41,17 @@ export function createServer(listener: ListenerConfig, limits: Config["limits"])
 export function handleClientErrors(server: http.Server, logger: Logger, requestIdHeader: () => string): void {
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = clientErrorCode(err.code);
-    // A request in progress on this socket owns the answer and the log line (its exchange sees the
-    // close); answering here too would log it twice.
-    if (code === null || !socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    if (code === null || !socket.writable) {
       socket.destroy();
+      return;
+    }
+    // Bytes after a request still in flight do not parse (pipelined garbage, data after
+    // `Connection: close`): that request keeps its answer and its one log line, then the connection
+    // closes; nothing after the bad bytes is read.
+    const inflight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (inflight) {
+      inflight.shouldKeepAlive = false;
+      inflight.once("finish", () => socket.end());
       return;
     }
     answerOnSocket(socket, code, logger, requestIdHeader(), "", "", err.message);

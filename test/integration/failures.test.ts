@@ -75,6 +75,23 @@ describe("upstream failures", () => {
     expect(line.bytes_out).toBe(7);
   });
 
+  it("answers 502 to an unsolicited 101 and never tunnels", async () => {
+    let afterUpgrade = "";
+    const rogue = net.createServer((s) => {
+      s.once("data", () => {
+        s.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nRAW-TUNNEL-BYTES");
+        s.on("data", (d: Buffer) => (afterUpgrade += d.toString("latin1")));
+      });
+    });
+    await new Promise<void>((r) => rogue.listen(0, "127.0.0.1", r));
+    proxy = await startProxy("", `http://127.0.0.1:${(rogue.address() as net.AddressInfo).port}`);
+    const out = await rawExchange(proxy.port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nSMUGGLED / HTTP/1.1\r\n\r\n");
+    expect(out).toMatch(/^HTTP\/1.1 502 /);
+    expect(out).not.toContain("RAW-TUNNEL-BYTES");
+    expect(afterUpgrade).not.toContain("SMUGGLED");
+    rogue.close();
+  });
+
   it("answers 502 when the backend sends an invalid header value Node would not forward", async () => {
     const bad = net.createServer((s) => s.once("data", () => s.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Bad: a\x01b\r\n\r\nok")));
     await new Promise<void>((r) => bad.listen(0, "127.0.0.1", r));
