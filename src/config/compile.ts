@@ -2,7 +2,7 @@
 // Snapshots are swapped whole; a request reads the current one once and keeps it to the end.
 import { createHash } from "node:crypto";
 import { compileTrustedProxies, type TrustedProxies } from "../proxy/client-ip.ts";
-import { compileRoutingTable, type RoutingTable } from "../routing/decide.ts";
+import { compileRoutingTable, type RoutingTable } from "../routing/table.ts";
 import { BACKEND_NAMES, type BackendName, type Config } from "./schema.ts";
 
 export interface BackendTarget {
@@ -31,6 +31,8 @@ export interface Snapshot {
   readonly requestIdLower: string;
   readonly requestIdPreserve: "any" | "trusted" | "never";
   readonly maxBodyBytes: number;
+  /** Request headers meant for the proxy alone (force override, its secret): never sent upstream. */
+  readonly proxyOnlyHeaders: ReadonlySet<string> | null;
 }
 
 export function compileSnapshot(config: Config): Snapshot {
@@ -53,7 +55,8 @@ export function compileSnapshot(config: Config): Snapshot {
     config,
     hash: createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 12),
     backends: Object.freeze(backends),
-    routing: compileRoutingTable(config.routing),
+    routing: compileRoutingTable(config.routing, config.features),
+    proxyOnlyHeaders: proxyOnlyHeaders(config),
     trustedProxies: compileTrustedProxies(config.proxy.trusted_proxies),
     preserveHost: config.proxy.preserve_host,
     rewriteLocation: config.proxy.rewrite_location,
@@ -62,4 +65,9 @@ export function compileSnapshot(config: Config): Snapshot {
     requestIdPreserve: config.proxy.request_id.preserve,
     maxBodyBytes: config.limits.max_body_size,
   });
+}
+
+function proxyOnlyHeaders(config: Config): ReadonlySet<string> | null {
+  const f = config.routing.force;
+  return f.enabled ? new Set([f.header.toLowerCase(), f.secret_header.toLowerCase()]) : null;
 }

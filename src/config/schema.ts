@@ -1,9 +1,11 @@
 // The config file's shape, validated once at load. Objects are strict: a typo such as
 // `limits.max_bodysize` is an error, never a silently ignored key. Every field carries a description,
 // which the generated JSON Schema (config/switchyard.schema.json) shows in editors.
-import { isIP } from "node:net";
 import { z } from "zod";
+import { findTies, parseRoute, type CompiledRoute } from "../routing/routes.ts";
+import { cidr } from "./cidr.ts";
 import * as D from "./defaults.ts";
+import { FeaturesSchema, RoutingSchema } from "./routing-schema.ts";
 import { parseDuration, parseSize } from "./units.ts";
 
 const DURATION_PATTERN = /^(0|\d+(\.\d+)?(ms|s|m|h))$/;
@@ -92,14 +94,6 @@ export type BackendName = (typeof BACKEND_NAMES)[number];
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
-const cidr = z.string().superRefine((text, ctx) => {
-  const [addr, bits, extra] = text.split("/");
-  const family = isIP(addr ?? "");
-  const max = family === 6 ? 128 : 32;
-  const ok = family !== 0 && extra === undefined && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max));
-  if (!ok) ctx.addIssue({ code: "custom", message: `expected an IP address or CIDR such as 10.0.0.0/8 or ::1/128, got ${JSON.stringify(text)}` });
-});
-
 export const ConfigSchema = z
   .strictObject({
     listeners: z.array(ListenerSchema).min(1, { error: "expected at least one listener" })
@@ -110,13 +104,8 @@ export const ConfigSchema = z
         new: BackendSchema.meta({ description: "The backend being migrated to (e.g. FastAPI/asyncio)." }),
       }, { error: (iss) => iss.code === "invalid_type" ? "expected a map with the two backends `legacy` and `new`" : undefined })
       .meta({ description: "The two backends traffic is split between." }),
-    routing: z
-      .strictObject({
-        default_backend: z.enum(BACKEND_NAMES).default("legacy")
-          .meta({ description: "Backend for traffic no feature claims. Default legacy." }),
-      })
-      .prefault({})
-      .meta({ description: "Where each request goes." }),
+    routing: RoutingSchema.prefault({}).meta({ description: "Where each request goes: mode, kill switch, identity, overrides." }),
+    features: FeaturesSchema.default({}).meta({ description: "Named features: routes and where their traffic goes." }),
     admin: z
       .strictObject({
         host: host.default(D.DEFAULT_ADMIN_HOST).meta({ description: `Admin listener address; keep it on loopback unless a token is set. Default ${D.DEFAULT_ADMIN_HOST}.` }),
@@ -188,6 +177,13 @@ export const ConfigSchema = z
     if (cfg.limits.request_timeout !== 0 && cfg.limits.header_timeout > cfg.limits.request_timeout) {
       ctx.addIssue({ code: "custom", path: ["limits", "header_timeout"], message: "header_timeout must not exceed request_timeout (or set request_timeout to 0)" });
     }
+    for (const [a, b] of findTies(featureRoutes(cfg.features))) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["features", b.target.feature, "routes", b.target.index],
+        message: `route "${b.source}" is as specific as "${a.source}" (feature ${a.target.feature}) and both match the same requests; make one more specific or merge them`,
+      });
+    }
     if (!isLoopback(cfg.admin.host) && !cfg.admin.token) {
       ctx.addIssue({
         code: "custom",
@@ -196,6 +192,15 @@ export const ConfigSchema = z
       });
     }
   });
+
+/** Every feature route, compiled, tagged with where it stands in the file. */
+export function featureRoutes(features: Config["features"]): CompiledRoute<{ feature: string; index: number }>[] {
+  const out: CompiledRoute<{ feature: string; index: number }>[] = [];
+  for (const [feature, f] of Object.entries(features)) {
+    f.routes.forEach((route, index) => out.push({ ...parseRoute(route), target: { feature, index }, order: out.length }));
+  }
+  return out;
+}
 
 export function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "::1" || hostname.startsWith("127.");

@@ -2,7 +2,9 @@
 // backend's answer to the client with backpressure, and the single place that logs the outcome.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
+import { randomUUID } from "node:crypto";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
+import type { Decision } from "../routing/decide.ts";
 import { ERRORS, ProxyError, errorBody, type ErrorCode } from "../errors/codes.ts";
 import { logAccess, round3 } from "../observe/access-log.ts";
 import type { Logger } from "../observe/logger.ts";
@@ -31,6 +33,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly publicOrigin: string;
   readonly startedAt: number;
   backend: BackendTarget | null = null;
+  decision: Decision | null = null;
+  /** Headers the proxy adds to the answer (sticky cookie, decision), as flat name/value pairs. */
+  extraHeaders: string[] | null = null;
   upstreamStartedAt = 0;
   upstreamEndedAt = 0;
   /** Request body bytes read from the client (counted when chunked, trusted from Content-Length otherwise). */
@@ -58,6 +63,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     res.once("close", this.#onClientClose);
   }
 
+  /** Mints a sticky id for a client that has none (the routing decision calls it at most once). */
+  readonly mintId = (): string => randomUUID();
+
+  addResponseHeader(name: string, value: string): void {
+    (this.extraHeaders ??= []).push(name, value);
+  }
+
   // --- undici DispatchHandler ---
 
   onRequestStart(controller: Controller): void {
@@ -75,6 +87,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       backendOrigin: this.snapshot.rewriteLocation && this.backend ? this.backend.origin : null,
       publicOrigin: this.publicOrigin,
       close: this.state.draining || this.mustClose,
+      extra: this.extraHeaders,
     });
     try {
       this.res.writeHead(statusCode, statusMessage || undefined, headers);
@@ -155,6 +168,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       path: this.req.url ?? "",
       status,
       backend: this.backend?.name ?? null,
+      feature: this.decision?.feature ?? null,
+      reason: this.decision?.reason ?? null,
       client_ip: this.clientIp,
       upstream_ms: this.upstreamStartedAt > 0 ? round3((this.upstreamEndedAt || now) - this.upstreamStartedAt) : null,
       total_ms: round3(now - this.startedAt),

@@ -8,6 +8,9 @@ export interface AccessRecord {
   path: string;
   status: number;
   backend: string | null;
+  /** Feature that claimed the request and why the backend was chosen (routing decision). */
+  feature?: string | null;
+  reason?: string | null;
   client_ip: string;
   /** From sending upstream to the end of the upstream response (nginx $upstream_response_time), ms. */
   upstream_ms: number | null;

@@ -1,20 +1,10 @@
 // Who the client is: the socket peer, or, when the peer is a trusted proxy, the right-most address in
 // X-Forwarded-For that is not itself trusted (nginx real_ip_recursive). Untrusted peers' headers are ignored.
-import { BlockList, isIP } from "node:net";
+import { isIP } from "node:net";
+import { compileCidrs, inCidrs, type CidrSet } from "../config/cidr.ts";
 
-export type TrustedProxies = BlockList | null;
-
-export function compileTrustedProxies(cidrs: readonly string[]): TrustedProxies {
-  if (cidrs.length === 0) return null;
-  const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [addr, bits] = cidr.split("/") as [string, string | undefined];
-    const family = isIP(addr) === 6 ? "ipv6" : "ipv4";
-    if (bits === undefined) list.addAddress(addr, family);
-    else list.addSubnet(addr, Number(bits), family);
-  }
-  return list;
-}
+export type TrustedProxies = CidrSet;
+export const compileTrustedProxies = compileCidrs;
 
 /** "::ffff:10.1.2.3" -> "10.1.2.3", so one CIDR list covers dual-stack sockets. */
 export function normalizeIp(addr: string): string {
@@ -22,10 +12,7 @@ export function normalizeIp(addr: string): string {
 }
 
 export function isTrusted(trusted: TrustedProxies, ip: string): boolean {
-  if (trusted === null) return false;
-  const family = isIP(ip);
-  if (family === 0) return false;
-  return trusted.check(ip, family === 6 ? "ipv6" : "ipv4");
+  return inCidrs(trusted, ip);
 }
 
 /** The client address to log, rate and route by. `peer` must already be normalised. */

@@ -6,7 +6,7 @@ import type { Snapshot } from "../config/compile.ts";
 import { ProxyError, type ErrorCode } from "../errors/codes.ts";
 import { Exchange, type ProxyState } from "../forward/exchange.ts";
 import type { BackendPools } from "../forward/pools.ts";
-import { decide } from "../routing/decide.ts";
+import { decide, describeDecision, stickyCookie } from "../routing/decide.ts";
 import { isTrusted, normalizeIp, resolveClientIp } from "./client-ip.ts";
 import { buildUpstreamHeaders, isValidRequestId, readRequestHeaderFacts, type RequestHeaderFacts } from "./request-headers.ts";
 
@@ -53,9 +53,12 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
     return ex.fail("SY_BODY_TOO_LARGE", `Content-Length ${declared} exceeds limits.max_body_size ${max}`);
   }
 
-  const decision = decide({ method: req.method!, path, host: clientHost, clientIp }, snap.routing);
+  const decision = decide({ method: req.method!, target: path, host: clientHost, clientIp, headers: req.headers, requestId, mintId: ex.mintId }, snap.routing);
   const backend = snap.backends[decision.backend];
   ex.backend = backend;
+  ex.decision = decision;
+  if (decision.identity?.minted) ex.addResponseHeader("set-cookie", stickyCookie(snap.routing, decision.identity.key, listener.proto === "https"));
+  if (snap.routing.decisionHeader) ex.addResponseHeader("x-switchyard-decision", describeDecision(decision));
 
   const headers = buildUpstreamHeaders(req.rawHeaders, facts, {
     peerTrusted,
@@ -68,6 +71,7 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
     requestIdHeader: snap.requestIdHeader,
     requestIdLower: snap.requestIdLower,
     hostOverride: authority ?? (snap.preserveHost ? undefined : backend.hostHeader),
+    drop: snap.proxyOnlyHeaders,
   });
 
   let body: Readable | AsyncIterable<Buffer> | null = null;

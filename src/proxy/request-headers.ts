@@ -57,6 +57,8 @@ export interface UpstreamHeaderContext {
   requestIdLower: string;
   /** Host to send instead of the client's (backend host when preserve_host is off, or an absolute-form authority). */
   hostOverride: string | undefined;
+  /** Lower-case names the proxy consumes itself (e.g. the force-backend header and its secret). */
+  drop: ReadonlySet<string> | null;
 }
 
 export function buildUpstreamHeaders(raw: readonly string[], facts: RequestHeaderFacts, ctx: UpstreamHeaderContext): string[] {
@@ -67,6 +69,7 @@ export function buildUpstreamHeaders(raw: readonly string[], facts: RequestHeade
     const lower = name.toLowerCase();
     if (isHopByHop(lower) || PROXY_OWNED.has(lower) || lower === ctx.requestIdLower || lower === "expect") continue;
     if (listed !== null && listed.has(lower)) continue;
+    if (ctx.drop !== null && ctx.drop.has(lower)) continue;
     if (lower === "host" && ctx.hostOverride !== undefined) continue;
     out.push(name, raw[i + 1]!);
   }

@@ -13,6 +13,8 @@ export interface ResponseHeaderContext {
   publicOrigin: string;
   /** Ask the client to close (draining, or the request body was not read). */
   close: boolean;
+  /** Headers the proxy adds (sticky cookie, decision header), flat name/value pairs. */
+  extra: readonly string[] | null;
 }
 
 type Raw = readonly (Buffer | string)[];
@@ -38,6 +40,7 @@ export function buildClientHeaders(raw: Raw, ctx: ResponseHeaderContext): string
     out.push(name, value);
   }
   out.push(ctx.requestIdHeader, ctx.requestId);
+  if (ctx.extra !== null) out.push(...ctx.extra);
   if (ctx.close) out.push("connection", "close");
   return out;
 }

@@ -13,6 +13,7 @@ const ctx: UpstreamHeaderContext = {
   requestIdHeader: "X-Request-Id",
   requestIdLower: "x-request-id",
   hostOverride: undefined,
+  drop: null,
 };
 
 function pairs(flat: string[]): [string, string][] {
@@ -99,13 +100,21 @@ describe("upstream headers", () => {
   });
 });
 
+describe("proxy-only headers", () => {
+  it("never forwards the force-backend header or its secret", () => {
+    const h = upstream(["Host", "h", "X-Switchyard-Backend", "new", "X-Switchyard-Secret", "s3cret", "X-Kept", "1"], { drop: new Set(["x-switchyard-backend", "x-switchyard-secret"]) });
+    expect(h.map(([k]) => k).filter((k) => k.startsWith("X-S"))).toEqual([]);
+    expect(get(h, "x-kept")).toEqual(["1"]);
+  });
+});
+
 describe("request ids", () => {
   it.each(["abc", "9f05c304-197f-4e58-a976-9454199ec3b1", "trace:1/2+3=4@x", "a".repeat(200)])("accepts %j", (id) => expect(isValidRequestId(id)).toBe(true));
   it.each(["", "a b", "a\r\nX-Injected: 1", "a\"b", "a".repeat(201), "é"])("rejects %j", (id) => expect(isValidRequestId(id)).toBe(false));
 });
 
 describe("client headers", () => {
-  const base = { requestIdHeader: "X-Request-Id", requestIdLower: "x-request-id", requestId: "rid", backendOrigin: "http://127.0.0.1:5043", publicOrigin: "https://shop.example", close: false };
+  const base = { requestIdHeader: "X-Request-Id", requestIdLower: "x-request-id", requestId: "rid", backendOrigin: "http://127.0.0.1:5043", publicOrigin: "https://shop.example", close: false, extra: null };
 
   it("keeps duplicates such as Set-Cookie, drops hop-by-hop and Connection-listed, sets the request id", () => {
     const raw = ["Content-Type", "text/plain", "Set-Cookie", "a=1", "Set-Cookie", "b=2", "Connection", "keep-alive, X-Internal", "X-Internal", "secret",

@@ -1,0 +1,56 @@
+// Bucketing: a user is on `new` iff bucketOf(salt, key) < percent x 100.
+//
+// bucketOf = murmur3_x86_32(utf8(salt + ":" + key), seed 0) mod 10000, i.e. 10,000 buckets of
+// 0.01 % each. MurmurHash3 is the hash Unleash uses for the same purpose; it is reproducible in any
+// language (Python: `mmh3.hash(f"{salt}:{key}", 0, signed=False) % 10000`). Because the bucket does
+// not depend on the percent, raising a percent only moves users legacy -> new, lowering it only new
+// -> legacy; changing the salt reshuffles everyone (rollout-diff flags it).
+
+export const BUCKETS = 10_000;
+
+const encoder = new TextEncoder();
+
+export function bucketOf(salt: string, key: string): number {
+  return murmur3(encoder.encode(`${salt}:${key}`), 0) % BUCKETS;
+}
+
+/** Percent (0-100, two decimals) -> the bucket threshold a user must be under to be on `new`. */
+export function thresholdOf(percent: number): number {
+  return Math.round(percent * 100);
+}
+
+/** MurmurHash3 x86 32-bit (Austin Appleby, public domain), unsigned result. */
+export function murmur3(data: Uint8Array, seed: number): number {
+  const c1 = 0xcc9e2d51;
+  const c2 = 0x1b873593;
+  let h = seed >>> 0;
+  const len = data.length;
+  const blocks = len & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  const tail = len & 3;
+  if (tail > 0) {
+    let k = 0;
+    if (tail === 3) k ^= data[blocks + 2]! << 16;
+    if (tail >= 2) k ^= data[blocks + 1]! << 8;
+    k ^= data[blocks]!;
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+  }
+  h ^= len;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
