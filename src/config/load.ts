@@ -141,7 +141,9 @@ function issueToErrors(issue: z.core.$ZodIssue, doc: Document, at: AtFn): Config
   }
   const node = nearestNode(doc, path);
   const present = doc.getIn(path, true) !== undefined;
-  let message = issue.message.replace(/^Invalid (input|option): /, "").replace(/^expected object\b/, "expected a map");
+  // A bad map key (e.g. a feature name) carries the key schema's own message one level down.
+  const inner = issue.code === "invalid_key" ? issue.issues[0]?.message : undefined;
+  let message = (inner ?? issue.message).replace(/^Invalid (input|option): /, "").replace(/^expected object\b/, "expected a map");
   if (path.length === 0 && issue.code === "invalid_type") message = "the top level must be a map with listeners and backends (see config/switchyard.example.yaml)";
   else if (!present && issue.input === undefined) message = `required field is missing (${message.replace(/, received undefined$/, "")})`;
   else if (issue.code !== "custom" && !message.includes(" got ") && issue.input !== undefined) message = `${message} (got ${JSON.stringify(issue.input)})`;
