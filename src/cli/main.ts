@@ -100,11 +100,19 @@ export function summarize(c: Config): string {
     `listeners ${listeners}`,
     `legacy ${c.backends.legacy.url}`,
     `new ${c.backends.new.url}`,
+    `mode ${c.routing.mode}${c.routing.kill_switch ? " (KILL SWITCH ON: everything to legacy)" : ""}`,
+    `${featureSummary(c)}`,
     `default backend ${c.routing.default_backend}`,
     `admin ${c.admin.host}:${c.admin.port}`,
     `max body ${formatSize(c.limits.max_body_size)}`,
     `drain ${formatDuration(c.shutdown.drain_timeout)}`,
   ].join("; ");
+}
+
+function featureSummary(c: Config): string {
+  const features = Object.values(c.features);
+  const enabled = features.filter((f) => f.enabled).length;
+  return `${features.length} feature${features.length === 1 ? "" : "s"} (${enabled} enabled)`;
 }
 
 async function start(path: string): Promise<number> {

@@ -182,3 +182,26 @@ export async function spawnProxy(yamlExtra: string, legacyUrl: string): Promise<
       }),
   };
 }
+
+/** Two backends that stamp which one answered: {"backend":"legacy"|"new", "path": ...}. */
+export async function stampingBackends(): Promise<{ legacy: TestBackend; new: TestBackend; close(): Promise<void> }> {
+  const stamp = (name: string) =>
+    startBackend((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ backend: name, path: req.url }));
+      });
+    });
+  const legacy = await stamp("legacy");
+  const neu = await stamp("new");
+  return { legacy, new: neu, close: async () => void (await Promise.all([legacy.close(), neu.close()])) };
+}
+
+/** A Switchyard from a config file with the given environment (ports default to 0 = free). */
+export async function startProxyFromFile(file: string, env: Record<string, string>): Promise<TestProxy> {
+  const { loadConfigFile } = await import("../../src/config/load.ts");
+  const result = loadConfigFile(file, { SWITCHYARD_PORT: "0", SWITCHYARD_ADMIN_PORT: "0", ...env });
+  if (!result.ok) throw new Error(result.errors.map((e) => e.format()).join("\n"));
+  return startProxyWithConfig(result.config);
+}

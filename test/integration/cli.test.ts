@@ -63,7 +63,7 @@ describe("switchyard CLI", () => {
     const r = run("check", "-c", new URL("../../config/switchyard.example.yaml", import.meta.url).pathname);
     expect(r.status).toBe(0);
     expect(r.stdout.trim().split("\n")).toHaveLength(1);
-    expect(r.stdout).toMatch(/is valid: listeners http:\/\/0\.0\.0\.0:8080; legacy http:\/\/127\.0\.0\.1:5042; new http:\/\/127\.0\.0\.1:5043/);
+    expect(r.stdout).toMatch(/is valid: listeners http:\/\/0\.0\.0\.0:8080; legacy http:\/\/127\.0\.0\.1:5042; new http:\/\/127\.0\.0\.1:5043; mode mixed; 2 features \(1 enabled\)/);
   });
 
   it("check on a broken file exits 1 and prints file:line:col: field: message for every error", () => {
