@@ -10,6 +10,10 @@ import type { Config } from "../config/schema.ts";
 import { formatDuration, formatSize } from "../config/units.ts";
 import { startSampleBackend, type SampleBackend } from "../demo/backends.ts";
 import { createLogger, flushLogger } from "../observe/logger.ts";
+import { decide } from "../routing/decide.ts";
+import { formatDiff, rolloutDiff } from "../routing/diff.ts";
+import { explainDecision, identityCarriers } from "../routing/explain.ts";
+import { compileRoutingTable } from "../routing/table.ts";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 const DEMO_CONFIG = fileURLToPath(new URL("../../config/demo.yaml", import.meta.url));
@@ -20,6 +24,12 @@ Usage:
   switchyard start -c FILE     run the proxy with FILE
   switchyard check -c FILE     validate FILE (like nginx -t): exit 0 with a summary, or 1 with every error
   switchyard demo              sample legacy and new backends on free ports with the proxy in front
+  switchyard explain -c FILE [--user U] [--header 'Name: value']... [--ip IP] [--host H] METHOD PATH
+                               print the routing decision for one request and the reasons behind it
+  switchyard rollout-diff OLD.yaml NEW.yaml [--users N]
+                               dry run of a config change: per feature, the share of users that moves
+                               and in which direction; exit 3 when users would move new -> legacy
+                               although no percent went down (salt or identity-source change)
 
 Options:
   -c, --config FILE   config file (default: $SWITCHYARD_CONFIG)
@@ -29,7 +39,7 @@ Options:
 Signals (start, demo): SIGTERM or SIGINT drain in-flight requests (shutdown.drain_timeout), then exit 0;
 a second signal exits at once.
 
-Exit codes: 0 ok, 1 invalid config or runtime failure, 2 usage error.
+Exit codes: 0 ok, 1 invalid config or runtime failure, 2 usage error, 3 rollout-diff flagged a move.
 Docs: README.md; every config key: config/switchyard.example.yaml.`;
 
 class UsageError extends Error {}
@@ -42,6 +52,11 @@ async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         config: { type: "string", short: "c" },
+        user: { type: "string", short: "u" },
+        header: { type: "string", short: "H", multiple: true },
+        ip: { type: "string" },
+        host: { type: "string" },
+        users: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -53,8 +68,10 @@ async function main(argv: string[]): Promise<number> {
   if (values.help) return print(HELP);
   if (values.version) return print(VERSION);
   const [command, ...extra] = positionals;
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const configPath = values.config ?? process.env.SWITCHYARD_CONFIG;
+  if (command === "explain") return explain(requireConfig(configPath), extra, values);
+  if (command === "rollout-diff") return diff(extra, values.users);
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   switch (command) {
     case "check":
       return check(requireConfig(configPath));
@@ -63,9 +80,9 @@ async function main(argv: string[]): Promise<number> {
     case "demo":
       return demo();
     case undefined:
-      throw new UsageError("missing command (start, check or demo)");
+      throw new UsageError("missing command (start, check, demo, explain or rollout-diff)");
     default:
-      throw new UsageError(`unknown command "${command}" (expected start, check or demo)`);
+      throw new UsageError(`unknown command "${command}" (expected start, check, demo, explain or rollout-diff)`);
   }
 }
 
@@ -107,6 +124,48 @@ export function summarize(c: Config): string {
     `max body ${formatSize(c.limits.max_body_size)}`,
     `drain ${formatDuration(c.shutdown.drain_timeout)}`,
   ].join("; ");
+}
+
+function explain(path: string, args: string[], opts: { user?: string; header?: string[]; ip?: string; host?: string }): number {
+  if (args.length !== 2) throw new UsageError("explain needs METHOD and PATH, e.g. explain -c FILE --user alice GET /api/1/ping");
+  const [method, target] = args as [string, string];
+  if (!target.startsWith("/")) throw new UsageError(`PATH must start with "/", got "${target}"`);
+  const config = load(path);
+  if (!config) return 1;
+  const table = compileRoutingTable(config.routing, config.features);
+  let headers: Record<string, string> = {};
+  let requestTarget = target;
+  let clientIp = opts.ip ?? "127.0.0.1";
+  if (opts.user !== undefined) {
+    // Carry the user id in the first identity source, the way a real client would.
+    const first = table.identity[0];
+    if (!first) throw new UsageError("--user given but routing.identity.sources is empty");
+    const carried = identityCarriers([first], () => opts.user!, target);
+    headers = carried.headers as Record<string, string>;
+    requestTarget = carried.target;
+    if (first.kind === "client_ip") clientIp = carried.clientIp;
+  }
+  for (const h of opts.header ?? []) {
+    const colon = h.indexOf(":");
+    if (colon < 1) throw new UsageError(`--header wants 'Name: value', got "${h}"`);
+    headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+  }
+  const facts = { method: method.toUpperCase(), target: requestTarget, host: opts.host, clientIp, headers, requestId: "explain", mintId: () => "<new sticky id>" };
+  const decision = decide(facts, table);
+  process.stdout.write(`${explainDecision(facts, decision, table).join("\n")}\n`);
+  return 0;
+}
+
+function diff(args: string[], users: string | undefined): number {
+  if (args.length !== 2) throw new UsageError("rollout-diff needs OLD.yaml and NEW.yaml");
+  const n = users === undefined ? 100_000 : Number(users);
+  if (!Number.isInteger(n) || n < 100 || n > 10_000_000) throw new UsageError(`--users wants a whole number from 100 to 10000000, got "${users}"`);
+  const before = load(args[0]!);
+  const after = load(args[1]!);
+  if (!before || !after) return 1;
+  const rows = rolloutDiff(compileRoutingTable(before.routing, before.features), compileRoutingTable(after.routing, after.features), n);
+  process.stdout.write(`rollout-diff ${args[0]} -> ${args[1]} (${n.toLocaleString("en-US")} synthetic users per feature)\n${formatDiff(rows)}`);
+  return rows.some((r) => r.flag !== null) ? 3 : 0;
 }
 
 function featureSummary(c: Config): string {

@@ -9,7 +9,7 @@ import { inCidrs } from "../config/cidr.ts";
 import { bucketOf } from "./hash.ts";
 import { cookieValue, headerValue, resolveIdentity, type Headers, type Identity } from "./identity.ts";
 import { normalizePath } from "./normalize.ts";
-import { routeMatches, splitPath, type CompiledRoute } from "./routes.ts";
+import { splitPath, type CompiledRoute } from "./routes.ts";
 import type { BackendName, CompiledFeature, Mode, RoutingTable } from "./table.ts";
 
 export type { BackendName, RoutingTable } from "./table.ts";
@@ -65,7 +65,7 @@ export function decide(facts: RequestFacts, t: RoutingTable): Decision {
   if (t.mode === "disabled") return result(t, "legacy", "mode_disabled");
   if (t.mode === "full") return result(t, "new", "mode_full");
 
-  const route = matchRoute(t.routes, facts);
+  const route = matchRoute(t, facts);
   if (route === null) return result(t, t.defaultBackend, "no_feature");
   const f = route.target;
   if (t.mode === "pilot" && !f.pilot) return result(t, "legacy", "not_in_pilot", route);
@@ -100,11 +100,9 @@ function result(
   return { backend, feature: route?.target.name ?? null, reason, mode: t.mode, route: route?.source ?? null, identity, bucket, threshold };
 }
 
-export function matchRoute(routes: readonly CompiledRoute<CompiledFeature>[], facts: Pick<RequestFacts, "method" | "target" | "host">): CompiledRoute<CompiledFeature> | null {
-  if (routes.length === 0) return null;
-  const segments = splitPath(normalizePath(facts.target));
-  for (const r of routes) if (routeMatches(r, facts.method, facts.host, segments)) return r;
-  return null;
+export function matchRoute(t: RoutingTable, facts: Pick<RequestFacts, "method" | "target" | "host">): CompiledRoute<CompiledFeature> | null {
+  if (t.routes.length === 0) return null;
+  return t.index.find(facts.method, facts.host, splitPath(normalizePath(facts.target)));
 }
 
 /** The backend a QA request may force, or null when none is asked for or the client may not. */

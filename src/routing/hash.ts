@@ -11,7 +11,22 @@ export const BUCKETS = 10_000;
 const encoder = new TextEncoder();
 
 export function bucketOf(salt: string, key: string): number {
-  return murmur3(encoder.encode(`${salt}:${key}`), 0) % BUCKETS;
+  const text = `${salt}:${key}`;
+  // ASCII text is its own UTF-8: hash the char codes without allocating an encoded copy.
+  return (isAscii(text) ? murmur3(asciiBytes(text), 0) : murmur3(encoder.encode(text), 0)) % BUCKETS;
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** A reusable view of ASCII text as bytes (grown on demand, never shared across calls' lifetimes). */
+let scratch = new Uint8Array(256);
+function asciiBytes(s: string): Uint8Array {
+  if (s.length > scratch.length) scratch = new Uint8Array(s.length * 2);
+  for (let i = 0; i < s.length; i++) scratch[i] = s.charCodeAt(i);
+  return scratch.subarray(0, s.length);
 }
 
 /** Percent (0-100, two decimals) -> the bucket threshold a user must be under to be on `new`. */

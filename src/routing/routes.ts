@@ -126,12 +126,7 @@ export function sortBySpecificity<T>(routes: CompiledRoute<T>[]): CompiledRoute<
 
 /** Whether a route matches (method, host, normalised path split into segments). */
 export function routeMatches(r: RouteSpec, method: string, host: string | undefined, segments: readonly string[]): boolean {
-  if (r.methods !== null && !r.methods.includes(method)) return false;
-  if (r.host !== null) {
-    const h = (host ?? "").toLowerCase().replace(/:\d+$/, "");
-    const want = r.host.replace(/:\d+$/, "");
-    if (want.startsWith("*.") ? !h.endsWith(want.slice(1)) : h !== want) return false;
-  }
+  if (!methodAndHostMatch(r, method, host)) return false;
   const pat = r.segments;
   for (let i = 0; i < pat.length; i++) {
     const p = pat[i]!;
@@ -141,6 +136,15 @@ export function routeMatches(r: RouteSpec, method: string, host: string | undefi
     if (p.kind === "literal" && p.value !== s) return false;
   }
   return segments.length === pat.length;
+}
+
+/** The method and host parts of a route match (the path part is the caller's). */
+export function methodAndHostMatch(r: RouteSpec, method: string, host: string | undefined): boolean {
+  if (r.methods !== null && !r.methods.includes(method)) return false;
+  if (r.host === null) return true;
+  const h = (host ?? "").toLowerCase().replace(/:\d+$/, "");
+  const want = r.host.replace(/:\d+$/, "");
+  return want.startsWith("*.") ? h.endsWith(want.slice(1)) : h === want;
 }
 
 /** "/a/b/" -> ["a", "b"]; "/" -> []. The path must already be normalised. */

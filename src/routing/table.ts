@@ -4,6 +4,7 @@ import { compileCidrs, type CidrSet } from "../config/cidr.ts";
 import type { FeatureConfig, IdentitySourceConfig, RoutingConfig } from "../config/routing-schema.ts";
 import { BUCKETS, thresholdOf } from "./hash.ts";
 import type { IdentitySource } from "./identity.ts";
+import { buildRouteIndex, type RouteIndex } from "./route-index.ts";
 import { parseRoute, sortBySpecificity, type CompiledRoute } from "./routes.ts";
 
 export type BackendName = "legacy" | "new";
@@ -37,7 +38,10 @@ export interface RoutingTable {
   readonly mode: Mode;
   readonly killSwitch: boolean;
   readonly defaultBackend: BackendName;
+  /** Every route, most specific first (explain, rollout-diff, checks). */
   readonly routes: readonly CompiledRoute<CompiledFeature>[];
+  /** The same routes as a trie, for the hot path. */
+  readonly index: RouteIndex<CompiledFeature>;
   readonly features: ReadonlyMap<string, CompiledFeature>;
   readonly identity: readonly IdentitySource[];
   readonly sticky: { readonly name: string; readonly attributes: string; readonly secureByDefault: boolean | null };
@@ -61,6 +65,7 @@ export function compileRoutingTable(routing: RoutingConfig, features: Record<str
     killSwitch: routing.kill_switch,
     defaultBackend: routing.default_backend,
     routes: sortBySpecificity(routes),
+    index: buildRouteIndex(routes),
     features: compiled,
     identity: routing.identity.sources.map((s) => compileSource(s, sc.name)),
     sticky: { name: sc.name, attributes, secureByDefault: sc.secure ?? (sc.same_site === "None" ? true : null) },

@@ -124,4 +124,33 @@ describe("switchyard CLI", () => {
     child.kill("SIGINT");
     expect(await exited).toBe(0);
   });
+
+  it("explain prints the reason chain for a user", () => {
+    const r = spawnSync(process.execPath, [CLI, "explain", "-c", new URL("../../config/examples/rotki.yaml", import.meta.url).pathname, "GET", "/api/1/./ping"], {
+      encoding: "utf8",
+      env: { ...process.env, ASYNC_MODE: "pilot", ASYNC_FEATURE_PING: "true" },
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("request    GET /api/1/./ping (matched as /api/1/ping)");
+    expect(r.stdout).toContain("pilot      in the pilot");
+    expect(r.stdout.trim().split("\n").at(-1)).toBe("decision   new (reason: feature_target, feature ping)");
+    const withUser = run("explain", "-c", new URL("../../config/examples/reports.yaml", import.meta.url).pathname, "--user", "alice", "GET", "/api/1/reports/x");
+    expect(withUser.stdout).toContain('identity   header x-user-id = "alice"');
+    expect(run("explain", "-c", "x.yaml", "GET").status).toBe(2);
+  });
+
+  it("rollout-diff reports who moves, and exits 3 when a salt change would move users back", () => {
+    const dir = tmp();
+    const base = (pct: number, salt: string) =>
+      `listeners:\n  - port: 8080\nbackends:\n  legacy:\n    url: http://127.0.0.1:1\n  new:\n    url: http://127.0.0.1:2\nrouting:\n  salt: ${salt}\nfeatures:\n  reports:\n    routes: ['/r/**']\n    target: { percent: ${pct} }\n`;
+    writeFileSync(join(dir, "a.yaml"), base(10, "s"));
+    writeFileSync(join(dir, "b.yaml"), base(25, "s"));
+    writeFileSync(join(dir, "c.yaml"), base(25, "t"));
+    const up = run("rollout-diff", join(dir, "a.yaml"), join(dir, "b.yaml"), "--users", "20000");
+    expect(up.status).toBe(0);
+    expect(up.stdout).toMatch(/reports +mode mixed, 10% \(salt s\) +mode mixed, 25% \(salt s\) +1[45]\.\d\d% +0\.00%/);
+    const salted = run("rollout-diff", join(dir, "a.yaml"), join(dir, "c.yaml"), "--users", "20000");
+    expect(salted.status).toBe(3);
+    expect(salted.stdout).toMatch(/WARNING reports: \d+\.\d\d% of users move new -> legacy although no percent went down/);
+  });
 });

@@ -92,3 +92,25 @@ describe("specificity", () => {
     ]);
   });
 });
+
+describe("route index (trie) agrees with the sorted list", () => {
+  it("finds the same route as a linear scan for many requests", async () => {
+    const { buildRouteIndex } = await import("../../../src/routing/route-index.ts");
+    const patterns = [
+      "/**", "/api/**", "GET /api/1/ping", "/api/1/ping", "/api/1/*", "/api/:v/ping", "/api/1/*/info", "POST /api/1/:id/run",
+      "/api/1/history/**", "GET,HEAD /api/1/history/events", { path: "/**", host: "admin.example.com" }, { path: "/api/**", host: "*.example.com" }, "/",
+    ];
+    const compiled = sortBySpecificity(patterns.map((p, i) => ({ ...parseRoute(p), target: i, order: i })));
+    const index = buildRouteIndex(compiled);
+    const paths = ["/", "/x", "/api", "/api/1", "/api/1/ping", "/api/2/ping", "/api/1/x/info", "/api/1/7/run", "/api/1/history", "/api/1/history/events", "/api/1/history/events/9", "/api/1/a/b/c"];
+    for (const method of ["GET", "POST", "HEAD", "DELETE"]) {
+      for (const host of [undefined, "admin.example.com", "eu.example.com", "other.org"]) {
+        for (const path of paths) {
+          const segs = splitPath(path);
+          const linear = compiled.find((r) => routeMatches(r, method, host, segs)) ?? null;
+          expect(index.find(method, host, segs)?.target ?? null, `${method} ${host} ${path}`).toBe(linear?.target ?? null);
+        }
+      }
+    }
+  });
+});
