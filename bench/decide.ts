@@ -1,6 +1,7 @@
 // npm run bench:decide: the cost of one routing decision (ns/op) on realistic tables, median of rounds.
 import { parseConfigText } from "../src/config/load.ts";
 import { compileRoutingTable, decide, type RequestFacts } from "../src/routing/decide.ts";
+import { bucketOf, thresholdOf } from "../src/routing/hash.ts";
 
 const BASE = "listeners:\n  - port: 8080\nbackends:\n  legacy:\n    url: http://127.0.0.1:5042\n  new:\n    url: http://127.0.0.1:5043\n";
 
@@ -35,4 +36,19 @@ for (const [name, t, over] of cases) {
   }
   times.sort((a, b) => a - b);
   process.stdout.write(`${name.padEnd(40)} ${times[ROUNDS >> 1]!.toFixed(0).padStart(6)} ns/op   (min ${times[0]!.toFixed(0)}, sink ${sink > 0 ? "ok" : "0"})\n`);
+}
+
+// Accuracy: the share of 100k synthetic ids on `new` at each target percent.
+process.stdout.write("\nshare on new of 100,000 ids (target -> measured)\n");
+const populations: [string, string[]][] = [
+  ['"user-<i>", salt switchyard', Array.from({ length: 100_000 }, (_, i) => `user-${i}`)],
+  ["random UUIDs, salt switchyard", Array.from({ length: 100_000 }, () => crypto.randomUUID())],
+];
+for (const [name, ids] of populations) {
+  const row = [1, 10, 25, 50, 99].map((p) => {
+    const t = thresholdOf(p);
+    const share = (100 * ids.filter((id) => bucketOf("switchyard", id) < t).length) / ids.length;
+    return `${p}% -> ${share.toFixed(2)}%`;
+  });
+  process.stdout.write(`${name.padEnd(32)} ${row.join("   ")}\n`);
 }
