@@ -148,15 +148,21 @@ export interface ProxyProcess {
 }
 
 export async function spawnProxy(yamlExtra: string, legacyUrl: string): Promise<ProxyProcess> {
-  const { spawn } = await import("node:child_process");
-  const { mkdtempSync, writeFileSync, readFileSync } = await import("node:fs");
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
   const dir = mkdtempSync(join(tmpdir(), "switchyard-proc-"));
   const file = join(dir, "switchyard.yaml");
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${legacyUrl}\n  new:\n    url: ${legacyUrl}\nadmin:\n  port: 0\n${yamlExtra}`);
+  return spawnProxyFile(file, {});
+}
+
+/** `switchyard start -c file` in its own process, with extra environment. */
+export async function spawnProxyFile(file: string, env: Record<string, string>): Promise<ProxyProcess> {
+  const { spawn } = await import("node:child_process");
+  const { readFileSync } = await import("node:fs");
   const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-  const child = spawn(process.execPath, [cli, "start", "-c", file], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [cli, "start", "-c", file], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => {

@@ -2,7 +2,7 @@
 // and the seed deployments in config/examples/ behaving as the seeds describe.
 import { afterEach, describe, expect, it } from "vitest";
 import { json, send } from "../helpers/client.ts";
-import { stampingBackends, startProxy, startProxyFromFile, type TestProxy } from "../helpers/servers.ts";
+import { spawnProxyFile, stampingBackends, startProxy, startProxyFromFile, type TestProxy } from "../helpers/servers.ts";
 
 const example = (name: string) => new URL(`../../config/examples/${name}.yaml`, import.meta.url).pathname;
 
@@ -79,6 +79,22 @@ describe("reports example: master toggle + percentage by user hash", () => {
 
     p = await withExample("reports", { ASYNC_ROLLOUT_PERCENTAGE: "25" }); // a new process-equivalent: fresh snapshot, pools, everything
     expect(await split(p)).toEqual(first);
+  });
+
+  it("keeps every user on the same backend across a real process restart", async () => {
+    backends = await stampingBackends();
+    const env = { LEGACY_URL: backends.legacy.url, NEW_URL: backends.new.url, ASYNC_ROLLOUT_PERCENTAGE: "40", SWITCHYARD_PORT: "0", SWITCHYARD_ADMIN_PORT: "0" };
+    const once = async () => {
+      const proc = await spawnProxyFile(example("reports"), env);
+      const seen = new Map<string, string>();
+      for (const u of users.slice(0, 100)) seen.set(u, json(await send(proc.url, { path: "/api/1/reports/r", headers: { "x-user-id": u } })).backend as string);
+      expect(await proc.stop()).toBe(0);
+      return seen;
+    };
+    const before = await once();
+    const after = await once();
+    expect(after).toEqual(before);
+    expect(new Set(before.values())).toEqual(new Set(["legacy", "new"]));
   });
 
   it("raising the percentage only moves users to new; the master toggle sends all back", async () => {
