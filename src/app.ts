@@ -7,6 +7,9 @@ import { BackendPools } from "./forward/pools.ts";
 import { createLogger, type Logger } from "./observe/logger.ts";
 import { createRequestHandler } from "./proxy/handler.ts";
 import { createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
+import { CLOSE_GOING_AWAY } from "./tunnel/handshake.ts";
+import { TunnelRegistry } from "./tunnel/registry.ts";
+import { createUpgradeHandler, isAcceptedUpgrade } from "./tunnel/upgrade.ts";
 
 export interface StartOptions {
   logger?: Logger;
@@ -22,6 +25,7 @@ export interface ShutdownResult {
 export class Switchyard {
   readonly logger: Logger;
   readonly pools = new BackendPools();
+  readonly tunnels = new TunnelRegistry();
   readonly state: ProxyState;
   readonly listeners: BoundListener[] = [];
   #snapshot: Snapshot;
@@ -56,11 +60,16 @@ export class Switchyard {
 
   async #bind(lc: Config["listeners"][number]): Promise<void> {
     const snap = this.#snapshot;
-    const server = createServer(lc, snap.config.limits);
+    const server = createServer(lc, snap.config.limits, (req) => {
+      const ws = this.#snapshot.config.websocket;
+      return isAcceptedUpgrade(req, ws.protocols, ws.enabled);
+    });
     const proto = lc.tls ? "https" : "http";
     const info = { proto, port: lc.port } as const satisfies { proto: "http" | "https"; port: number };
     const listenerInfo = { ...info };
-    server.on("request", createRequestHandler({ state: this.state, pools: this.pools, snapshot: () => this.#snapshot }, listenerInfo));
+    const deps = { state: this.state, pools: this.pools, tunnels: this.tunnels, snapshot: () => this.#snapshot };
+    server.on("request", createRequestHandler(deps, listenerInfo));
+    server.on("upgrade", createUpgradeHandler(deps, listenerInfo));
     handleClientErrors(server, this.logger, () => this.#snapshot.requestIdHeader);
     // Expect: 100-continue: refuse an oversized body before the client sends it, otherwise invite it.
     server.on("checkContinue", (req, res) => {
@@ -92,8 +101,10 @@ export class Switchyard {
     const drained = await this.#idle(drainMs);
     const cut = state.inflight;
     for (const l of this.listeners) l.server.closeAllConnections();
+    // Upgraded sockets are no longer the server's: tell WebSocket clients we are going away.
+    this.tunnels.closeAll(CLOSE_GOING_AWAY, "shutdown");
     // Cut exchanges see their sockets close on the next ticks; wait so each one is logged before we return.
-    await this.#idle(1000);
+    await this.#idle(2000);
     await Promise.all(closed);
     await (drained ? this.pools.close() : this.pools.destroy());
     this.logger.info({ drained, cut }, "shutdown: done");

@@ -56,6 +56,8 @@ export const FeatureSchema = z
       .union([backend, Weights], { error: "expected legacy, new, or { legacy: W, new: W }" })
       .default("legacy")
       .meta({ description: "For a percent target, requests with no identity: legacy, new, or weights per request. Default legacy." }),
+    tunnels_on_move: z.enum(["keep", "drain", "close"]).default("keep")
+      .meta({ description: "When a config change moves a user off the backend holding their WebSocket: keep it (default), drain (close with 1012 after websocket.move_drain_timeout) or close with 1012 now, so the client reconnects to the new decision." }),
     salt: z.string().min(1).optional().meta({ description: "Hash salt for this feature; default routing.salt. A different salt gives the feature its own independent user split." }),
     users: z
       .strictObject({

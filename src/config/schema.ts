@@ -149,6 +149,19 @@ export const ConfigSchema = z
       })
       .prefault({})
       .meta({ description: "Forwarding behaviour." }),
+    websocket: z
+      .strictObject({
+        enabled: z.boolean().default(true).meta({ description: "Accept upgrades and tunnel them to the chosen backend. Default true." }),
+        protocols: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, { error: "expected an Upgrade token in lowercase, such as websocket" })).min(1).default(["websocket"])
+          .meta({ description: "Upgrade tokens accepted; anything else is served as plain HTTP with Upgrade removed. Default [websocket]." }),
+        handshake_timeout: duration("Time for the backend to answer the upgrade; 504 after it.", D.DEFAULT_WS_HANDSHAKE_TIMEOUT),
+        idle_timeout: duration("Close a tunnel with no traffic either way for this long; 0 keeps idle tunnels open.", "0"),
+        max_tunnels: z.int().min(1).default(D.DEFAULT_MAX_TUNNELS).meta({ description: `Most open tunnels in total; further upgrades get 503. Default ${D.DEFAULT_MAX_TUNNELS}.` }),
+        max_tunnels_per_backend: z.int().min(1).optional().meta({ description: "Most open tunnels to one backend; further upgrades get 503. Default: max_tunnels." }),
+        move_drain_timeout: duration("For features with tunnels_on_move: drain, how long a moved tunnel stays open before it is closed with 1012.", "30s"),
+      })
+      .prefault({})
+      .meta({ description: "WebSocket (and other Upgrade) tunnels." }),
     shutdown: z
       .strictObject({
         drain_timeout: duration("On SIGTERM/SIGINT, how long in-flight requests may take to finish before connections are closed.", D.DEFAULT_DRAIN_TIMEOUT),

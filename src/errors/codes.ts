@@ -28,6 +28,7 @@ export const ERRORS = {
   SY_UPSTREAM_HEADERS_TIMEOUT: { status: 504, level: "error", message: "backend response timed out" },
   SY_UPSTREAM_BODY_TIMEOUT: { status: 504, level: "error", message: "backend response body timed out" },
   SY_SHUTTING_DOWN: { status: 503, level: "warn", message: "proxy is shutting down" },
+  SY_TUNNEL_LIMIT: { status: 503, level: "warn", message: "too many open WebSocket tunnels" },
   SY_INTERNAL: { status: 500, level: "error", message: "internal proxy error" },
 } as const satisfies Record<string, ErrorSpec>;
 

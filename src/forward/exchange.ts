@@ -47,6 +47,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   clientGone = false;
   /** The request body was not (fully) read, so the connection cannot be reused. */
   mustClose = false;
+  /** Set for upgrade requests: what to do when the backend answers. */
+  upgrade: {
+    onSwitch(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: import("node:net").Socket): void;
+    onRefused(): void;
+  } | null = null;
+  /** The tunnel an upgrade became; the exchange is logged when its client side closes. */
+  tunnel: { readonly bytesFromClient: number; readonly bytesFromUpstream: number; readonly closedBy: string | null } | null = null;
   #controller: Controller | null = null;
   #resume: (() => void) | null = null;
 
@@ -78,8 +85,18 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientGone) controller.abort(new ProxyError("SY_CLIENT_CLOSED"));
   }
 
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: import("node:stream").Duplex): void {
+    this.upstreamEndedAt = performance.now();
+    if (this.upgrade === null) {
+      socket.destroy(); // never tunnel what was not asked for
+      return;
+    }
+    this.upgrade.onSwitch(controller, statusCode, headers, socket as import("node:net").Socket);
+  }
+
   onResponseStart(controller: Controller, statusCode: number, _headers: unknown, statusMessage?: string): void {
     if (this.clientGone) return;
+    this.upgrade?.onRefused();
     const headers = buildClientHeaders(controller.rawHeaders as (Buffer | string)[] ?? [], {
       requestIdHeader: this.snapshot.requestIdHeader,
       requestIdLower: this.snapshot.requestIdLower,
@@ -155,13 +172,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   #onClientClose = (): void => {
     const res = this.res;
-    if (!res.writableFinished) {
+    const tunnel = this.tunnel;
+    if (tunnel !== null) {
+      this.bytesIn = tunnel.bytesFromClient;
+      this.bytesOut = tunnel.bytesFromUpstream;
+    } else if (!res.writableFinished) {
       this.clientGone = true;
       this.#controller?.abort(new ProxyError("SY_CLIENT_CLOSED"));
       if (this.error === undefined) this.error = "SY_CLIENT_CLOSED";
     }
     const now = performance.now();
-    const status = this.clientGone && !res.headersSent ? ERRORS.SY_CLIENT_CLOSED.status : res.statusCode;
+    const status = tunnel !== null ? 101 : this.clientGone && !res.headersSent ? ERRORS.SY_CLIENT_CLOSED.status : res.statusCode;
     logAccess(this.state.logger, this.snapshot.config.log.access_log, {
       req_id: this.requestId,
       method: this.req.method ?? "",

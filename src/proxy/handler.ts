@@ -2,11 +2,11 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
-import type { Snapshot } from "../config/compile.ts";
+import type { BackendTarget, Snapshot } from "../config/compile.ts";
 import { ProxyError, type ErrorCode } from "../errors/codes.ts";
 import { Exchange, type ProxyState } from "../forward/exchange.ts";
 import type { BackendPools } from "../forward/pools.ts";
-import { decide, describeDecision, stickyCookie } from "../routing/decide.ts";
+import { decide, describeDecision, stickyCookie, type RequestFacts } from "../routing/decide.ts";
 import { isTrusted, normalizeIp, resolveClientIp } from "./client-ip.ts";
 import { buildUpstreamHeaders, isValidRequestId, readRequestHeaderFacts, type RequestHeaderFacts } from "./request-headers.ts";
 
@@ -29,7 +29,22 @@ export function createRequestHandler(deps: HandlerDeps, listener: ListenerInfo):
   return (req, res) => handle(deps, listener, req, res);
 }
 
-function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+/** A request that passed the checks and has a decision: everything forwarding needs. */
+export interface Routed {
+  readonly ex: Exchange;
+  readonly snap: Snapshot;
+  readonly path: string;
+  readonly backend: BackendTarget;
+  readonly headers: string[];
+  readonly facts: RequestHeaderFacts;
+  readonly decisionFacts: RequestFacts;
+}
+
+/**
+ * Checks, identity and the routing decision, shared by plain requests and upgrades. Returns null when
+ * the request was already answered (refused), so the caller has nothing left to do.
+ */
+export function route(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): Routed | null {
   const startedAt = performance.now();
   const snap = deps.snapshot();
   const peer = normalizeIp(req.socket.remoteAddress ?? "");
@@ -43,17 +58,22 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
   const ex = new Exchange(req, res, deps.state, snap, requestId, clientIp, `${listener.proto}://${clientHost}`, startedAt);
 
   const refusal = target === null ? "SY_BAD_REQUEST_TARGET" : checkRequest(req, facts);
-  if (refusal !== null) return ex.fail(refusal);
+  if (refusal !== null) {
+    ex.fail(refusal);
+    return null;
+  }
   const { path, authority } = target!;
 
   const declared = facts.contentLength === undefined ? -1 : Number(facts.contentLength);
   const max = snap.maxBodyBytes;
   if (max > 0 && declared > max) {
     ex.mustClose = true; // the body stays unread
-    return ex.fail("SY_BODY_TOO_LARGE", `Content-Length ${declared} exceeds limits.max_body_size ${max}`);
+    ex.fail("SY_BODY_TOO_LARGE", `Content-Length ${declared} exceeds limits.max_body_size ${max}`);
+    return null;
   }
 
-  const decision = decide({ method: req.method!, target: path, host: clientHost, clientIp, headers: req.headers, requestId, mintId: ex.mintId }, snap.routing);
+  const decisionFacts: RequestFacts = { method: req.method!, target: path, host: clientHost, clientIp, headers: req.headers, requestId, mintId: ex.mintId };
+  const decision = decide(decisionFacts, snap.routing);
   const backend = snap.backends[decision.backend];
   ex.backend = backend;
   ex.decision = decision;
@@ -73,9 +93,16 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
     hostOverride: authority ?? (snap.preserveHost ? undefined : backend.hostHeader),
     drop: snap.proxyOnlyHeaders,
   });
+  return { ex, snap, path, backend, headers, facts, decisionFacts };
+}
 
+function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+  const routed = route(deps, listener, req, res);
+  if (routed === null) return;
+  const { ex, snap, path, backend, headers, facts } = routed;
+  const declared = facts.contentLength === undefined ? -1 : Number(facts.contentLength);
   let body: Readable | AsyncIterable<Buffer> | null = null;
-  if (facts.transferEncoding !== undefined) body = countedBody(req, ex, max);
+  if (facts.transferEncoding !== undefined) body = countedBody(req, ex, snap.maxBodyBytes);
   else if (declared > 0) {
     body = req;
     req.once("end", () => (ex.bytesIn = declared));

@@ -20,8 +20,8 @@ export interface BoundListener {
   readonly url: string;
 }
 
-export function createServer(listener: ListenerConfig, limits: Config["limits"]): http.Server {
-  const options: http.ServerOptions = {
+export function createServer(listener: ListenerConfig, limits: Config["limits"], shouldUpgrade: (req: http.IncomingMessage) => boolean): http.Server {
+  const options: http.ServerOptions & { shouldUpgradeCallback?: (req: http.IncomingMessage) => boolean } = {
     maxHeaderSize: limits.max_header_size,
     headersTimeout: limits.header_timeout,
     requestTimeout: limits.request_timeout,
@@ -32,6 +32,9 @@ export function createServer(listener: ListenerConfig, limits: Config["limits"])
     requireHostHeader: true,
     joinDuplicateHeaders: false,
     noDelay: true,
+    // Node >= 24.9: only accepted Upgrade tokens become 'upgrade' events; others (h2c, ...) are served
+    // as plain requests with Upgrade removed.
+    shouldUpgradeCallback: shouldUpgrade,
   };
   if (!listener.tls) return http.createServer(options);
   return https.createServer({ ...options, cert: readFileSync(listener.tls.cert), key: readFileSync(listener.tls.key) });

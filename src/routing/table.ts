@@ -22,6 +22,8 @@ export interface CompiledFeature {
   readonly salt: string;
   readonly allow: ReadonlySet<string>;
   readonly deny: ReadonlySet<string>;
+  /** What happens to this feature's open tunnels when a config change moves their user elsewhere. */
+  readonly tunnelsOnMove: "keep" | "drain" | "close";
   /** Whether a decision needs the user's identity at all (percent target or user lists). */
   readonly needsIdentity: boolean;
 }
@@ -92,6 +94,7 @@ function compileFeature(name: string, f: FeatureConfig, sharedSalt: string): Com
     salt: f.salt ?? sharedSalt,
     allow,
     deny,
+    tunnelsOnMove: f.tunnels_on_move,
     needsIdentity: target.kind === "percent" || allow.size > 0 || deny.size > 0,
   });
 }

@@ -1,0 +1,114 @@
+// An open tunnel: bytes both ways with backpressure (pipe), either side's end or error closing the
+// other promptly, an optional idle timeout, and a way to close both ends with a WebSocket status code.
+import { randomBytes } from "node:crypto";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { RequestFacts } from "../routing/decide.ts";
+import type { BackendName } from "../routing/table.ts";
+import { closeFrameToClient, closeFrameToServer } from "./handshake.ts";
+
+/** How long a side that ended cleanly may take to flush before it is destroyed. */
+const LINGER_MS = 1000;
+
+export interface TunnelInfo {
+  readonly backend: BackendName;
+  readonly feature: string | null;
+  /** The request facts the decision was made on, kept to re-decide after a config change. */
+  readonly facts: RequestFacts;
+  readonly websocket: boolean;
+}
+
+export class Tunnel {
+  readonly client: Socket;
+  readonly upstream: Duplex;
+  readonly info: TunnelInfo;
+  readonly startedAt = performance.now();
+  /** Why the proxy closed it, when it did ("idle", "shutdown", "moved"). */
+  closedBy: string | null = null;
+  #clientRead0: number;
+  #upstreamRead0: number;
+  #done = false;
+  #onDone: (t: Tunnel) => void;
+  #drainTimer: NodeJS.Timeout | null = null;
+
+  constructor(client: Socket, upstream: Duplex, head: Buffer, info: TunnelInfo, idleMs: number, onDone: (t: Tunnel) => void) {
+    this.client = client;
+    this.upstream = upstream;
+    this.info = info;
+    this.#onDone = onDone;
+    this.#clientRead0 = bytesRead(client);
+    this.#upstreamRead0 = bytesRead(upstream);
+    if (head.length > 0) upstream.write(head);
+    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      a.on("error", () => this.destroy());
+      // One side ended or closed: let the other flush what it holds, then make sure it is gone.
+      a.once("close", () => {
+        b.end();
+        setTimeout(() => this.destroy(), LINGER_MS).unref();
+        this.#finish();
+      });
+    }
+    // Idle means neither way: the client socket's timer is refreshed by its own reads and writes,
+    // and the writes are what the upstream sends.
+    if (idleMs > 0) client.setTimeout(idleMs, () => this.closeWith(1001, "idle"));
+    client.setNoDelay(true);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  /** Bytes the client sent through the tunnel (after the handshake). */
+  get bytesFromClient(): number {
+    return bytesRead(this.client) - this.#clientRead0;
+  }
+
+  get bytesFromUpstream(): number {
+    return bytesRead(this.upstream) - this.#upstreamRead0;
+  }
+
+  get open(): boolean {
+    return !this.#done;
+  }
+
+  /**
+   * Close both ends with a WebSocket close code (1001 going away, 1012 service restart) so clients
+   * reconnect. Frames are injected between the pipes, so a message in flight at that instant is cut.
+   */
+  closeWith(code: number, reason: string): void {
+    if (this.#done || this.closedBy !== null) return;
+    this.closedBy = reason;
+    this.client.unpipe(this.upstream);
+    this.upstream.unpipe(this.client);
+    if (this.info.websocket) {
+      this.client.end(closeFrameToClient(code));
+      this.upstream.end(closeFrameToServer(code, randomBytes(4)));
+    } else {
+      this.client.end();
+      this.upstream.end();
+    }
+    setTimeout(() => this.destroy(), LINGER_MS).unref();
+  }
+
+  /** Close with `code` after `ms`, unless the tunnel ends first. */
+  closeAfter(ms: number, code: number, reason: string): void {
+    if (this.#done || this.#drainTimer !== null) return;
+    this.#drainTimer = setTimeout(() => this.closeWith(code, reason), ms);
+    this.#drainTimer.unref();
+  }
+
+  destroy(): void {
+    this.client.destroy();
+    this.upstream.destroy();
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#drainTimer) clearTimeout(this.#drainTimer);
+    this.#onDone(this);
+  }
+}
+
+function bytesRead(s: Duplex): number {
+  return (s as Duplex & { bytesRead?: number }).bytesRead ?? 0;
+}

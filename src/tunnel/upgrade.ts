@@ -1,0 +1,120 @@
+// Upgrade requests: the same checks and routing decision as plain HTTP, then an upstream handshake
+// through undici (the chosen backend's pool and timeouts). Only a backend 101 that accepts the
+// client's own handshake becomes a tunnel; any other answer is forwarded as a normal response.
+import { ServerResponse, type IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import type { Dispatcher } from "undici";
+import { ERRORS } from "../errors/codes.ts";
+import type { Exchange } from "../forward/exchange.ts";
+import { route, type HandlerDeps, type ListenerInfo } from "../proxy/handler.ts";
+import { buildClientHeaders } from "../proxy/response-headers.ts";
+import { clientHandshakeProblem, requestedProtocol, upstreamAcceptProblem } from "./handshake.ts";
+import type { TunnelRegistry } from "./registry.ts";
+import { Tunnel } from "./tunnel.ts";
+
+export interface UpgradeDeps extends HandlerDeps {
+  readonly tunnels: TunnelRegistry;
+}
+
+export type UpgradeHandler = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
+
+/** Whether node:http should treat a request as an upgrade (others are served as plain HTTP). */
+export function isAcceptedUpgrade(req: IncomingMessage, protocols: readonly string[], enabled: boolean): boolean {
+  const p = requestedProtocol(req.headers);
+  return enabled && p !== undefined && protocols.includes(p);
+}
+
+export function createUpgradeHandler(deps: UpgradeDeps, listener: ListenerInfo): UpgradeHandler {
+  return (req, socket, head) => handleUpgrade(deps, listener, req, socket, head);
+}
+
+function handleUpgrade(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  // A ServerResponse on the raw socket lets refusals and non-101 answers go out like any response.
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once("finish", () => socket.end());
+  socket.on("error", () => socket.destroy());
+
+  const routed = route(deps, listener, req, res);
+  if (routed === null) return;
+  const { ex, snap, path, backend, headers, decisionFacts } = routed;
+  const ws = snap.config.websocket;
+  const protocol = requestedProtocol(req.headers);
+  const tunnels = deps.tunnels;
+
+  if (!ws.enabled || protocol === undefined || !ws.protocols.includes(protocol)) {
+    // Only reachable on a Node without shouldUpgradeCallback: it hands every Upgrade to us.
+    tunnels.count("bad_handshake", null);
+    return ex.fail("SY_BAD_REQUEST", `Upgrade ${protocol ?? "(none)"} is not accepted (websocket.protocols)`);
+  }
+  if (protocol === "websocket") {
+    const problem = clientHandshakeProblem(req.method, req.httpVersion, req.headers);
+    if (problem !== null) {
+      tunnels.count("bad_handshake", null);
+      return ex.fail("SY_BAD_REQUEST", problem);
+    }
+  }
+  if (deps.state.draining) {
+    tunnels.count("limit", backend.name);
+    return ex.fail("SY_SHUTTING_DOWN");
+  }
+  if (!tunnels.tryReserve(backend.name, { total: ws.max_tunnels, perBackend: ws.max_tunnels_per_backend ?? ws.max_tunnels })) {
+    tunnels.count("limit", backend.name);
+    return ex.fail("SY_TUNNEL_LIMIT", `${tunnels.active.legacy + tunnels.active.new} tunnels open (websocket.max_tunnels ${ws.max_tunnels})`);
+  }
+
+  let switched = false;
+  res.once("close", () => {
+    if (!switched) tunnels.release(backend.name);
+  });
+  const clientKey = req.headers["sec-websocket-key"] as string | undefined;
+  ex.upgrade = {
+    onSwitch(controller: Dispatcher.DispatchController, statusCode: number, upstreamHeaders: Record<string, string | string[] | undefined>, upstream: Socket) {
+      const problem = statusCode !== 101 ? `backend answered ${statusCode} to an upgrade` : upstreamAcceptProblem(protocol, clientKey, upstreamHeaders);
+      if (problem !== null || ex.clientGone || socket.destroyed) {
+        upstream.destroy();
+        tunnels.count("failed", backend.name);
+        ex.fail("SY_UPSTREAM_BAD_RESPONSE", problem ?? "client left during the handshake");
+        return;
+      }
+      const block = buildClientHeaders((controller.rawHeaders ?? []) as (Buffer | string)[], {
+        requestIdHeader: snap.requestIdHeader,
+        requestIdLower: snap.requestIdLower,
+        requestId: ex.requestId,
+        backendOrigin: null,
+        publicOrigin: ex.publicOrigin,
+        close: false,
+        extra: ex.extraHeaders,
+      });
+      let text = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upstreamHeaders.upgrade}\r\nConnection: Upgrade\r\n`;
+      for (let i = 0; i < block.length; i += 2) text += `${block[i]}: ${block[i + 1]}\r\n`;
+      socket.write(`${text}\r\n`, "latin1");
+      switched = true;
+      tunnels.count("tunnelled", backend.name);
+      const tunnel = new Tunnel(socket, upstream, head, { backend: backend.name, feature: ex.decision?.feature ?? null, facts: decisionFacts, websocket: protocol === "websocket" }, ws.idle_timeout, (t) =>
+        tunnels.done(t),
+      );
+      tunnels.add(tunnel);
+      ex.tunnel = tunnel;
+    },
+    onRefused() {
+      tunnels.count("refused_by_backend", backend.name);
+    },
+  };
+
+  deps.pools.get(backend).dispatch(
+    {
+      path,
+      method: "GET",
+      headers,
+      body: null,
+      upgrade: protocol,
+      headersTimeout: ws.handshake_timeout,
+      bodyTimeout: backend.readTimeoutMs,
+    },
+    ex,
+  );
+}
+
+export const TUNNEL_LIMIT_STATUS = ERRORS.SY_TUNNEL_LIMIT.status;
