@@ -10,12 +10,14 @@ import { parseDuration, parseSize } from "./units.ts";
 
 const DURATION_PATTERN = /^(0|\d+(\.\d+)?(ms|s|m|h))$/;
 
+const durationError = (iss: { input?: unknown }) => `expected a duration such as "250ms", "30s", "5m" or "0", got ${JSON.stringify(iss.input)}`;
+
 const duration = (description: string, fallback: string) =>
   z
-    .string({ error: 'expected a duration such as "250ms", "30s", "5m" or "0"' })
-    .regex(DURATION_PATTERN, { error: (iss) => `expected a duration such as "250ms", "30s", "5m" or "0", got ${JSON.stringify(iss.input)}` })
+    // A bare 0 in YAML is a number; it means "off" like the string "0".
+    .union([z.literal(0), z.string().regex(DURATION_PATTERN, { error: durationError })], { error: durationError })
     .default(fallback)
-    .transform((text) => parseDuration(text)!)
+    .transform((v) => (v === 0 ? 0 : parseDuration(v)!))
     .meta({ description: `${description} Default ${fallback}.` });
 
 const SIZE_PATTERN = /^\d+(\.\d+)?\s*([bB]|[kKmMgG]|[kKmMgG][iI]?[bB])?$/;
