@@ -44,8 +44,13 @@ export class ProxyError extends Error {
   }
 }
 
-/** The small JSON body of an error answer; the request id lets a user quote it in a support ticket. */
-export function errorBody(code: ErrorCode, requestId: string): string {
+/**
+ * The small JSON body of an error answer; the request id lets a user quote it in a support ticket.
+ * Client errors (4xx) say what was wrong with the request; server-side details (which may name a
+ * backend address) stay in the log.
+ */
+export function errorBody(code: ErrorCode, requestId: string, detail?: string): string {
   const spec = ERRORS[code];
-  return `{"error":{"status":${spec.status},"code":"${code}","message":"${spec.message}","request_id":${JSON.stringify(requestId)}}}\n`;
+  const why = detail !== undefined && spec.status < 500 && detail !== spec.message ? `,"detail":${JSON.stringify(detail)}` : "";
+  return `{"error":{"status":${spec.status},"code":"${code}","message":"${spec.message}"${why},"request_id":${JSON.stringify(requestId)}}}\n`;
 }

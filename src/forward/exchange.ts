@@ -157,7 +157,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const spec = ERRORS[code];
-    const body = errorBody(code, this.requestId);
+    const body = errorBody(code, this.requestId, detail);
     const headers: Record<string, string | number> = {
       "content-type": "application/json",
       "content-length": Buffer.byteLength(body),

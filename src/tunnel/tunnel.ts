@@ -25,8 +25,8 @@ export class Tunnel {
   readonly startedAt = performance.now();
   /** Why the proxy closed it, when it did ("idle", "shutdown", "moved"). */
   closedBy: string | null = null;
-  #clientRead0: number;
-  #upstreamRead0: number;
+  #toUpstream0: number;
+  #toClient0: number;
   #done = false;
   #onDone: (t: Tunnel) => void;
   #drainTimer: NodeJS.Timeout | null = null;
@@ -36,8 +36,9 @@ export class Tunnel {
     this.upstream = upstream;
     this.info = info;
     this.#onDone = onDone;
-    this.#clientRead0 = bytesRead(client);
-    this.#upstreamRead0 = bytesRead(upstream);
+    // Counted as written by the proxy, from here on: the handshake's bytes are not tunnel traffic.
+    this.#toUpstream0 = bytesWritten(upstream);
+    this.#toClient0 = bytesWritten(client);
     if (head.length > 0) upstream.write(head);
     for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
       a.on("error", () => this.destroy());
@@ -58,11 +59,11 @@ export class Tunnel {
 
   /** Bytes the client sent through the tunnel (after the handshake). */
   get bytesFromClient(): number {
-    return bytesRead(this.client) - this.#clientRead0;
+    return bytesWritten(this.upstream) - this.#toUpstream0;
   }
 
   get bytesFromUpstream(): number {
-    return bytesRead(this.upstream) - this.#upstreamRead0;
+    return bytesWritten(this.client) - this.#toClient0;
   }
 
   get open(): boolean {
@@ -109,6 +110,6 @@ export class Tunnel {
   }
 }
 
-function bytesRead(s: Duplex): number {
-  return (s as Duplex & { bytesRead?: number }).bytesRead ?? 0;
+function bytesWritten(s: Duplex): number {
+  return (s as Duplex & { bytesWritten?: number }).bytesWritten ?? 0;
 }
