@@ -7,7 +7,7 @@ import { BackendPools } from "./forward/pools.ts";
 import { createLogger, type Logger } from "./observe/logger.ts";
 import { createRequestHandler } from "./proxy/handler.ts";
 import { createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
-import { CLOSE_GOING_AWAY } from "./tunnel/handshake.ts";
+import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART } from "./tunnel/handshake.ts";
 import { TunnelRegistry } from "./tunnel/registry.ts";
 import { createUpgradeHandler, isAcceptedUpgrade } from "./tunnel/upgrade.ts";
 
@@ -52,6 +52,19 @@ export class Switchyard {
 
   get snapshot(): Snapshot {
     return this.#snapshot;
+  }
+
+  /**
+   * Swap in a new validated config: requests in flight keep the snapshot they started with, new ones
+   * see the new one at once. Open tunnels are re-decided; those whose user now belongs elsewhere
+   * follow their feature's tunnels_on_move policy. (Listener changes need a restart.)
+   */
+  applyConfig(config: Config): { hash: string; tunnels: { kept: number; draining: number; closed: number } } {
+    const next = compileSnapshot(config);
+    this.#snapshot = next;
+    const tunnels = this.tunnels.reconsider(next.routing, config.websocket.move_drain_timeout, CLOSE_SERVICE_RESTART);
+    this.logger.info({ config_hash: next.hash, tunnels_moved: tunnels }, "config applied");
+    return { hash: next.hash, tunnels };
   }
 
   get urls(): string[] {

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { json, send } from "../helpers/client.ts";
 import { rawExchange, startProxy, waitFor, type TestProxy } from "../helpers/servers.ts";
+import { configFrom } from "../helpers/routing.ts";
 
 interface WsBackend {
   name: string;
@@ -238,5 +239,53 @@ describe("websocket tunnels", () => {
     expect((await gone).code).toBe(1001);
     expect(await shutdown).toMatchObject({ drained: false, cut: 1 });
     expect(proxy.app.tunnels.open.size).toBe(0);
+  });
+
+  describe("config change while tunnels are open", () => {
+    const cfg = (percent: number, policy: string) =>
+      configFrom(`routing:\n  identity:\n    sources: [{query: user}]\nwebsocket:\n  move_drain_timeout: 300ms\nfeatures:\n  live:\n    routes: ['/ws']\n    target: { percent: ${percent} }\n    tunnels_on_move: ${policy}\n`);
+
+    async function twoUsers(policy: string) {
+      await setup(`routing:\n  identity:\n    sources: [{query: user}]\nfeatures:\n  live:\n    routes: ['/ws']\n    target: { percent: 100 }\n    tunnels_on_move: ${policy}\n`);
+      const a = await open(`${proxy.url}/ws?user=a`);
+      const b = await open(`${proxy.url}/ws?user=b`);
+      cleanup.push(() => a.ws.terminate(), () => b.ws.terminate());
+      expect([a.hello.hello, b.hello.hello]).toEqual(["new", "new"]);
+      return [a.ws, b.ws] as const;
+    }
+
+    const withBackends = (c: ReturnType<typeof cfg>) => ({ ...c, backends: { legacy: { ...c.backends.legacy, url: legacy.url }, new: { ...c.backends.new, url: neu.url } } });
+
+    it("keep (default): a rollback leaves open tunnels where they are", async () => {
+      const [a, b] = await twoUsers("keep");
+      const result = proxy.app.applyConfig(withBackends(cfg(0, "keep")));
+      expect(result.tunnels).toEqual({ kept: 2, draining: 0, closed: 0 });
+      a.send("still here");
+      expect(String((await nextMessage(a)).data)).toBe("still here");
+      expect(b.readyState).toBe(WebSocket.OPEN);
+      // New connections follow the new decision.
+      const c = await open(`${proxy.url}/ws?user=a`);
+      c.ws.terminate();
+      expect(c.hello.hello).toBe("legacy");
+    });
+
+    it("close: moved users' tunnels close with 1012 at once, so clients reconnect to the new backend", async () => {
+      const [a, b] = await twoUsers("close");
+      const codes = Promise.all([closed(a), closed(b)]);
+      expect(proxy.app.applyConfig(withBackends(cfg(0, "close"))).tunnels).toEqual({ kept: 0, draining: 0, closed: 2 });
+      expect((await codes).map((c) => c.code)).toEqual([1012, 1012]);
+    });
+
+    it("drain: moved tunnels close with 1012 after move_drain_timeout; unmoved ones stay", async () => {
+      const [a] = await twoUsers("drain");
+      const startedAt = Date.now();
+      const gone = closed(a);
+      expect(proxy.app.applyConfig(withBackends(cfg(0, "drain"))).tunnels).toEqual({ kept: 0, draining: 2, closed: 0 });
+      a.send("draining but open");
+      expect(String((await nextMessage(a)).data)).toBe("draining but open");
+      const { code, at } = await gone;
+      expect(code).toBe(1012);
+      expect(at - startedAt).toBeGreaterThanOrEqual(250);
+    });
   });
 });
