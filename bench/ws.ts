@@ -1,0 +1,123 @@
+// npm run bench:ws [-- --tunnels 1000 --seconds 10 --rounds 3]
+// N concurrent WebSocket connections, each in a ping-pong loop (64-byte message, wait for the echo,
+// repeat), against the echo backend directly, through Switchyard and through nginx (when installed).
+// Prints messages/s (median of rounds), the ratio to direct and nginx, and the proxy's RSS.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import WebSocket from "ws";
+
+const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" } } });
+const TUNNELS = Number(opts.tunnels);
+const SECONDS = Number(opts.seconds);
+const ROUNDS = Number(opts.rounds);
+const root = new URL("..", import.meta.url).pathname;
+const children: ChildProcess[] = [];
+const log = (m: string) => process.stderr.write(`${m}\n`);
+
+function start(cmd: string, args: string[], pattern: RegExp): Promise<{ url: string; pid: number }> {
+  const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = pattern.exec(out);
+      if (m) {
+        child.stdout!.removeAllListeners("data");
+        child.stdout!.resume();
+        resolve({ url: m[1]!, pid: child.pid! });
+      }
+    });
+    child.on("exit", (c) => reject(new Error(`${cmd} exited ${c}: ${out}`)));
+  });
+}
+
+const rssMiB = (pid: number, field = "VmRSS") => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+
+async function run(url: string): Promise<number> {
+  const wsUrl = url.replace(/^http/, "ws");
+  const sockets: WebSocket[] = [];
+  // Open in batches so the accept queues are not the thing being measured.
+  for (let i = 0; i < TUNNELS; i += 100) {
+    await Promise.all(
+      Array.from({ length: Math.min(100, TUNNELS - i) }, () => new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(`${wsUrl}/ws`, { perMessageDeflate: false });
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+        sockets.push(ws);
+      })),
+    );
+  }
+  const payload = Buffer.alloc(64, 0x61);
+  let count = 0;
+  let running = true;
+  for (const ws of sockets) {
+    ws.on("message", () => {
+      count++;
+      if (running) ws.send(payload);
+    });
+    ws.send(payload);
+  }
+  await new Promise((r) => setTimeout(r, 1000)); // warm-up
+  const c0 = count;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const rate = ((count - c0) * 1000) / (performance.now() - t0);
+  running = false;
+  await Promise.all(sockets.map((ws) => new Promise<void>((r) => {
+    ws.once("close", () => r());
+    ws.terminate();
+  })));
+  return rate;
+}
+
+async function main() {
+  log(`bench:ws: node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, ${TUNNELS} tunnels, ${SECONDS}s x ${ROUNDS} rounds`);
+  const backend = await start(process.execPath, ["bench/targets/ws-backend.ts"], /READY (\S+)/);
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-ws-"));
+  writeFileSync(join(dir, "sy.yaml"), `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\n`);
+  const sy = await start(process.execPath, ["src/cli/main.ts", "start", "-c", join(dir, "sy.yaml")], /"listeners":\["([^"]+)"\]/);
+  const targets: { name: string; url: string; pid: number | null }[] = [{ name: "direct", url: backend.url, pid: null }, { name: "switchyard", url: sy.url, pid: sy.pid }];
+  if (spawnSync("sh", ["-c", "command -v nginx"]).status === 0) {
+    mkdirSync(join(dir, "logs"));
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    writeFileSync(join(dir, "nginx.conf"), `worker_processes 1;\ndaemon off;\nmaster_process off;\nerror_log ${dir}/logs/error.log warn;\npid ${dir}/nginx.pid;\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass ${backend.url};\n      proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection "upgrade";\n      proxy_read_timeout 3600s;\n    }\n  }\n}\n`);
+    const child = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
+    children.push(child);
+    await new Promise((r) => setTimeout(r, 500));
+    targets.push({ name: "nginx", url: `http://127.0.0.1:${port}`, pid: child.pid! });
+  } else log("bench:ws: nginx not on PATH - skipping that peer");
+
+  const rates = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  const rss = new Map<string, number>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const t of targets) {
+      log(`round ${round}/${ROUNDS}: ${t.name}`);
+      const before = t.pid ? rssMiB(t.pid) : NaN;
+      rates.get(t.name)!.push(await run(t.url));
+      if (t.pid) rss.set(t.name, Math.max(rss.get(t.name) ?? 0, rssMiB(t.pid, "VmHWM")));
+      if (t.pid && round === 1) log(`  ${t.name} RSS before ${before.toFixed(0)} MiB`);
+    }
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const m = new Map([...rates].map(([k, v]) => [k, med(v)]));
+  process.stdout.write(`\nbench:ws - node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, ${TUNNELS} concurrent tunnels, 64-byte ping-pong, median of ${ROUNDS} x ${SECONDS}s\n`);
+  process.stdout.write(`| target     | messages/s | vs direct | vs nginx | peak RSS |\n|------------|------------|-----------|----------|----------|\n`);
+  for (const t of targets) {
+    const r = m.get(t.name)!;
+    const vsNginx = m.has("nginx") ? `${(r / m.get("nginx")!).toFixed(2)}x` : "-";
+    process.stdout.write(`| ${t.name.padEnd(10)} | ${Math.round(r).toLocaleString("en-US").padStart(10)} | ${`${(r / m.get("direct")!).toFixed(2)}x`.padStart(9)} | ${vsNginx.padStart(8)} | ${t.pid ? `${rss.get(t.name)!.toFixed(0)} MiB`.padStart(8) : "       -"} |\n`);
+  }
+}
+
+main()
+  .catch((e: unknown) => {
+    log(`bench:ws: ${(e as Error).message}`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const c of children) c.kill("SIGTERM");
+  });
