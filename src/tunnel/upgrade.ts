@@ -64,10 +64,16 @@ function handleUpgrade(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingM
     return ex.fail("SY_TUNNEL_LIMIT", `${tunnels.active.legacy + tunnels.active.new} tunnels open (websocket.max_tunnels ${ws.max_tunnels})`);
   }
 
-  let switched = false;
-  res.once("close", () => {
-    if (!switched) tunnels.release(backend.name);
-  });
+  // The slot is given back as soon as the upgrade ends any other way than a tunnel: an answer sent
+  // (refusal, 502, 504) or the client gone.
+  let settled = false;
+  const release = () => {
+    if (settled) return;
+    settled = true;
+    tunnels.release(backend.name);
+  };
+  res.once("finish", release);
+  res.once("close", release);
   const clientKey = req.headers["sec-websocket-key"] as string | undefined;
   ex.upgrade = {
     onSwitch(controller: Dispatcher.DispatchController, statusCode: number, upstreamHeaders: Record<string, string | string[] | undefined>, upstream: Socket) {
@@ -90,7 +96,7 @@ function handleUpgrade(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingM
       let text = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upstreamHeaders.upgrade}\r\nConnection: Upgrade\r\n`;
       for (let i = 0; i < block.length; i += 2) text += `${block[i]}: ${block[i + 1]}\r\n`;
       socket.write(`${text}\r\n`, "latin1");
-      switched = true;
+      settled = true; // the slot now belongs to the tunnel, released when it closes
       tunnels.count("tunnelled", backend.name);
       const tunnel = new Tunnel(socket, upstream, head, { backend: backend.name, feature: ex.decision?.feature ?? null, facts: decisionFacts, websocket: protocol === "websocket" }, ws.idle_timeout, (t) =>
         tunnels.done(t),

@@ -149,6 +149,21 @@ describe("websocket tunnels", () => {
     expect(proxy.app.tunnels.open.size).toBe(0);
   });
 
+  it("answers 504 when the backend does not answer the handshake within websocket.handshake_timeout", async () => {
+    const held = new Set<net.Socket>();
+    const silent = net.createServer((s) => held.add(s)); // accepts, never answers
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    cleanup.push(() => new Promise<void>((r) => {
+      for (const s of held) s.destroy();
+      silent.close(() => r());
+    }));
+    proxy = await startProxy("websocket:\n  handshake_timeout: 300ms\n", `http://127.0.0.1:${(silent.address() as AddressInfo).port}`);
+    const key = Buffer.alloc(16, 3).toString("base64");
+    const out = await rawExchange(proxy.port, `GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`, 2000);
+    expect(out).toMatch(/^HTTP\/1.1 504 /);
+    expect(proxy.app.tunnels.active).toEqual({ legacy: 0, new: 0 });
+  });
+
   it("rejects a malformed handshake with 400 and serves Upgrade: h2c as plain HTTP", async () => {
     await setup();
     const bad = await rawExchange(proxy.port, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n");
