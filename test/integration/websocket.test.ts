@@ -185,6 +185,28 @@ describe("websocket tunnels", () => {
     await waitFor(() => proxy.app.tunnels.open.size === 0, "the tunnel to be gone");
   });
 
+  it("closes the client within a second when the backend process is SIGKILLed", async () => {
+    const { spawn } = await import("node:child_process");
+    const child = spawn(process.execPath, [new URL("../../bench/targets/ws-backend.ts", import.meta.url).pathname], { stdio: ["ignore", "pipe", "inherit"] });
+    cleanup.push(() => child.kill("SIGKILL"));
+    const backendUrl = await new Promise<string>((resolve) => child.stdout!.on("data", (d: Buffer) => {
+      const m = /READY (\S+)/.exec(String(d));
+      if (m) resolve(m[1]!);
+    }));
+    proxy = await startProxy("", backendUrl);
+    const ws = new WebSocket(`${proxy.url.replace("http", "ws")}/ws`);
+    await new Promise((r) => ws.once("open", r));
+    ws.send("ping");
+    expect(String((await nextMessage(ws)).data)).toBe("ping");
+    const gone = closed(ws);
+    const killedAt = Date.now();
+    child.kill("SIGKILL");
+    const { code, at } = await gone;
+    expect(code).toBe(1006); // abnormal closure: the backend vanished without a close frame
+    expect(at - killedAt).toBeLessThan(1000);
+    await waitFor(() => proxy.app.tunnels.open.size === 0, "the tunnel to be gone");
+  });
+
   it("closes the backend socket when the client goes away", async () => {
     await setup();
     const { ws } = await open(`${proxy.url}/ws`);
