@@ -59,9 +59,18 @@ export class Switchyard {
    * see the new one at once. Open tunnels are re-decided; those whose user now belongs elsewhere
    * follow their feature's tunnels_on_move policy. (Listener changes need a restart.)
    */
-  applyConfig(config: Config): { hash: string; tunnels: { kept: number; draining: number; closed: number } } {
-    const next = compileSnapshot(config);
+  applyConfig(config: Config, keepListenersOf?: Config): { hash: string; tunnels: { kept: number; draining: number; closed: number } } {
+    // Bound sockets cannot move: listener and admin settings stay those the process started with.
+    const next = compileSnapshot(keepListenersOf ? { ...config, listeners: keepListenersOf.listeners, admin: keepListenersOf.admin } : config);
+    const previous = this.#snapshot;
     this.#snapshot = next;
+    // Client-side timeouts can change on live servers; pools whose settings changed drain and close.
+    for (const l of this.listeners) {
+      l.server.headersTimeout = next.config.limits.header_timeout;
+      l.server.requestTimeout = next.config.limits.request_timeout;
+      l.server.keepAliveTimeout = next.config.limits.keep_alive_timeout;
+    }
+    if (previous !== next) void this.pools.retainOnly(Object.values(next.backends));
     const tunnels = this.tunnels.reconsider(next.routing, config.websocket.move_drain_timeout, CLOSE_SERVICE_RESTART);
     this.logger.info({ config_hash: next.hash, tunnels_moved: tunnels }, "config applied");
     return { hash: next.hash, tunnels };

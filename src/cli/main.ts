@@ -4,7 +4,11 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Switchyard } from "../app.ts";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startAdmin, type AdminServer } from "../admin/server.ts";
+import { ControlPlane } from "../control/control-plane.ts";
 import { loadConfigFile } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import { formatDuration, formatSize } from "../config/units.ts";
@@ -178,8 +182,9 @@ async function start(path: string): Promise<number> {
   const config = load(path);
   if (!config) return 1;
   const logger = createLogger({ level: config.log.level });
-  const app = await Switchyard.start(config, { logger });
-  return untilSignal(app, logger, []);
+  const cp = await ControlPlane.open(path, { logger });
+  const admin = await startAdmin(cp, cp.app.snapshot.config.admin);
+  return untilSignal(cp, admin, logger, []);
 }
 
 async function demo(): Promise<number> {
@@ -189,28 +194,43 @@ async function demo(): Promise<number> {
   const config = load(DEMO_CONFIG);
   if (!config) return 1;
   const logger = createLogger({ level: config.log.level });
-  let app: Switchyard;
+  // The demo keeps its runtime overrides out of the source tree.
+  const stateFile = join(mkdtempSync(join(tmpdir(), "switchyard-demo-")), "demo.state.json");
+  let cp: ControlPlane;
   try {
-    app = await Switchyard.start(config, { logger });
+    cp = await ControlPlane.open(DEMO_CONFIG, { logger, stateFile });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
-    // Port 8080 taken: any free port will do for a demo.
-    const listeners = config.listeners.map((l) => ({ ...l, port: 0 }));
-    app = await Switchyard.start({ ...config, listeners }, { logger });
+    // Port 8080 or 9901 taken: any free ports will do for a demo.
+    process.env.SWITCHYARD_PORT = "0";
+    process.env.SWITCHYARD_ADMIN_PORT = "0";
+    cp = await ControlPlane.open(DEMO_CONFIG, { logger, stateFile });
   }
-  const proxy = app.urls[0]!;
+  let admin: AdminServer;
+  try {
+    admin = await startAdmin(cp, cp.app.snapshot.config.admin);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    admin = await startAdmin(cp, { ...cp.app.snapshot.config.admin, port: 0 });
+  }
+  const proxy = cp.app.urls[0]!;
   process.stdout.write(
     `\nSwitchyard demo is running\n` +
       `  proxy    ${proxy}/   try: curl -i ${proxy}/api/1/ping\n` +
       `  legacy   ${backends[0]!.url}/   sample Flask-style backend\n` +
       `  new      ${backends[1]!.url}/   sample FastAPI-style backend\n` +
-      `  config   ${DEMO_CONFIG}\n` +
+      `  admin    ${admin.url}/status   try: curl -X PUT '${admin.url}/features/ping?enabled=false'\n` +
+      `  config   ${DEMO_CONFIG} (edit it: changes apply without a restart)\n` +
       `Access log follows (JSON lines). Ctrl+C stops.\n\n`,
   );
-  return untilSignal(app, logger, backends);
+  return untilSignal(cp, admin, logger, backends);
 }
 
-function untilSignal(app: Switchyard, logger: ReturnType<typeof createLogger>, backends: SampleBackend[]): Promise<number> {
+function untilSignal(cp: ControlPlane, admin: AdminServer, logger: ReturnType<typeof createLogger>, backends: SampleBackend[]): Promise<number> {
+  process.on("SIGHUP", () => {
+    logger.info({ signal: "SIGHUP" }, "signal received: reloading config");
+    void cp.reload("sighup");
+  });
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
@@ -221,8 +241,10 @@ function untilSignal(app: Switchyard, logger: ReturnType<typeof createLogger>, b
       }
       stopping = true;
       logger.info({ signal }, "signal received: shutting down");
-      app
-        .shutdown()
+      cp.close();
+      void admin
+        .close()
+        .then(() => cp.app.shutdown())
         .then(() => Promise.all(backends.map((b) => b.close())))
         .then(() => {
           flushLogger(logger);

@@ -30,6 +30,14 @@ export class BackendPools {
     return [...this.#pools.values()].map((p) => ({ origin: String((p as unknown as { origin?: unknown }).origin ?? ""), ...pick(p.stats) }));
   }
 
+  /** Retire pools no current backend uses: they finish what they carry, then close. */
+  async retainOnly(targets: readonly BackendTarget[]): Promise<void> {
+    const keep = new Set(targets.map(poolKey));
+    const retired = [...this.#pools].filter(([key]) => !keep.has(key));
+    for (const [key] of retired) this.#pools.delete(key);
+    await Promise.all(retired.map(([, pool]) => pool.close()));
+  }
+
   /** Let in-flight requests finish, then close every connection. */
   async close(): Promise<void> {
     await Promise.all([...this.#pools.values()].map((p) => p.close()));

@@ -1,0 +1,166 @@
+// The admin API, on its own listener (loopback by default): status, feature toggles with the seeds'
+// semantics (all_endpoints included), percents, mode, rollback and its undo, override clearing.
+// Bearer-token auth on every path when a token is configured; JSON in and out; every change audited.
+import { timingSafeEqual } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Config } from "../config/schema.ts";
+import { OverrideError, type ControlPlane } from "../control/control-plane.ts";
+import type { OverrideValue } from "../control/overrides.ts";
+import { normalizeIp } from "../proxy/client-ip.ts";
+import { buildStatus } from "./status.ts";
+
+const MAX_BODY = 64 * 1024;
+
+export interface AdminServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Promise<AdminServer> {
+  const token = admin.token ? Buffer.from(admin.token) : null;
+  const server = http.createServer((req, res) => {
+    handle(cp, token, req).then(
+      ({ status, body }) => reply(res, status, body),
+      (err: unknown) => {
+        const status = err instanceof HttpError || err instanceof OverrideError ? err.status : 500;
+        if (status === 500) cp.app.logger.error({ err }, "admin API error");
+        reply(res, status, { error: status === 500 ? "internal error (see the proxy log)" : (err as Error).message });
+      },
+    );
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(admin.port, admin.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  cp.app.logger.info({ admin: url, auth: token ? "bearer token" : "none (loopback only)" }, "admin API listening");
+  return {
+    url,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+function reply(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  const headers: http.OutgoingHttpHeaders = { "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store" };
+  if (status === 401) headers["www-authenticate"] = 'Bearer realm="switchyard-admin"';
+  res.writeHead(status, headers).end(text);
+}
+
+async function handle(cp: ControlPlane, token: Buffer | null, req: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
+  if (token !== null) {
+    const given = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1];
+    if (given === undefined || !safeEqual(Buffer.from(given), token)) throw new HttpError(401, "missing or wrong bearer token (Authorization: Bearer <admin.token>)");
+  }
+  const who = `admin@${normalizeIp(req.socket.remoteAddress ?? "")}`;
+  const url = new URL(req.url ?? "/", "http://admin");
+  const path = url.pathname.replace(/^\/api\/1\/async(?=\/features\/)/, ""); // the seeds' runtime API path
+  const method = req.method ?? "GET";
+  const route = `${method} ${path}`;
+
+  if (route === "GET /status" || route === "GET /") return { status: 200, body: buildStatus(cp) };
+  if (route === "GET /healthz") return { status: 200, body: { ok: true, config_hash: cp.app.snapshot.hash } };
+  if (route === "GET /overrides") return { status: 200, body: Object.fromEntries(cp.overrides) };
+  if (route === "POST /reload") return { status: 200, body: await cp.reload("api") };
+  if (route === "POST /rollback") return change(cp, who, [{ key: "routing.kill_switch", value: true }], "rollback: everything to legacy");
+  if (route === "POST /rollback/undo") {
+    if (!cp.overrides.has("routing.kill_switch")) throw new HttpError(409, "no rollback override to undo (is routing.kill_switch set in the file?)");
+    return clear(cp, who, ["routing.kill_switch"], "rollback undone");
+  }
+  if (route === "PUT /mode") {
+    const body = await readJson(req);
+    return change(cp, who, [{ key: "routing.mode", value: (body.mode ?? url.searchParams.get("mode")) as OverrideValue }], "mode");
+  }
+  let m = /^\/features\/([^/]+)$/.exec(path);
+  if (m && (method === "PUT" || method === "POST" || method === "PATCH")) {
+    const name = featureKey(m[1]!);
+    const body = await readJson(req);
+    const changes: { key: string; value: OverrideValue }[] = [];
+    const enabled = body.enabled ?? queryBool(url, "enabled");
+    const percent = body.percent ?? queryNumber(url, "percent");
+    if (enabled !== undefined) changes.push({ key: `features.${name}.enabled`, value: enabled as OverrideValue });
+    if (percent !== undefined) changes.push({ key: `features.${name}.percent`, value: percent as OverrideValue });
+    if (body.target !== undefined) changes.push({ key: `features.${name}.target`, value: body.target as OverrideValue });
+    if (changes.length === 0) throw new HttpError(400, "nothing to change: give enabled (true/false), percent (0-100) or target (legacy/new), as JSON or query parameters");
+    return change(cp, who, changes, `feature ${m[1]}`);
+  }
+  if (m && method === "DELETE") {
+    const name = featureKey(m[1]!);
+    const keys = [...cp.overrides.keys()].filter((k) => k.startsWith(`features.${name}.`));
+    if (keys.length === 0) throw new HttpError(404, `no runtime override on feature ${m[1]}`);
+    return clear(cp, who, keys, `feature ${m[1]} back to the file`);
+  }
+  m = /^\/overrides\/(.+)$/.exec(path);
+  if (m && method === "DELETE") return clear(cp, who, [decodeURIComponent(m[1]!)], "override cleared");
+  throw new HttpError(404, `no such admin endpoint: ${route} (see GET /status, PUT /features/NAME, PUT /mode, POST /rollback, POST /rollback/undo, DELETE /overrides/KEY)`);
+}
+
+async function change(cp: ControlPlane, who: string, changes: { key: string; value: OverrideValue }[], action: string) {
+  const { record, before } = await cp.set(changes, who);
+  const after = Object.fromEntries(changes.map((c) => [c.key, c.value]));
+  cp.app.logger.info({ audit: { who, action, before, after }, config_hash: record.hash }, `admin change by ${who}: ${action}`);
+  return { status: 200, body: { applied: after, before, config_hash: record.hash, changes: record.changes } };
+}
+
+async function clear(cp: ControlPlane, who: string, keys: string[], action: string) {
+  const { record, before } = await cp.clear(keys, who);
+  cp.app.logger.info({ audit: { who, action, before, after: "file value" }, config_hash: record.hash }, `admin change by ${who}: ${action}`);
+  return { status: 200, body: { cleared: keys, before, config_hash: record.hash, changes: record.changes } };
+}
+
+/** "all_endpoints" (the seeds' name) and "*" address every feature. */
+const featureKey = (name: string) => (name === "all_endpoints" ? "*" : decodeURIComponent(name));
+
+function queryBool(url: URL, name: string): boolean | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null) return undefined;
+  if (v === "true" || v === "1") return true;
+  if (v === "false" || v === "0") return false;
+  throw new HttpError(400, `${name} must be true or false (got "${v}")`);
+}
+
+function queryNumber(url: URL, name: string): number | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null) return undefined;
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n)) throw new HttpError(400, `${name} must be a number (got "${v}")`);
+  return n;
+}
+
+async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new HttpError(413, `admin request body over ${MAX_BODY} bytes`);
+    chunks.push(c);
+  }
+  if (size === 0) return {};
+  try {
+    const v = JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not an object");
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new HttpError(400, `body must be a JSON object (${(err as Error).message})`);
+  }
+}
+
+function safeEqual(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}

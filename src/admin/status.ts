@@ -1,0 +1,51 @@
+// GET /status: what is running, where each routing value comes from, and how the last load went.
+import type { ControlPlane } from "../control/control-plane.ts";
+import { fileValue } from "../control/overrides.ts";
+
+const VERSION = "0.1.0";
+
+type Sourced<T> = { value: T; source: "file" | "override"; file_value?: unknown; set_by?: string; set_at?: string };
+
+export function buildStatus(cp: ControlPlane) {
+  const snap = cp.app.snapshot;
+  const eff = snap.config;
+  const file = cp.fileConfig;
+  const sourced = <T>(key: string, value: T, fallbackKey?: string): Sourced<T> => {
+    const o = cp.overrides.get(key) ?? (fallbackKey ? cp.overrides.get(fallbackKey) : undefined);
+    if (!o) return { value, source: "file" };
+    return { value, source: "override", file_value: fileValue(file, key), set_by: o.by, set_at: o.at };
+  };
+  const features: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(eff.features)) {
+    const targetKey = cp.overrides.has(`features.${name}.target`) ? `features.${name}.target` : `features.${name}.percent`;
+    features[name] = {
+      enabled: sourced(`features.${name}.enabled`, f.enabled, "features.*.enabled"),
+      target: sourced(targetKey, typeof f.target === "string" ? f.target : { percent: f.target.percent }, "features.*.percent"),
+      pilot: f.pilot,
+      routes: f.routes,
+    };
+  }
+  const pools = cp.app.pools.stats();
+  return {
+    version: VERSION,
+    uptime_seconds: Math.round((Date.now() - cp.startedAt) / 1000),
+    config: {
+      file: cp.file,
+      hash: snap.hash,
+      state_file: cp.stateFile,
+      last_load: cp.lastLoad,
+      reloads: cp.reloads,
+    },
+    mode: sourced("routing.mode", eff.routing.mode),
+    kill_switch: sourced("routing.kill_switch", eff.routing.kill_switch),
+    default_backend: eff.routing.default_backend,
+    features,
+    overrides: Object.fromEntries(cp.overrides),
+    backends: Object.fromEntries(
+      Object.values(snap.backends).map((b) => [b.name, { url: b.origin, pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
+    ),
+    tunnels: cp.app.tunnels.stats(),
+    inflight: cp.app.state.inflight,
+    listeners: cp.app.urls,
+  };
+}

@@ -1,0 +1,217 @@
+// The control plane of a running Switchyard: the config file (watched, reloaded on change or SIGHUP),
+// the runtime overrides (admin API, persisted next to the file), and the one place that lays the
+// second over the first and hands the result to the proxy. Changes are serialised; a bad file or a
+// bad override never takes effect.
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { Switchyard, type StartOptions } from "../app.ts";
+import { parseConfigText } from "../config/load.ts";
+import type { Config } from "../config/schema.ts";
+import { watchConfigDir, type ConfigWatcher } from "../config/watch.ts";
+import { compileRoutingTable } from "../routing/table.ts";
+import { rolloutDiff } from "../routing/diff.ts";
+import { describeChanges, needsRestart } from "./changes.ts";
+import { applyOverrides, fileValue, overrideProblem, type OverrideEntry, type OverrideValue } from "./overrides.ts";
+import { readState, stateFileFor, writeState } from "./state-file.ts";
+
+export interface LoadRecord {
+  ok: boolean;
+  at: string;
+  trigger: string;
+  /** Hash of the effective config after this load (unchanged when the load failed). */
+  hash: string;
+  errors: string[];
+  changes: string[];
+  restartNeeded: string[];
+}
+
+export interface OpenOptions extends StartOptions {
+  /** Where overrides persist; default next to the config file. */
+  stateFile?: string;
+  /** Debounce for file events, ms. */
+  debounceMs?: number;
+  /** Watch the config directory (default true). */
+  watch?: boolean;
+  env?: Record<string, string | undefined>;
+}
+
+export class ControlPlane {
+  readonly app: Switchyard;
+  readonly file: string;
+  readonly stateFile: string;
+  readonly startedAt = Date.now();
+  lastLoad: LoadRecord;
+  reloads = { ok: 0, failed: 0 };
+  #fileConfig: Config;
+  #fileHash: string;
+  #overrides: Map<string, OverrideEntry>;
+  #queue: Promise<unknown> = Promise.resolve();
+  #watcher: ConfigWatcher | null = null;
+  #env: Record<string, string | undefined>;
+
+  private constructor(app: Switchyard, file: string, stateFile: string, fileConfig: Config, fileHash: string, overrides: Map<string, OverrideEntry>, env: Record<string, string | undefined>) {
+    this.app = app;
+    this.file = file;
+    this.stateFile = stateFile;
+    this.#fileConfig = fileConfig;
+    this.#fileHash = fileHash;
+    this.#overrides = overrides;
+    this.#env = env;
+    this.lastLoad = { ok: true, at: new Date().toISOString(), trigger: "start", hash: app.snapshot.hash, errors: [], changes: [], restartNeeded: [] };
+  }
+
+  /** Load the file and the persisted overrides, start the proxy on their combination, watch the file. */
+  static async open(file: string, opts: OpenOptions = {}): Promise<ControlPlane> {
+    const env = opts.env ?? process.env;
+    const text = readFileSync(file, "utf8");
+    const result = parseConfigText(text, file, env);
+    if (!result.ok) throw Object.assign(new Error(result.errors.map((e) => e.format()).join("\n")), { configErrors: result.errors });
+    const stateFile = opts.stateFile ?? stateFileFor(file);
+    const overrides = readState(stateFile);
+    // Overrides that no longer fit the file (a feature was removed) are dropped with a warning, not fatal.
+    const dropped: string[] = [];
+    for (const [key, entry] of overrides) {
+      if (overrideProblem(result.config, key, entry.value) !== null) {
+        overrides.delete(key);
+        dropped.push(key);
+      }
+    }
+    const app = await Switchyard.start(applyOverrides(result.config, overrides), opts);
+    const cp = new ControlPlane(app, file, stateFile, result.config, sha(text), overrides, env);
+    if (overrides.size > 0) app.logger.info({ overrides: Object.fromEntries(overrides), state_file: stateFile }, "runtime overrides loaded");
+    if (dropped.length > 0) app.logger.warn({ dropped, state_file: stateFile }, "runtime overrides dropped: they do not fit the config file any more");
+    if (opts.watch !== false) cp.#watcher = watchConfigDir(file, opts.debounceMs ?? 100, () => void cp.reload("watch"));
+    return cp;
+  }
+
+  get fileConfig(): Config {
+    return this.#fileConfig;
+  }
+
+  get overrides(): ReadonlyMap<string, OverrideEntry> {
+    return this.#overrides;
+  }
+
+  /** Re-read the file; apply it when valid, keep serving the old snapshot when not. */
+  reload(trigger: string): Promise<LoadRecord> {
+    return this.#serial(() => {
+      let text: string;
+      try {
+        text = readFileSync(this.file, "utf8");
+      } catch (err) {
+        return this.#failed(trigger, [`${this.file}: cannot read config: ${(err as Error).message}`]);
+      }
+      const hash = sha(text);
+      if (hash === this.#fileHash && this.lastLoad.ok && trigger === "watch") return this.lastLoad; // an event without a change
+      const result = parseConfigText(text, this.file, this.#env);
+      if (!result.ok) return this.#failed(trigger, result.errors.map((e) => e.format()));
+      const before = this.app.snapshot.config;
+      const restart = needsRestart(this.#fileConfig, result.config);
+      this.#fileConfig = result.config;
+      this.#fileHash = hash;
+      const shadowed = [...this.#overrides.keys()].filter((k) => fileValue(result.config, k) !== null && fileValue(before, k) !== fileValue(result.config, k));
+      return this.#apply(trigger, before, restart, shadowed);
+    });
+  }
+
+  /** Set runtime overrides (validated all together, persisted, then applied); resolves to the load record. */
+  set(changes: { key: string; value: OverrideValue }[], who: string): Promise<{ record: LoadRecord; before: Record<string, OverrideValue | null> }> {
+    return this.#serial(() => {
+      for (const { key, value } of changes) {
+        const problem = overrideProblem(this.#fileConfig, key, value);
+        if (problem !== null) throw new OverrideError(problem);
+      }
+      const next = new Map(this.#overrides);
+      const at = new Date().toISOString();
+      const before: Record<string, OverrideValue | null> = {};
+      for (const { key, value } of changes) {
+        before[key] = this.#overrides.get(key)?.value ?? fileValue(this.#fileConfig, key);
+        next.set(key, { value, by: who, at });
+      }
+      return this.#commit(next, `admin (${who})`, before);
+    });
+  }
+
+  /** Clear runtime overrides (the file's values apply again). Unknown keys are an error. */
+  clear(keys: string[], who: string): Promise<{ record: LoadRecord; before: Record<string, OverrideValue | null> }> {
+    return this.#serial(() => {
+      const missing = keys.filter((k) => !this.#overrides.has(k));
+      if (missing.length > 0) throw new OverrideError(`no runtime override ${missing.join(", ")} to clear`, 404);
+      const next = new Map(this.#overrides);
+      const before: Record<string, OverrideValue | null> = {};
+      for (const k of keys) {
+        before[k] = next.get(k)!.value;
+        next.delete(k);
+      }
+      return this.#commit(next, `admin (${who})`, before);
+    });
+  }
+
+  close(): void {
+    this.#watcher?.close();
+    this.#watcher = null;
+  }
+
+  #commit(next: Map<string, OverrideEntry>, trigger: string, before: Record<string, OverrideValue | null>) {
+    const effective = applyOverrides(this.#fileConfig, next);
+    // Compile before persisting: an override that yields an unusable table is refused whole.
+    compileRoutingTable(effective.routing, effective.features);
+    writeState(this.stateFile, next);
+    const previous = this.app.snapshot.config;
+    this.#overrides = next;
+    const record = this.#apply(trigger, previous, [], []);
+    return { record, before };
+  }
+
+  #apply(trigger: string, before: Config, restartNeeded: string[], shadowed: string[]): LoadRecord {
+    const effective = applyOverrides(this.#fileConfig, this.#overrides);
+    const changes = describeChanges(before, effective);
+    const warnings = unexpectedMoves(before, effective);
+    const { hash, tunnels } = this.app.applyConfig(effective, restartNeeded.length > 0 ? before : undefined);
+    this.reloads.ok++;
+    this.lastLoad = { ok: true, at: new Date().toISOString(), trigger, hash, errors: [], changes, restartNeeded };
+    const log = this.app.logger;
+    log.info({ trigger, config_hash: hash, changes, tunnels_moved: tunnels }, changes.length > 0 ? `config applied: ${changes.join("; ")}` : "config applied: no routing change");
+    for (const w of warnings) log.warn({ trigger, config_hash: hash }, `ROLLOUT WARNING ${w}`);
+    if (restartNeeded.length > 0) log.warn({ trigger, settings: restartNeeded }, `config changes need a restart to take effect: ${restartNeeded.join(", ")}`);
+    if (shadowed.length > 0) log.warn({ trigger, keys: shadowed }, `file changes shadowed by runtime overrides (clear them with DELETE /overrides/KEY): ${shadowed.join(", ")}`);
+    return this.lastLoad;
+  }
+
+  #failed(trigger: string, errors: string[]): LoadRecord {
+    this.reloads.failed++;
+    this.lastLoad = { ok: false, at: new Date().toISOString(), trigger, hash: this.app.snapshot.hash, errors, changes: [], restartNeeded: [] };
+    this.app.logger.error({ trigger, errors, config_hash: this.app.snapshot.hash }, `config reload failed, still serving ${this.app.snapshot.hash}: ${errors.length} error(s)`);
+    return this.lastLoad;
+  }
+
+  #serial<T>(work: () => T): Promise<T> {
+    const run = this.#queue.then(work);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+export class OverrideError extends Error {
+  readonly status: number;
+  constructor(message: string, status = 422) {
+    super(message);
+    this.name = "OverrideError";
+    this.status = status;
+  }
+}
+
+function sha(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** rollout-diff's warnings, only when a change can reshuffle users (salt or identity sources). */
+function unexpectedMoves(before: Config, after: Config): string[] {
+  const reshuffles =
+    before.routing.salt !== after.routing.salt ||
+    JSON.stringify(before.routing.identity.sources) !== JSON.stringify(after.routing.identity.sources) ||
+    Object.keys(after.features).some((n) => before.features[n] && before.features[n].salt !== after.features[n]!.salt);
+  if (!reshuffles) return [];
+  const rows = rolloutDiff(compileRoutingTable(before.routing, before.features), compileRoutingTable(after.routing, after.features), 10_000);
+  return rows.filter((r) => r.flag !== null).map((r) => `${r.feature}: ${r.flag}`);
+}
