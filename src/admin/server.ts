@@ -31,9 +31,9 @@ export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Prom
     handle(cp, token, req).then(
       ({ status, body }) => reply(res, status, body),
       (err: unknown) => {
-        const status = err instanceof HttpError || err instanceof OverrideError ? err.status : 500;
-        if (status === 500) cp.app.logger.error({ err }, "admin API error");
-        reply(res, status, { error: status === 500 ? "internal error (see the proxy log)" : (err as Error).message });
+        const known = err instanceof HttpError || err instanceof OverrideError;
+        if (!known) cp.app.logger.error({ err }, "admin API error");
+        reply(res, known ? err.status : 500, { error: known ? err.message : "internal error (see the proxy log)" });
       },
     );
   });
@@ -68,7 +68,9 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
     const given = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1];
     if (given === undefined || !safeEqual(Buffer.from(given), token)) throw new HttpError(401, "missing or wrong bearer token (Authorization: Bearer <admin.token>)");
   }
-  const who = `admin@${normalizeIp(req.socket.remoteAddress ?? "")}`;
+  // Who, for the audit log: the caller may name itself (the CLI sends $USER); the address is ours.
+  const actor = /^[\w.@+-]{1,64}$/.exec(String(req.headers["x-switchyard-actor"] ?? ""))?.[0] ?? (token ? "token" : "anonymous");
+  const who = `${actor}@${normalizeIp(req.socket.remoteAddress ?? "")}`;
   const url = new URL(req.url ?? "/", "http://admin");
   const path = url.pathname.replace(/^\/api\/1\/async(?=\/features\/)/, ""); // the seeds' runtime API path
   const method = req.method ?? "GET";
@@ -84,13 +86,15 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
     return clear(cp, who, ["routing.kill_switch"], "rollback undone");
   }
   if (route === "PUT /mode") {
-    const body = await readJson(req);
-    return change(cp, who, [{ key: "routing.mode", value: (body.mode ?? url.searchParams.get("mode")) as OverrideValue }], "mode");
+    const body = await readJson(req, ["mode"]);
+    const mode = body.mode ?? url.searchParams.get("mode");
+    if (mode === null || mode === undefined) throw new HttpError(400, 'give the mode as JSON {"mode": "pilot"} or ?mode=pilot (disabled, pilot, mixed or full)');
+    return change(cp, who, [{ key: "routing.mode", value: mode as OverrideValue }], "mode");
   }
   let m = /^\/features\/([^/]+)$/.exec(path);
   if (m && (method === "PUT" || method === "POST" || method === "PATCH")) {
     const name = featureKey(m[1]!);
-    const body = await readJson(req);
+    const body = await readJson(req, ["enabled", "percent", "target"]);
     const changes: { key: string; value: OverrideValue }[] = [];
     const enabled = body.enabled ?? queryBool(url, "enabled");
     const percent = body.percent ?? queryNumber(url, "percent");
@@ -143,7 +147,7 @@ function queryNumber(url: URL, name: string): number | undefined {
   return n;
 }
 
-async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+async function readJson(req: http.IncomingMessage, fields: string[]): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
@@ -152,13 +156,17 @@ async function readJson(req: http.IncomingMessage): Promise<Record<string, unkno
     chunks.push(c);
   }
   if (size === 0) return {};
+  let body: Record<string, unknown>;
   try {
     const v = JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
     if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not an object");
-    return v as Record<string, unknown>;
+    body = v as Record<string, unknown>;
   } catch (err) {
     throw new HttpError(400, `body must be a JSON object (${(err as Error).message})`);
   }
+  const unknown = Object.keys(body).filter((k) => !fields.includes(k));
+  if (unknown.length > 0) throw new HttpError(400, `unknown field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; expected ${fields.join(", ")}`);
+  return body;
 }
 
 function safeEqual(a: Buffer, b: Buffer): boolean {

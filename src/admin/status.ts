@@ -1,6 +1,7 @@
 // GET /status: what is running, where each routing value comes from, and how the last load went.
 import type { ControlPlane } from "../control/control-plane.ts";
 import { fileValue } from "../control/overrides.ts";
+import type { Config } from "../config/schema.ts";
 
 const VERSION = "0.1.0";
 
@@ -10,17 +11,18 @@ export function buildStatus(cp: ControlPlane) {
   const snap = cp.app.snapshot;
   const eff = snap.config;
   const file = cp.fileConfig;
-  const sourced = <T>(key: string, value: T, fallbackKey?: string): Sourced<T> => {
+  const sourced = <T>(key: string, value: T, fallbackKey?: string, fileShape?: unknown): Sourced<T> => {
     const o = cp.overrides.get(key) ?? (fallbackKey ? cp.overrides.get(fallbackKey) : undefined);
     if (!o) return { value, source: "file" };
-    return { value, source: "override", file_value: fileValue(file, key), set_by: o.by, set_at: o.at };
+    return { value, source: "override", file_value: fileShape ?? fileValue(file, key), set_by: o.by, set_at: o.at };
   };
+  const targetShape = (t: Config["features"][string]["target"]) => (typeof t === "string" ? t : { percent: t.percent });
   const features: Record<string, unknown> = {};
   for (const [name, f] of Object.entries(eff.features)) {
     const targetKey = cp.overrides.has(`features.${name}.target`) ? `features.${name}.target` : `features.${name}.percent`;
     features[name] = {
       enabled: sourced(`features.${name}.enabled`, f.enabled, "features.*.enabled"),
-      target: sourced(targetKey, typeof f.target === "string" ? f.target : { percent: f.target.percent }, "features.*.percent"),
+      target: sourced(targetKey, targetShape(f.target), cp.overrides.has("features.*.target") ? "features.*.target" : "features.*.percent", file.features[name] && targetShape(file.features[name].target)),
       pilot: f.pilot,
       routes: f.routes,
     };

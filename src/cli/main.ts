@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// switchyard: start | check | demo. Unix habits: --help, --version, errors on stderr, exit codes
+// switchyard: start | check | demo | explain | rollout-diff, and the admin helpers status | set |
+// mode | rollback | unset. Unix habits: --help, --version, errors on stderr, exit codes
 // 0 (ok), 1 (config invalid or runtime failure), 2 (usage error).
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { startAdmin, type AdminServer } from "../admin/server.ts";
+import { AdminCallError, callAdmin, formatStatus, resolveAdmin } from "./admin-client.ts";
 import { ControlPlane } from "../control/control-plane.ts";
 import { loadConfigFile } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
@@ -35,18 +36,106 @@ Usage:
                                and in which direction; exit 3 when users would move new -> legacy
                                although no percent went down (salt or identity-source change)
 
+Talking to a running proxy (admin API; every change is validated, audit-logged and persisted):
+  switchyard status [--json]   mode, features and where each value comes from, last reload, backends
+  switchyard set FEATURE [--percent N] [--enabled | --disabled] [--target legacy|new]
+                               runtime override for one feature; FEATURE all_endpoints means every one
+  switchyard mode MODE         runtime override of routing.mode (disabled, pilot, mixed, full)
+  switchyard rollback [--undo] everything to legacy now (kill switch override), or undo that
+  switchyard unset KEY|FEATURE clear overrides (a key such as routing.mode, or all of a feature's)
+  switchyard reload            re-read the config file now (like SIGHUP)
+
 Options:
-  -c, --config FILE   config file (default: $SWITCHYARD_CONFIG)
+  -c, --config FILE   config file (default: $SWITCHYARD_CONFIG); admin helpers take the admin
+                      address and token from it
+      --admin URL     admin API of the running proxy (default: $SWITCHYARD_ADMIN_URL, else from
+                      -c FILE, else http://127.0.0.1:9901); token from $SWITCHYARD_ADMIN_TOKEN
+      --state-file F  (start) where runtime overrides persist (default: admin.state_file, else
+                      <config name>.state.json next to FILE)
+      --no-watch      (start) do not watch the config file; reload on SIGHUP or POST /reload only
   -h, --help          show this help
   -V, --version       print the version
 
-Signals (start, demo): SIGTERM or SIGINT drain in-flight requests (shutdown.drain_timeout), then exit 0;
-a second signal exits at once.
+Signals (start, demo): SIGHUP reloads the config file (it is also watched); SIGTERM or SIGINT drain
+in-flight requests (shutdown.drain_timeout), then exit 0; a second signal exits at once.
 
 Exit codes: 0 ok, 1 invalid config or runtime failure, 2 usage error, 3 rollout-diff flagged a move.
 Docs: README.md; every config key: config/switchyard.example.yaml.`;
 
 class UsageError extends Error {}
+
+const COMMANDS = "start, check, demo, explain, rollout-diff, status, set, mode, rollback, unset or reload";
+const ADMIN_COMMANDS = new Set(["status", "set", "mode", "rollback", "unset", "reload"]);
+
+interface AdminFlags {
+  config?: string;
+  admin?: string;
+  percent?: string;
+  enabled?: boolean;
+  disabled?: boolean;
+  target?: string;
+  undo?: boolean;
+  json?: boolean;
+}
+
+async function adminCommand(command: string, args: string[], flags: AdminFlags): Promise<number> {
+  const want = (n: number, usage: string) => {
+    if (args.length !== n) throw new UsageError(`usage: switchyard ${usage}`);
+  };
+  const target = resolveAdmin({ admin: flags.admin, config: flags.config ?? process.env.SWITCHYARD_CONFIG }, process.env);
+  let out: Record<string, unknown>;
+  try {
+    switch (command) {
+      case "status":
+        want(0, "status [--json]");
+        out = await callAdmin(target, "GET", "/status");
+        return print(flags.json ? JSON.stringify(out, null, 2) : formatStatus(out));
+      case "set": {
+        want(1, "set FEATURE [--percent N] [--enabled | --disabled] [--target legacy|new]");
+        if (flags.enabled && flags.disabled) throw new UsageError("--enabled and --disabled contradict each other");
+        const body: Record<string, unknown> = {};
+        if (flags.percent !== undefined) {
+          const n = Number(flags.percent.replace(/%$/, ""));
+          if (flags.percent.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--percent wants a number from 0 to 100, got "${flags.percent}"`);
+          body.percent = n;
+        }
+        if (flags.enabled || flags.disabled) body.enabled = Boolean(flags.enabled);
+        if (flags.target !== undefined) body.target = flags.target;
+        if (Object.keys(body).length === 0) throw new UsageError("set needs --percent N, --enabled, --disabled or --target legacy|new");
+        out = await callAdmin(target, "PUT", `/features/${encodeURIComponent(args[0]!)}`, body);
+        break;
+      }
+      case "mode":
+        want(1, "mode disabled|pilot|mixed|full");
+        out = await callAdmin(target, "PUT", "/mode", { mode: args[0] });
+        break;
+      case "rollback":
+        want(0, "rollback [--undo]");
+        out = await callAdmin(target, "POST", flags.undo ? "/rollback/undo" : "/rollback");
+        break;
+      case "unset": {
+        want(1, "unset KEY|FEATURE (e.g. routing.mode, features.reports.percent, reports)");
+        const key = args[0]!;
+        out = key.includes(".") ? await callAdmin(target, "DELETE", `/overrides/${encodeURIComponent(key)}`) : await callAdmin(target, "DELETE", `/features/${encodeURIComponent(key)}`);
+        break;
+      }
+      default:
+        want(0, "reload");
+        out = await callAdmin(target, "POST", "/reload");
+        if (out.ok === false) {
+          process.stderr.write(`switchyard: reload failed, the proxy keeps its previous config:\n${(out.errors as string[]).map((e) => `  ${e}`).join("\n")}\n`);
+          return 1;
+        }
+    }
+  } catch (err) {
+    if (!(err instanceof AdminCallError)) throw err;
+    process.stderr.write(`switchyard: ${err.message}\n`);
+    return 1;
+  }
+  if (flags.json) return print(JSON.stringify(out, null, 2));
+  const changes = (out.changes as string[] | undefined) ?? [];
+  return print(`ok, config ${String(out.config_hash ?? out.hash)}: ${changes.length > 0 ? changes.join("; ") : "no routing change"}`);
+}
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -54,13 +143,23 @@ async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
+      allowNegative: true,
       options: {
+        watch: { type: "boolean", default: true },
         config: { type: "string", short: "c" },
         user: { type: "string", short: "u" },
         header: { type: "string", short: "H", multiple: true },
         ip: { type: "string" },
         host: { type: "string" },
         users: { type: "string" },
+        admin: { type: "string" },
+        "state-file": { type: "string" },
+        percent: { type: "string" },
+        enabled: { type: "boolean" },
+        disabled: { type: "boolean" },
+        target: { type: "string" },
+        undo: { type: "boolean" },
+        json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -75,18 +174,19 @@ async function main(argv: string[]): Promise<number> {
   const configPath = values.config ?? process.env.SWITCHYARD_CONFIG;
   if (command === "explain") return explain(requireConfig(configPath), extra, values);
   if (command === "rollout-diff") return diff(extra, values.users);
+  if (command !== undefined && ADMIN_COMMANDS.has(command)) return adminCommand(command, extra, values);
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   switch (command) {
     case "check":
       return check(requireConfig(configPath));
     case "start":
-      return start(requireConfig(configPath));
+      return start(requireConfig(configPath), values["state-file"], values.watch);
     case "demo":
       return demo();
     case undefined:
-      throw new UsageError("missing command (start, check, demo, explain or rollout-diff)");
+      throw new UsageError(`missing command (${COMMANDS})`);
     default:
-      throw new UsageError(`unknown command "${command}" (expected start, check, demo, explain or rollout-diff)`);
+      throw new UsageError(`unknown command "${command}" (expected ${COMMANDS})`);
   }
 }
 
@@ -178,11 +278,11 @@ function featureSummary(c: Config): string {
   return `${features.length} feature${features.length === 1 ? "" : "s"} (${enabled} enabled)`;
 }
 
-async function start(path: string): Promise<number> {
+async function start(path: string, stateFile: string | undefined, watch: boolean): Promise<number> {
   const config = load(path);
   if (!config) return 1;
   const logger = createLogger({ level: config.log.level });
-  const cp = await ControlPlane.open(path, { logger });
+  const cp = await ControlPlane.open(path, { logger, stateFile, watch });
   const admin = await startAdmin(cp, cp.app.snapshot.config.admin);
   return untilSignal(cp, admin, logger, []);
 }

@@ -31,6 +31,7 @@ export interface Snapshot {
   readonly requestIdLower: string;
   readonly requestIdPreserve: "any" | "trusted" | "never";
   readonly maxBodyBytes: number;
+  readonly configHashHeader: boolean;
   /** Request headers meant for the proxy alone (force override, its secret): never sent upstream. */
   readonly proxyOnlyHeaders: ReadonlySet<string> | null;
 }
@@ -64,6 +65,7 @@ export function compileSnapshot(config: Config): Snapshot {
     requestIdLower: config.proxy.request_id.header.toLowerCase(),
     requestIdPreserve: config.proxy.request_id.preserve,
     maxBodyBytes: config.limits.max_body_size,
+    configHashHeader: config.proxy.config_hash_header,
   });
 }
 

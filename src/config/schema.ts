@@ -113,6 +113,8 @@ export const ConfigSchema = z
         host: host.default(D.DEFAULT_ADMIN_HOST).meta({ description: `Admin listener address; keep it on loopback unless a token is set. Default ${D.DEFAULT_ADMIN_HOST}.` }),
         port: port.default(D.DEFAULT_ADMIN_PORT).meta({ description: `Admin listener port. Default ${D.DEFAULT_ADMIN_PORT}.` }),
         token: z.string().optional().meta({ description: "Bearer token the admin API requires; required when host is not loopback." }),
+        state_file: z.string().optional()
+          .meta({ description: "Where runtime overrides (admin API changes) persist. Default: <config name>.state.json next to the config file; set it when that directory is read-only (a Kubernetes ConfigMap)." }),
       })
       .prefault({})
       .meta({ description: "Admin listener (status, metrics, runtime control)." }),
@@ -148,6 +150,8 @@ export const ConfigSchema = z
           .prefault({}),
         rewrite_location: z.boolean().default(true)
           .meta({ description: "Rewrite Location headers that point at a backend's own origin to the client-facing origin (nginx proxy_redirect default). Default true." }),
+        config_hash_header: z.boolean().default(false)
+          .meta({ description: "Add X-Switchyard-Config: <hash of the effective config> to responses, so a fleet running mixed configs shows. Default false." }),
       })
       .prefault({})
       .meta({ description: "Forwarding behaviour." }),

@@ -4,6 +4,7 @@
 // bad override never takes effect.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { Switchyard, type StartOptions } from "../app.ts";
 import { parseConfigText } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
@@ -66,7 +67,8 @@ export class ControlPlane {
     const text = readFileSync(file, "utf8");
     const result = parseConfigText(text, file, env);
     if (!result.ok) throw Object.assign(new Error(result.errors.map((e) => e.format()).join("\n")), { configErrors: result.errors });
-    const stateFile = opts.stateFile ?? stateFileFor(file);
+    const configured = result.config.admin.state_file;
+    const stateFile = opts.stateFile ?? (configured ? resolve(dirname(file), configured) : stateFileFor(file));
     const overrides = readState(stateFile);
     // Overrides that no longer fit the file (a feature was removed) are dropped with a warning, not fatal.
     const dropped: string[] = [];
@@ -156,7 +158,11 @@ export class ControlPlane {
     const effective = applyOverrides(this.#fileConfig, next);
     // Compile before persisting: an override that yields an unusable table is refused whole.
     compileRoutingTable(effective.routing, effective.features);
-    writeState(this.stateFile, next);
+    try {
+      writeState(this.stateFile, next);
+    } catch (err) {
+      throw new OverrideError(`cannot persist the change to ${this.stateFile} (${(err as Error).message}); nothing changed. Point admin.state_file at a writable path`, 503);
+    }
     const previous = this.app.snapshot.config;
     this.#overrides = next;
     const record = this.#apply(trigger, previous, [], []);

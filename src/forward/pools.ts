@@ -27,7 +27,7 @@ export class BackendPools {
 
   /** Every pool's live counters, for leak checks and status. */
   stats(): { origin: string; connected: number; running: number; pending: number }[] {
-    return [...this.#pools.values()].map((p) => ({ origin: String((p as unknown as { origin?: unknown }).origin ?? ""), ...pick(p.stats) }));
+    return [...this.#pools].map(([key, p]) => ({ origin: key.slice(0, key.indexOf("|")), ...pick(p.stats) }));
   }
 
   /** Retire pools no current backend uses: they finish what they carry, then close. */

@@ -79,6 +79,7 @@ export function route(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMe
   ex.decision = decision;
   if (decision.identity?.minted) ex.addResponseHeader("set-cookie", stickyCookie(snap.routing, decision.identity.key, listener.proto === "https"));
   if (snap.routing.decisionHeader) ex.addResponseHeader("x-switchyard-decision", describeDecision(decision));
+  if (snap.configHashHeader) ex.addResponseHeader("x-switchyard-config", snap.hash);
 
   const headers = buildUpstreamHeaders(req.rawHeaders, facts, {
     peerTrusted,

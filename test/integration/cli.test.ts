@@ -102,6 +102,77 @@ describe("switchyard CLI", () => {
     expect(await exited).toBe(0);
   });
 
+  it("status, set, mode, rollback, unset and reload talk to a running proxy; SIGHUP reloads", async () => {
+    backend = await echoBackend();
+    const dir = tmp();
+    const file = join(dir, "sy.yaml");
+    const text = (percent: number) =>
+      `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend!.url}\n  new:\n    url: ${backend!.url}\nadmin:\n  port: 0\n  token: \${SWITCHYARD_ADMIN_TOKEN}\n` +
+      `features:\n  reports:\n    routes: [/api/1/reports/**]\n    target: { percent: ${percent} }\n`;
+    writeFileSync(file, text(10));
+    const env = { ...process.env, SWITCHYARD_CONFIG: "", SWITCHYARD_ADMIN_TOKEN: "tok-1", SWITCHYARD_ADMIN_URL: "" };
+    child = spawn(process.execPath, [CLI, "start", "-c", file, "--no-watch"], { stdio: ["ignore", "pipe", "pipe"], env });
+    const m = await waitForOutput(child, /"admin":"(http:\/\/127\.0\.0\.1:\d+)"/);
+    const adminUrl = m[1]!;
+    const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, "--admin", adminUrl], { encoding: "utf8", env, timeout: 15_000 });
+
+    let r = cli("status");
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^switchyard \d+\.\d+\.\d+, up \d+ s, config [0-9a-f]{12}\n/);
+    expect(r.stdout).toMatch(/\n {2}reports +enabled +-> 10%\n/);
+
+    r = cli("set", "reports", "--percent", "25");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^ok, config [0-9a-f]{12}: feature reports 10% -> 25%\n$/);
+    r = cli("status");
+    expect(r.stdout).toMatch(/reports +enabled +-> 25% \(override by \S+@127\.0\.0\.1 at \S+; file: 10%\)/);
+    r = cli("status", "--json");
+    expect(JSON.parse(r.stdout).features.reports.target).toMatchObject({ value: { percent: 25 }, source: "override" });
+
+    r = cli("mode", "pilot");
+    expect(r.stdout).toMatch(/mode mixed -> pilot/);
+    r = cli("rollback");
+    expect(r.stdout).toMatch(/kill switch off -> ON/);
+    expect(cli("status").stdout).toMatch(/kill switch +ON: everything goes to legacy \(override by/);
+    r = cli("rollback", "--undo");
+    expect(r.stdout).toMatch(/kill switch on -> off/);
+    r = cli("unset", "routing.mode");
+    expect(r.stdout).toMatch(/mode pilot -> mixed/);
+    r = cli("unset", "reports");
+    expect(r.stdout).toMatch(/feature reports 25% -> 10%/);
+
+    // Errors: the server's reason on stderr, exit 1; usage errors exit 2.
+    r = cli("set", "reports", "--percent", "101");
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^switchyard: PUT \/features\/reports: HTTP 422: features\.reports\.percent must be a number from 0 to 100 \(got 101\)\n$/);
+    r = spawnSync(process.execPath, [CLI, "status", "--admin", adminUrl], { encoding: "utf8", env: { ...env, SWITCHYARD_ADMIN_TOKEN: "wrong" } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/HTTP 401: missing or wrong bearer token .*\(set SWITCHYARD_ADMIN_TOKEN\)/);
+    expect(cli("set", "reports").status).toBe(2);
+    expect(cli("set", "reports", "--percent", "lots").status).toBe(2);
+    r = spawnSync(process.execPath, [CLI, "status", "--admin", "http://127.0.0.1:1"], { encoding: "utf8", env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/cannot reach the admin API at http:\/\/127\.0\.0\.1:1: .*is the proxy running\?/);
+
+    // The file is not watched (--no-watch): a save waits for SIGHUP or `switchyard reload`.
+    writeFileSync(file, text(30));
+    const hup = waitForOutput(child, /config applied: feature reports 10% -> 30%/);
+    child.kill("SIGHUP");
+    await hup;
+    writeFileSync(file, text(40).replace("percent: 40", "percent: 400"));
+    r = cli("reload");
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/reload failed, the proxy keeps its previous config:\n {2}.*sy\.yaml:\d+:\d+: features\.reports\.target\.percent/);
+    writeFileSync(file, text(40));
+    r = cli("reload");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/feature reports 30% -> 40%/);
+    const exited = exitCode(child);
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  });
+
   it("start on a port already taken exits 1 with a hint", async () => {
     backend = await echoBackend();
     const dir = tmp();

@@ -1,0 +1,97 @@
+// The CLI side of the admin API: `switchyard status | set | mode | rollback | unset` talk to a running
+// proxy. Where it is: --admin URL, else $SWITCHYARD_ADMIN_URL, else the admin listener of -c FILE,
+// else http://127.0.0.1:9901. The token: $SWITCHYARD_ADMIN_TOKEN, else admin.token of -c FILE.
+import { userInfo } from "node:os";
+import { request } from "undici";
+import { loadConfigFile } from "../config/load.ts";
+import { DEFAULT_ADMIN_PORT } from "../config/defaults.ts";
+
+export interface AdminTarget {
+  url: string;
+  token: string | undefined;
+}
+
+export class AdminCallError extends Error {}
+
+export function resolveAdmin(opts: { admin?: string; config?: string }, env: NodeJS.ProcessEnv): AdminTarget {
+  let url = opts.admin ?? env.SWITCHYARD_ADMIN_URL;
+  let token = env.SWITCHYARD_ADMIN_TOKEN || undefined;
+  if (opts.config && (!url || !token)) {
+    const result = loadConfigFile(opts.config, env);
+    if (!result.ok) throw new AdminCallError(`${opts.config}: ${result.errors.map((e) => e.format()).join("\n")}`);
+    const a = result.config.admin;
+    const host = a.host === "0.0.0.0" ? "127.0.0.1" : a.host === "::" ? "[::1]" : a.host.includes(":") ? `[${a.host}]` : a.host;
+    url ??= `http://${host}:${a.port}`;
+    token ??= a.token || undefined;
+  }
+  url ??= `http://127.0.0.1:${DEFAULT_ADMIN_PORT}`;
+  if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new AdminCallError(`admin URL must look like http://127.0.0.1:9901, got "${url}"`);
+  return { url: url.replace(/\/$/, ""), token };
+}
+
+/** One admin call; resolves to the parsed JSON body, or throws AdminCallError with the server's words. */
+export async function callAdmin(target: AdminTarget, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+  const headers: Record<string, string> = { accept: "application/json", "x-switchyard-actor": actor() };
+  if (target.token) headers.authorization = `Bearer ${target.token}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let res;
+  try {
+    res = await request(`${target.url}${path}`, { method: method as "GET", headers, body: body === undefined ? undefined : JSON.stringify(body), headersTimeout: 10_000, bodyTimeout: 10_000 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint = code === "ECONNREFUSED" ? " (is the proxy running? pass --admin URL or -c FILE)" : "";
+    throw new AdminCallError(`cannot reach the admin API at ${target.url}: ${(err as Error).message}${hint}`);
+  }
+  const text = await res.body.text();
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new AdminCallError(`${method} ${target.url}${path}: HTTP ${res.statusCode}, not JSON: ${text.slice(0, 200)}`);
+  }
+  if (res.statusCode >= 400) {
+    const hint = res.statusCode === 401 ? " (set SWITCHYARD_ADMIN_TOKEN)" : "";
+    throw new AdminCallError(`${method} ${path}: HTTP ${res.statusCode}: ${String(parsed.error ?? text)}${hint}`);
+  }
+  return parsed;
+}
+
+function actor(): string {
+  try {
+    return userInfo().username.replace(/[^\w.@+-]/g, "").slice(0, 64) || "cli";
+  } catch {
+    return "cli";
+  }
+}
+
+type Sourced = { value: unknown; source: string; file_value?: unknown; set_by?: string; set_at?: string };
+
+const show = (v: unknown): string => (typeof v === "object" && v !== null && "percent" in v ? `${(v as { percent: number }).percent}%` : String(v));
+const from = (s: Sourced): string => (s.source === "override" ? ` (override by ${s.set_by} at ${s.set_at}; file: ${show(s.file_value)})` : "");
+
+/** GET /status in words. */
+export function formatStatus(s: Record<string, unknown>): string {
+  const config = s.config as { file: string; hash: string; state_file: string; last_load: { ok: boolean; at: string; trigger: string; errors: string[] }; reloads: { ok: number; failed: number } };
+  const mode = s.mode as Sourced;
+  const kill = s.kill_switch as Sourced;
+  const lines = [
+    `switchyard ${String(s.version)}, up ${String(s.uptime_seconds)} s, config ${config.hash}`,
+    `config file  ${config.file} (overrides in ${config.state_file})`,
+    `last load    ${config.last_load.ok ? "ok" : "FAILED"} at ${config.last_load.at} (${config.last_load.trigger}); reloads ok ${config.reloads.ok}, failed ${config.reloads.failed}`,
+    ...config.last_load.errors.map((e) => `  ${e}`),
+    `mode         ${show(mode.value)}${from(mode)}`,
+    `kill switch  ${kill.value ? "ON: everything goes to legacy" : "off"}${from(kill)}`,
+    "features:",
+  ];
+  const features = s.features as Record<string, { enabled: Sourced; target: Sourced }>;
+  const width = Math.max(8, ...Object.keys(features).map((n) => n.length));
+  for (const [name, f] of Object.entries(features)) {
+    lines.push(`  ${name.padEnd(width)}  ${f.enabled.value ? "enabled " : "disabled"}${from(f.enabled)}  -> ${show(f.target.value)}${from(f.target)}`);
+  }
+  if (Object.keys(features).length === 0) lines.push("  (none)");
+  lines.push("backends:");
+  for (const [name, b] of Object.entries(s.backends as Record<string, { url: string; pool: { connected: number; running: number; pending: number } }>)) {
+    lines.push(`  ${name.padEnd(width)}  ${b.url}  connections ${b.pool.connected}, running ${b.pool.running}, queued ${b.pool.pending}`);
+  }
+  return lines.join("\n");
+}
