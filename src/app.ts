@@ -72,7 +72,7 @@ export class Switchyard {
     }
     if (previous !== next) void this.pools.retainOnly(Object.values(next.backends));
     const tunnels = this.tunnels.reconsider(next.routing, config.websocket.move_drain_timeout, CLOSE_SERVICE_RESTART);
-    this.logger.info({ config_hash: next.hash, tunnels_moved: tunnels }, "config applied");
+    this.logger.debug({ config_hash: next.hash, tunnels_moved: tunnels }, "snapshot swapped");
     return { hash: next.hash, tunnels };
   }
 

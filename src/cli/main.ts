@@ -319,7 +319,7 @@ async function demo(): Promise<number> {
       `  proxy    ${proxy}/   try: curl -i ${proxy}/api/1/ping\n` +
       `  legacy   ${backends[0]!.url}/   sample Flask-style backend\n` +
       `  new      ${backends[1]!.url}/   sample FastAPI-style backend\n` +
-      `  admin    ${admin.url}/status   try: curl -X PUT '${admin.url}/features/ping?enabled=false'\n` +
+      `  admin    ${admin.url}/status   try: curl -X PUT '${admin.url}/features/ping?enabled=true'\n` +
       `  config   ${DEMO_CONFIG} (edit it: changes apply without a restart)\n` +
       `Access log follows (JSON lines). Ctrl+C stops.\n\n`,
   );

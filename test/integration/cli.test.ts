@@ -185,12 +185,16 @@ describe("switchyard CLI", () => {
 
   it("demo prints its URLs, answers through the proxy from a sample backend, and stops on SIGINT", async () => {
     child = spawn(process.execPath, [CLI, "demo"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SWITCHYARD_PORT: "0", SWITCHYARD_ADMIN_PORT: "0" } });
-    const m = await waitForOutput(child, /proxy +(http:\/\/127\.0\.0\.1:\d+)\/[\s\S]*legacy +(http:\S+)\/[\s\S]*new +(http:\S+)\//);
+    const m = await waitForOutput(child, /proxy +(http:\/\/127\.0\.0\.1:\d+)\/[\s\S]*legacy +(http:\S+)\/[\s\S]*new +(http:\S+)\/[\s\S]*Ctrl\+C/);
     const res = await send(m[1]!, { path: "/api/1/ping" });
     expect(res.status).toBe(200);
     expect(json(res)).toMatchObject({ backend: "legacy", result: "pong" });
     const direct = await send(m[3]!, { path: "/api/1/ping" });
     expect(json(direct)).toMatchObject({ backend: "new" });
+    // The printed admin hint works: ping moves to new.
+    const hint = /curl -X PUT '(http:\/\/127\.0\.0\.1:\d+)(\/features\/ping\?enabled=true)'/.exec(m.input)!;
+    expect((await send(hint[1]!, { method: "PUT", path: hint[2] })).status).toBe(200);
+    expect(json(await send(m[1]!, { path: "/api/1/ping" }))).toMatchObject({ backend: "new", result: "pong" });
     const exited = exitCode(child);
     child.kill("SIGINT");
     expect(await exited).toBe(0);
