@@ -5,6 +5,7 @@ import type { Config } from "./config/schema.ts";
 import type { ProxyState } from "./forward/exchange.ts";
 import { BackendPools } from "./forward/pools.ts";
 import { createLogger, type Logger } from "./observe/logger.ts";
+import { Metrics } from "./observe/metrics.ts";
 import { createRequestHandler } from "./proxy/handler.ts";
 import { createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART } from "./tunnel/handshake.ts";
@@ -13,6 +14,8 @@ import { createUpgradeHandler, isAcceptedUpgrade } from "./tunnel/upgrade.ts";
 
 export interface StartOptions {
   logger?: Logger;
+  /** Export Node process metrics (CPU, memory, event loop lag) on /metrics. Default true. */
+  processMetrics?: boolean;
 }
 
 export interface ShutdownResult {
@@ -31,15 +34,40 @@ export class Switchyard {
   #snapshot: Snapshot;
   #shutdown: Promise<ShutdownResult> | null = null;
 
-  private constructor(config: Config, logger: Logger) {
+  readonly metrics: Metrics;
+
+  private constructor(config: Config, logger: Logger, opts: StartOptions) {
     this.#snapshot = compileSnapshot(config);
     this.logger = logger;
-    this.state = { logger, draining: false, inflight: 0, onIdle: null };
+    this.metrics = new Metrics({ processMetrics: opts.processMetrics });
+    this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, onIdle: null };
+    this.#tunnelMetrics();
+  }
+
+  #tunnelMetrics(): void {
+    const m = this.metrics;
+    const t = this.tunnels;
+    m.collect("switchyard_requests_in_flight", "gauge", "Requests being served now (open tunnels included).", () => [{ labels: {}, value: this.state.inflight }]);
+    m.collect("switchyard_websocket_tunnels_open", "gauge", "Open WebSocket (Upgrade) tunnels by backend.", () =>
+      (["legacy", "new"] as const).map((backend) => ({ labels: { backend }, value: [...t.open].filter((x) => x.info.backend === backend).length })),
+    );
+    m.collect("switchyard_websocket_upgrades_total", "counter", "Upgrade requests by backend and result: tunnelled, refused_by_backend, bad_handshake, limit, failed.", () =>
+      [...t.upgrades].map(([key, value]) => {
+        const [backend, result] = key.split(":") as [string, string];
+        return { labels: { backend, result }, value };
+      }),
+    );
+    m.collect("switchyard_websocket_bytes_total", "counter", "Bytes through closed WebSocket tunnels by backend and direction.", () =>
+      (["legacy", "new"] as const).flatMap((backend) => [
+        { labels: { backend, direction: "from_client" }, value: t.bytes[backend].fromClient },
+        { labels: { backend, direction: "from_backend" }, value: t.bytes[backend].fromUpstream },
+      ]),
+    );
   }
 
   static async start(config: Config, opts: StartOptions = {}): Promise<Switchyard> {
     const logger = opts.logger ?? createLogger({ level: config.log.level });
-    const app = new Switchyard(config, logger);
+    const app = new Switchyard(config, logger, opts);
     try {
       for (const lc of config.listeners) await app.#bind(lc);
     } catch (err) {

@@ -8,13 +8,23 @@ import type { Config } from "../config/schema.ts";
 import { OverrideError, type ControlPlane } from "../control/control-plane.ts";
 import type { OverrideValue } from "../control/overrides.ts";
 import { normalizeIp } from "../proxy/client-ip.ts";
-import { buildStatus } from "./status.ts";
+import { buildStats, buildStatus } from "./status.ts";
 
 const MAX_BODY = 64 * 1024;
 
 export interface AdminServer {
   url: string;
   close(): Promise<void>;
+}
+
+/** A non-JSON answer (Prometheus text, the admin page). */
+class Raw {
+  readonly type: string;
+  readonly text: string;
+  constructor(type: string, text: string) {
+    this.type = type;
+    this.text = text;
+  }
 }
 
 class HttpError extends Error {
@@ -29,7 +39,7 @@ export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Prom
   const token = admin.token ? Buffer.from(admin.token) : null;
   const server = http.createServer((req, res) => {
     handle(cp, token, req).then(
-      ({ status, body }) => reply(res, status, body),
+      (out) => (out instanceof Raw ? res.writeHead(200, { "content-type": out.type, "content-length": Buffer.byteLength(out.text), "cache-control": "no-store" }).end(out.text) : reply(res, out.status, out.body)),
       (err: unknown) => {
         const known = err instanceof HttpError || err instanceof OverrideError;
         if (!known) cp.app.logger.error({ err }, "admin API error");
@@ -63,7 +73,7 @@ function reply(res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, headers).end(text);
 }
 
-async function handle(cp: ControlPlane, token: Buffer | null, req: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
+async function handle(cp: ControlPlane, token: Buffer | null, req: http.IncomingMessage): Promise<{ status: number; body: unknown } | Raw> {
   if (token !== null) {
     const given = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1];
     if (given === undefined || !safeEqual(Buffer.from(given), token)) throw new HttpError(401, "missing or wrong bearer token (Authorization: Bearer <admin.token>)");
@@ -76,7 +86,9 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   const method = req.method ?? "GET";
   const route = `${method} ${path}`;
 
-  if (route === "GET /status" || route === "GET /") return { status: 200, body: buildStatus(cp) };
+  if (route === "GET /status") return { status: 200, body: buildStatus(cp) };
+  if (route === "GET /stats") return { status: 200, body: buildStats(cp) };
+  if (route === "GET /metrics") return new Raw(cp.app.metrics.registry.contentType, await cp.app.metrics.registry.metrics());
   if (route === "GET /healthz") return { status: 200, body: { ok: true, config_hash: cp.app.snapshot.hash } };
   if (route === "GET /overrides") return { status: 200, body: Object.fromEntries(cp.overrides) };
   if (route === "POST /reload") return { status: 200, body: await cp.reload("api") };

@@ -2,6 +2,7 @@
 import type { ControlPlane } from "../control/control-plane.ts";
 import { fileValue } from "../control/overrides.ts";
 import type { Config } from "../config/schema.ts";
+import { WINDOWS, type WindowName } from "../observe/window.ts";
 
 const VERSION = "0.1.0";
 
@@ -50,4 +51,29 @@ export function buildStatus(cp: ControlPlane) {
     inflight: cp.app.state.inflight,
     listeners: cp.app.urls,
   };
+}
+
+/**
+ * GET /stats: per feature and backend over 1 m, 5 m and 1 h, the numbers the seeds' go/no-go criteria
+ * use, and new against legacy side by side (p99 change in percent: negative is faster).
+ */
+export function buildStats(cp: ControlPlane) {
+  const features = cp.app.metrics.stats();
+  const comparison: Record<string, Record<string, { p99_change_percent: number | null; error_rate_legacy: number | null; error_rate_new: number | null }>> = {};
+  for (const [feature, byBackend] of Object.entries(features)) {
+    const legacy = byBackend.legacy;
+    const neu = byBackend.new;
+    if (!legacy || !neu) continue;
+    comparison[feature] = {};
+    for (const w of Object.keys(WINDOWS) as WindowName[]) {
+      const l = legacy[w];
+      const n = neu[w];
+      comparison[feature][w] = {
+        p99_change_percent: l.p99_ms !== null && n.p99_ms !== null && l.p99_ms > 0 ? Math.round(((n.p99_ms - l.p99_ms) / l.p99_ms) * 1000) / 10 : null,
+        error_rate_legacy: l.error_rate,
+        error_rate_new: n.error_rate,
+      };
+    }
+  }
+  return { generated_at: new Date().toISOString(), config_hash: cp.app.snapshot.hash, windows: Object.keys(WINDOWS), features, comparison };
 }

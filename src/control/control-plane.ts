@@ -36,6 +36,8 @@ export interface OpenOptions extends StartOptions {
   env?: Record<string, string | undefined>;
 }
 
+const MODES = ["disabled", "pilot", "mixed", "full"] as const;
+
 export class ControlPlane {
   readonly app: Switchyard;
   readonly file: string;
@@ -59,6 +61,26 @@ export class ControlPlane {
     this.#overrides = overrides;
     this.#env = env;
     this.lastLoad = { ok: true, at: new Date().toISOString(), trigger: "start", hash: app.snapshot.hash, errors: [], changes: [], restartNeeded: [] };
+    this.#metrics();
+  }
+
+  /** Reload results and the effective rollout as gauges, read at scrape time. */
+  #metrics(): void {
+    const m = this.app.metrics;
+    const cfg = () => this.app.snapshot.config;
+    m.collect("switchyard_config_reloads_total", "counter", "Config reloads (file watch, SIGHUP, API) and admin changes, by result.", () => [
+      { labels: { result: "ok" }, value: this.reloads.ok },
+      { labels: { result: "failed" }, value: this.reloads.failed },
+    ]);
+    m.collect("switchyard_config_last_reload_successful", "gauge", "1 when the last reload applied, 0 when it failed (the previous config keeps serving).", () => [{ labels: {}, value: this.lastLoad.ok ? 1 : 0 }]);
+    m.collect("switchyard_config_info", "gauge", "Always 1; the hash label identifies the effective config (file plus overrides).", () => [{ labels: { hash: this.app.snapshot.hash }, value: 1 }]);
+    m.collect("switchyard_runtime_overrides", "gauge", "Runtime overrides in effect (admin API changes over the file).", () => [{ labels: {}, value: this.#overrides.size }]);
+    m.collect("switchyard_routing_mode", "gauge", "1 for the current routing mode.", () => MODES.map((mode) => ({ labels: { mode }, value: cfg().routing.mode === mode ? 1 : 0 })));
+    m.collect("switchyard_kill_switch", "gauge", "1 while the kill switch sends everything to legacy.", () => [{ labels: {}, value: cfg().routing.kill_switch ? 1 : 0 }]);
+    m.collect("switchyard_feature_enabled", "gauge", "1 when the feature is enabled.", () => Object.entries(cfg().features).map(([feature, f]) => ({ labels: { feature }, value: f.enabled ? 1 : 0 })));
+    m.collect("switchyard_feature_new_percent", "gauge", "Share of the feature's identified users routed to new, percent (fixed target new = 100, legacy = 0).", () =>
+      Object.entries(cfg().features).map(([feature, f]) => ({ labels: { feature }, value: typeof f.target === "string" ? (f.target === "new" ? 100 : 0) : f.target.percent })),
+    );
   }
 
   /** Load the file and the persisted overrides, start the proxy on their combination, watch the file. */

@@ -8,12 +8,14 @@ import type { Decision } from "../routing/decide.ts";
 import { ERRORS, ProxyError, errorBody, type ErrorCode } from "../errors/codes.ts";
 import { logAccess, round3 } from "../observe/access-log.ts";
 import type { Logger } from "../observe/logger.ts";
+import type { Metrics } from "../observe/metrics.ts";
 import { buildClientHeaders, filterTrailers } from "../proxy/response-headers.ts";
 import { classifyUpstreamError } from "./classify.ts";
 
 /** Process-wide state an exchange reads and reports to. */
 export interface ProxyState {
   readonly logger: Logger;
+  readonly metrics: Metrics;
   /** True once shutdown began: every response asks the client to close. */
   draining: boolean;
   inflight: number;
@@ -183,6 +185,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     const now = performance.now();
     const status = tunnel !== null ? 101 : this.clientGone && !res.headersSent ? ERRORS.SY_CLIENT_CLOSED.status : res.statusCode;
+    const upstreamMs = this.upstreamStartedAt > 0 ? (this.upstreamEndedAt || now) - this.upstreamStartedAt : null;
+    // Tunnels are counted by the tunnel metrics; their lifetime is not a request latency.
+    if (tunnel === null) {
+      this.state.metrics.record({
+        feature: this.decision?.feature ?? null,
+        backend: this.backend?.name ?? null,
+        method: this.req.method ?? "",
+        status,
+        upstreamSeconds: upstreamMs === null ? null : upstreamMs / 1000,
+        totalSeconds: (now - this.startedAt) / 1000,
+        error: this.error,
+      });
+    }
     logAccess(this.state.logger, this.snapshot.config.log.access_log, {
       req_id: this.requestId,
       method: this.req.method ?? "",
@@ -192,7 +207,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       feature: this.decision?.feature ?? null,
       reason: this.decision?.reason ?? null,
       client_ip: this.clientIp,
-      upstream_ms: this.upstreamStartedAt > 0 ? round3((this.upstreamEndedAt || now) - this.upstreamStartedAt) : null,
+      upstream_ms: upstreamMs === null ? null : round3(upstreamMs),
       total_ms: round3(now - this.startedAt),
       bytes_in: this.bytesIn,
       bytes_out: this.bytesOut,

@@ -1,0 +1,124 @@
+// /metrics and /stats after known traffic through a real proxy: counts, histogram counts, error kinds,
+// config gauges, exactly.
+import { afterEach, describe, expect, it } from "vitest";
+import { json, send } from "../helpers/client.ts";
+import { configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { closedPort, startBackend, waitFor, type TestBackend } from "../helpers/servers.ts";
+
+let running: Controlled | undefined;
+const servers: TestBackend[] = [];
+afterEach(async () => {
+  await running?.close();
+  running = undefined;
+  for (const s of servers.splice(0)) await s.close();
+});
+
+/** Prometheus text -> {"name{a="x",b="y"}": value} with labels in the order given. */
+export function parseProm(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{.*\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`not a sample line: ${line}`);
+    out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
+  }
+  return out;
+}
+
+const stamping = (name: string) =>
+  startBackend((req, res) => {
+    req.resume();
+    const fail = req.url!.includes("fail");
+    res.writeHead(fail ? 500 : 200, { "content-type": "application/json" }).end(JSON.stringify({ backend: name }));
+  });
+
+const yaml = (legacy: string, neu: string) => `listeners:
+  - host: 127.0.0.1
+    port: 0
+backends:
+  legacy: { url: "${legacy}" }
+  new: { url: "${neu}" }
+admin:
+  port: 0
+log:
+  access_log: false
+features:
+  reports:
+    routes: [/api/reports/**]
+    target: legacy
+  search:
+    routes: [/api/search/**]
+    target: new
+`;
+
+describe("/metrics", () => {
+  it("counts 100 legacy requests with 5 errors and 50 new ones exactly", async () => {
+    const legacy = await stamping("legacy");
+    const neu = await stamping("new");
+    servers.push(legacy, neu);
+    running = await openControlled(configDir("in-place", yaml(legacy.url, neu.url)).file);
+    for (let i = 0; i < 100; i++) expect((await send(running.url, { path: `/api/reports/${i % 20 === 0 ? "fail" : "ok"}` })).status).toBe(i % 20 === 0 ? 500 : 200);
+    for (let i = 0; i < 50; i++) expect((await send(running.url, { path: "/api/search/q", method: i < 10 ? "POST" : "GET", body: i < 10 ? "x" : undefined })).status).toBe(200);
+    expect((await send(running.url, { path: "/unclaimed" })).status).toBe(200);
+
+    const res = await send(running.admin.url, { path: "/metrics" });
+    expect(res.status).toBe(200);
+    expect(res.headers["content-type"]).toBe("text/plain; version=0.0.4; charset=utf-8");
+    const m = parseProm(res.body.toString());
+    const req = (backend: string, feature: string, method: string, cls: string) => m.get(`switchyard_requests_total{backend="${backend}",feature="${feature}",method="${method}",status_class="${cls}"}`);
+    expect(req("legacy", "reports", "GET", "2xx")).toBe(95);
+    expect(req("legacy", "reports", "GET", "5xx")).toBe(5);
+    expect(req("new", "search", "GET", "2xx")).toBe(40);
+    expect(req("new", "search", "POST", "2xx")).toBe(10);
+    expect(req("legacy", "none", "GET", "2xx")).toBe(1);
+    expect(req("new", "search", "GET", "5xx")).toBeUndefined();
+    expect(m.get('switchyard_upstream_errors_total{backend="legacy",kind="5xx"}')).toBe(5);
+    expect(m.get('switchyard_upstream_errors_total{backend="legacy",kind="connect"}')).toBe(0);
+    expect(m.get('switchyard_upstream_errors_total{backend="new",kind="5xx"}')).toBeUndefined(); // no error on new at all
+    for (const name of ["switchyard_upstream_duration_seconds", "switchyard_request_duration_seconds"]) {
+      expect(m.get(`${name}_count{backend="legacy",feature="reports"}`)).toBe(100);
+      expect(m.get(`${name}_bucket{backend="legacy",feature="reports",le="+Inf"}`)).toBe(100);
+      expect(m.get(`${name}_count{backend="new",feature="search"}`)).toBe(50);
+      // Buckets are cumulative and end at the count.
+      const buckets = [...m].filter(([k]) => k.startsWith(`${name}_bucket{backend="new",feature="search"`)).map(([, v]) => v);
+      expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+      expect(buckets.at(-1)).toBe(50);
+      expect(m.get(`${name}_sum{backend="new",feature="search"}`)).toBeGreaterThan(0);
+    }
+    expect(m.get("switchyard_requests_in_flight")).toBe(0);
+    expect(m.get(`switchyard_config_info{hash="${running.cp.app.snapshot.hash}"}`)).toBe(1);
+    expect(m.get('switchyard_config_reloads_total{result="ok"}')).toBe(0);
+    expect(m.get("switchyard_config_last_reload_successful")).toBe(1);
+    expect(m.get('switchyard_routing_mode{mode="mixed"}')).toBe(1);
+    expect(m.get('switchyard_routing_mode{mode="full"}')).toBe(0);
+    expect(m.get('switchyard_feature_new_percent{feature="search"}')).toBe(100);
+    expect(m.get('switchyard_feature_new_percent{feature="reports"}')).toBe(0);
+    expect(m.get("switchyard_kill_switch")).toBe(0);
+    expect(m.get('switchyard_websocket_tunnels_open{backend="new"}')).toBe(0);
+    expect(m.has("process_cpu_user_seconds_total")).toBe(true);
+    expect(m.has("nodejs_eventloop_lag_p99_seconds")).toBe(true);
+
+    // The same traffic in the side-by-side summary.
+    const stats = json(await send(running.admin.url, { path: "/stats" })) as { features: Record<string, Record<string, Record<string, { requests: number; errors: number; error_rate: number; p99_ms: number }>>> };
+    expect(stats.features.reports!.legacy!["1m"]).toMatchObject({ requests: 100, errors: 5, error_rate: 0.05 });
+    expect(stats.features.reports!.legacy!["1h"]).toMatchObject({ requests: 100, errors: 5 });
+    expect(stats.features.search!.new!["5m"]).toMatchObject({ requests: 50, errors: 0, error_rate: 0 });
+    expect(stats.features.search!.new!["1m"]!.p99_ms).toBeGreaterThan(0);
+  });
+
+  it("counts connect failures and reload results, and shows a failed reload", async () => {
+    const legacy = await stamping("legacy");
+    servers.push(legacy);
+    const dead = `http://127.0.0.1:${await closedPort()}`;
+    const dir = configDir("atomic-rename", yaml(legacy.url, dead));
+    running = await openControlled(dir.file);
+    for (let i = 0; i < 3; i++) expect((await send(running.url, { path: "/api/search/x" })).status).toBe(502);
+    dir.save(yaml(legacy.url, dead).replace("target: new", "target: newish"));
+    await waitFor(() => running!.cp.reloads.failed === 1, "the failed reload");
+    const m = parseProm((await send(running.admin.url, { path: "/metrics" })).body.toString());
+    expect(m.get('switchyard_upstream_errors_total{backend="new",kind="connect"}')).toBe(3);
+    expect(m.get('switchyard_requests_total{backend="new",feature="search",method="GET",status_class="5xx"}')).toBe(3);
+    expect(m.get('switchyard_config_reloads_total{result="failed"}')).toBe(1);
+    expect(m.get("switchyard_config_last_reload_successful")).toBe(0);
+  });
+});
