@@ -2,6 +2,7 @@
 // semantics (all_endpoints included), percents, mode, rollback and its undo, override clearing.
 // Bearer-token auth on every path when a token is configured; JSON in and out; every change audited.
 import { timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema.ts";
@@ -29,11 +30,34 @@ class Raw {
 
 class HttpError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  readonly scheme: "Bearer" | "Basic";
+  constructor(status: number, message: string, scheme: "Bearer" | "Basic" = "Bearer") {
     super(message);
     this.status = status;
+    this.scheme = scheme;
   }
 }
+
+/** Bearer TOKEN, or Basic user:TOKEN (what a browser sends for the admin page). */
+function credentials(header: string | undefined): { secret: string; user?: string } | null {
+  const m = /^(Bearer|Basic)\s+(\S+)\s*$/i.exec(header ?? "");
+  if (!m) return null;
+  if (m[1]!.toLowerCase() === "bearer") return { secret: m[2]! };
+  const decoded = Buffer.from(m[2]!, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  return colon < 0 ? null : { user: decoded.slice(0, colon), secret: decoded.slice(colon + 1) };
+}
+
+function safeHost(origin: string): string | null {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return null;
+  }
+}
+
+let page: string | null = null;
+const adminPage = () => (page ??= readFileSync(new URL("./page.html", import.meta.url), "utf8"));
 
 export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Promise<AdminServer> {
   const token = admin.token ? Buffer.from(admin.token) : null;
@@ -43,7 +67,7 @@ export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Prom
       (err: unknown) => {
         const known = err instanceof HttpError || err instanceof OverrideError;
         if (!known) cp.app.logger.error({ err }, "admin API error");
-        reply(res, known ? err.status : 500, { error: known ? err.message : "internal error (see the proxy log)" });
+        reply(res, known ? err.status : 500, { error: known ? err.message : "internal error (see the proxy log)" }, err instanceof HttpError ? err.scheme : "Bearer");
       },
     );
   });
@@ -66,27 +90,37 @@ export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Prom
   };
 }
 
-function reply(res: http.ServerResponse, status: number, body: unknown): void {
+function reply(res: http.ServerResponse, status: number, body: unknown, scheme: "Bearer" | "Basic" = "Bearer"): void {
   const text = `${JSON.stringify(body, null, 2)}\n`;
   const headers: http.OutgoingHttpHeaders = { "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store" };
-  if (status === 401) headers["www-authenticate"] = 'Bearer realm="switchyard-admin"';
+  if (status === 401) headers["www-authenticate"] = `${scheme} realm="switchyard-admin"`;
   res.writeHead(status, headers).end(text);
 }
 
 async function handle(cp: ControlPlane, token: Buffer | null, req: http.IncomingMessage): Promise<{ status: number; body: unknown } | Raw> {
-  if (token !== null) {
-    const given = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1];
-    if (given === undefined || !safeEqual(Buffer.from(given), token)) throw new HttpError(401, "missing or wrong bearer token (Authorization: Bearer <admin.token>)");
-  }
-  // Who, for the audit log: the caller may name itself (the CLI sends $USER); the address is ours.
-  const actor = /^[\w.@+-]{1,64}$/.exec(String(req.headers["x-switchyard-actor"] ?? ""))?.[0] ?? (token ? "token" : "anonymous");
-  const who = `${actor}@${normalizeIp(req.socket.remoteAddress ?? "")}`;
   const url = new URL(req.url ?? "/", "http://admin");
+  const isPage = req.method === "GET" && (url.pathname === "/" || url.pathname === "/ui");
+  const creds = credentials(req.headers.authorization);
+  if (token !== null && (creds === null || !safeEqual(Buffer.from(creds.secret), token))) {
+    throw new HttpError(401, isPage ? "the admin page needs the admin token as the password (any user name)" : "missing or wrong bearer token (Authorization: Bearer <admin.token>)", isPage ? "Basic" : "Bearer");
+  }
+  // A browser on another site must not drive the admin API through the operator's browser (CSRF):
+  // browsers send Origin / Sec-Fetch-Site on cross-origin requests; curl and the CLI send neither.
+  const origin = req.headers.origin;
+  if (req.headers["sec-fetch-site"] === "cross-site" || (origin !== undefined && origin !== "null" && safeHost(origin) !== req.headers.host) || origin === "null") {
+    throw new HttpError(403, "cross-origin admin request refused (use the admin page itself, curl or the switchyard CLI)");
+  }
+  // Who, for the audit log: the caller may name itself (the CLI sends $USER, the page the Basic user name).
+  const named = String(req.headers["x-switchyard-actor"] ?? creds?.user ?? "");
+  const actor = /^[\w.@+-]{1,64}$/.exec(named)?.[0] ?? (token ? "token" : "anonymous");
+  const who = `${actor}@${normalizeIp(req.socket.remoteAddress ?? "")}`;
   const path = url.pathname.replace(/^\/api\/1\/async(?=\/features\/)/, ""); // the seeds' runtime API path
   const method = req.method ?? "GET";
   const route = `${method} ${path}`;
 
+  if (isPage) return new Raw("text/html; charset=utf-8", adminPage());
   if (route === "GET /status") return { status: 200, body: buildStatus(cp) };
+  if (route === "GET /audit") return { status: 200, body: { entries: cp.audit.slice(-50).reverse() } };
   if (route === "GET /stats") return { status: 200, body: buildStats(cp) };
   if (route === "GET /metrics") return new Raw(cp.app.metrics.registry.contentType, await cp.app.metrics.registry.metrics());
   if (route === "GET /healthz") return { status: 200, body: { ok: true, config_hash: cp.app.snapshot.hash } };
@@ -124,19 +158,21 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   }
   m = /^\/overrides\/(.+)$/.exec(path);
   if (m && method === "DELETE") return clear(cp, who, [decodeURIComponent(m[1]!)], "override cleared");
-  throw new HttpError(404, `no such admin endpoint: ${route} (see GET /status, PUT /features/NAME, PUT /mode, POST /rollback, POST /rollback/undo, DELETE /overrides/KEY)`);
+  throw new HttpError(404, `no such admin endpoint: ${route} (see GET / for the page, GET /status, /stats, /metrics, /audit, PUT /features/NAME, PUT /mode, POST /rollback, POST /rollback/undo, POST /reload, DELETE /overrides/KEY)`);
 }
 
 async function change(cp: ControlPlane, who: string, changes: { key: string; value: OverrideValue }[], action: string) {
   const { record, before } = await cp.set(changes, who);
   const after = Object.fromEntries(changes.map((c) => [c.key, c.value]));
   cp.app.logger.info({ audit: { who, action, before, after }, config_hash: record.hash }, `admin change by ${who}: ${action}`);
+  cp.remember({ who, action, before, after, changes: record.changes, ok: true });
   return { status: 200, body: { applied: after, before, config_hash: record.hash, changes: record.changes } };
 }
 
 async function clear(cp: ControlPlane, who: string, keys: string[], action: string) {
   const { record, before } = await cp.clear(keys, who);
   cp.app.logger.info({ audit: { who, action, before, after: "file value" }, config_hash: record.hash }, `admin change by ${who}: ${action}`);
+  cp.remember({ who, action, before, after: "file value", changes: record.changes, ok: true });
   return { status: 200, body: { cleared: keys, before, config_hash: record.hash, changes: record.changes } };
 }
 

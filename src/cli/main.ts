@@ -50,8 +50,8 @@ Options:
                       address and token from it
       --admin URL     admin API of the running proxy (default: $SWITCHYARD_ADMIN_URL, else from
                       -c FILE, else http://127.0.0.1:9901); token from $SWITCHYARD_ADMIN_TOKEN
-      --state-file F  (start) where runtime overrides persist (default: admin.state_file, else
-                      <config name>.state.json next to FILE)
+      --state-file F  (start) where runtime overrides persist (default: $SWITCHYARD_STATE_FILE,
+                      else admin.state_file, else <config name>.state.json next to FILE)
       --no-watch      (start) do not watch the config file; reload on SIGHUP or POST /reload only
   -h, --help          show this help
   -V, --version       print the version
@@ -180,7 +180,7 @@ async function main(argv: string[]): Promise<number> {
     case "check":
       return check(requireConfig(configPath));
     case "start":
-      return start(requireConfig(configPath), values["state-file"], values.watch);
+      return start(requireConfig(configPath), values["state-file"] ?? (process.env.SWITCHYARD_STATE_FILE || undefined), values.watch);
     case "demo":
       return demo();
     case undefined:

@@ -26,6 +26,18 @@ export interface LoadRecord {
   restartNeeded: string[];
 }
 
+export interface AuditEntry {
+  at: string;
+  who: string;
+  action: string;
+  before?: unknown;
+  after?: unknown;
+  changes: string[];
+  ok: boolean;
+}
+
+const AUDIT_KEEP = 200;
+
 export interface OpenOptions extends StartOptions {
   /** Where overrides persist; default next to the config file. */
   stateFile?: string;
@@ -45,6 +57,8 @@ export class ControlPlane {
   readonly startedAt = Date.now();
   lastLoad: LoadRecord;
   reloads = { ok: 0, failed: 0 };
+  /** The most recent changes (admin calls and file reloads), newest last, for the admin page. */
+  readonly audit: AuditEntry[] = [];
   #fileConfig: Config;
   #fileHash: string;
   #overrides: Map<string, OverrideEntry>;
@@ -171,6 +185,12 @@ export class ControlPlane {
     });
   }
 
+  /** Remember a change for the admin page (the log has them all). */
+  remember(entry: Omit<AuditEntry, "at">): void {
+    this.audit.push({ at: new Date().toISOString(), ...entry });
+    if (this.audit.length > AUDIT_KEEP) this.audit.splice(0, this.audit.length - AUDIT_KEEP);
+  }
+
   close(): void {
     this.#watcher?.close();
     this.#watcher = null;
@@ -198,6 +218,7 @@ export class ControlPlane {
     const { hash, tunnels } = this.app.applyConfig(effective, restartNeeded.length > 0 ? before : undefined);
     this.reloads.ok++;
     this.lastLoad = { ok: true, at: new Date().toISOString(), trigger, hash, errors: [], changes, restartNeeded };
+    if (!trigger.startsWith("admin")) this.remember({ who: trigger === "api" ? "reload via API" : `config file (${trigger})`, action: "reload", changes, ok: true });
     const log = this.app.logger;
     log.info({ trigger, config_hash: hash, changes, tunnels_moved: tunnels }, changes.length > 0 ? `config applied: ${changes.join("; ")}` : "config applied: no routing change");
     for (const w of warnings) log.warn({ trigger, config_hash: hash }, `ROLLOUT WARNING ${w}`);
@@ -209,6 +230,7 @@ export class ControlPlane {
   #failed(trigger: string, errors: string[]): LoadRecord {
     this.reloads.failed++;
     this.lastLoad = { ok: false, at: new Date().toISOString(), trigger, hash: this.app.snapshot.hash, errors, changes: [], restartNeeded: [] };
+    this.remember({ who: `config file (${trigger})`, action: "reload failed", changes: errors, ok: false });
     this.app.logger.error({ trigger, errors, config_hash: this.app.snapshot.hash }, `config reload failed, still serving ${this.app.snapshot.hash}: ${errors.length} error(s)`);
     return this.lastLoad;
   }
