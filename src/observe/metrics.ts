@@ -75,6 +75,8 @@ export class Metrics {
 
   constructor(opts: { processMetrics?: boolean; now?: () => number } = {}) {
     this.#now = opts.now ?? Date.now;
+    // Error counters exist at 0 from the start, so rate() and alerts see them before the first failure.
+    for (const backend of ["legacy", "new"]) this.#errors.set(backend, new Float64Array(ERROR_KINDS.length));
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.#collect("switchyard_requests_total", "counter", "Requests answered, by backend, feature (route group), method and status class.", () =>
       this.#all().flatMap((s) =>
