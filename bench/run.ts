@@ -94,12 +94,17 @@ http {
   throw new Error("nginx did not start");
 }
 
-function startSwitchyard(backend: string): Promise<string> {
+function startSwitchyard(backend: string, name = "switchyard", metrics = true): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-"));
   const file = join(dir, "switchyard.yaml");
-  // Everything on: access log (to the pipe, discarded), request ids, X-Forwarded-*, limits.
-  writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n  new:\n    url: ${backend}\nadmin:\n  port: 0\nlog:\n  access_log: true\n`);
-  return start("switchyard", process.execPath, ["src/cli/main.ts", "start", "-c", file]);
+  // Everything on: access log (to the pipe, discarded), request ids, X-Forwarded-*, limits, metrics,
+  // a feature claiming the path (so the routing decision and the metrics labels do real work).
+  writeFileSync(
+    file,
+    `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n  new:\n    url: ${backend}\nadmin:\n  port: 0\nlog:\n  access_log: true\n` +
+      `metrics:\n  enabled: ${metrics}\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n`,
+  );
+  return start(name, process.execPath, ["src/cli/main.ts", "start", "-c", file]);
 }
 
 interface Sample { rps: number; p50: number; p99: number; errors: number }
@@ -134,6 +139,8 @@ async function main(): Promise<void> {
   const only = opts.only?.split(",");
   const want = (n: string) => !only || only.includes(n);
   if (want("switchyard")) targets.push(["switchyard", await startSwitchyard(backend)]);
+  // The cost of metrics on the hot path: the same proxy with metrics.enabled false.
+  if (want("switchyard-no-metrics")) targets.push(["switchyard-no-metrics", await startSwitchyard(backend, "switchyard-no-metrics", false)]);
   if (want("nginx")) {
     const nginx = await startNginx(backend);
     if (nginx) targets.push(["nginx", nginx]);

@@ -9,6 +9,7 @@ import type { Config } from "../config/schema.ts";
 import { OverrideError, type ControlPlane } from "../control/control-plane.ts";
 import type { OverrideValue } from "../control/overrides.ts";
 import { normalizeIp } from "../proxy/client-ip.ts";
+import { probeConcurrency, probeProblem } from "./probe.ts";
 import { buildStats, buildStatus } from "./status.ts";
 
 const MAX_BODY = 64 * 1024;
@@ -126,6 +127,15 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   if (route === "GET /healthz") return { status: 200, body: { ok: true, config_hash: cp.app.snapshot.hash } };
   if (route === "GET /overrides") return { status: 200, body: Object.fromEntries(cp.overrides) };
   if (route === "POST /reload") return { status: 200, body: await cp.reload("api") };
+  if (route === "POST /probe") {
+    const body = await readJson(req, ["backend", "path", "n", "method", "timeout_ms"]);
+    const problem = probeProblem(body);
+    if (problem !== null) throw new HttpError(400, problem);
+    const target = cp.app.snapshot.backends[body.backend as "legacy" | "new"];
+    const result = await probeConcurrency(target, { backend: body.backend as "legacy", path: body.path as string, n: body.n as number, method: (body.method as "GET") ?? "GET", timeoutMs: (body.timeout_ms as number) ?? 60_000 });
+    cp.app.logger.info({ probe: result, who }, `concurrency probe of ${result.backend}: ${result.verdict}`);
+    return { status: 200, body: result };
+  }
   if (route === "POST /rollback") return change(cp, who, [{ key: "routing.kill_switch", value: true }], "rollback: everything to legacy");
   if (route === "POST /rollback/undo") {
     if (!cp.overrides.has("routing.kill_switch")) throw new HttpError(409, "no rollback override to undo (is routing.kill_switch set in the file?)");
@@ -158,7 +168,7 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   }
   m = /^\/overrides\/(.+)$/.exec(path);
   if (m && method === "DELETE") return clear(cp, who, [decodeURIComponent(m[1]!)], "override cleared");
-  throw new HttpError(404, `no such admin endpoint: ${route} (see GET / for the page, GET /status, /stats, /metrics, /audit, PUT /features/NAME, PUT /mode, POST /rollback, POST /rollback/undo, POST /reload, DELETE /overrides/KEY)`);
+  throw new HttpError(404, `no such admin endpoint: ${route} (see GET / for the page, GET /status, /stats, /metrics, /audit, PUT /features/NAME, PUT /mode, POST /rollback, POST /rollback/undo, POST /reload, POST /probe, DELETE /overrides/KEY)`);
 }
 
 async function change(cp: ControlPlane, who: string, changes: { key: string; value: OverrideValue }[], action: string) {

@@ -30,13 +30,13 @@ export function resolveAdmin(opts: { admin?: string; config?: string }, env: Nod
 }
 
 /** One admin call; resolves to the parsed JSON body, or throws AdminCallError with the server's words. */
-export async function callAdmin(target: AdminTarget, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+export async function callAdmin(target: AdminTarget, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<Record<string, unknown>> {
   const headers: Record<string, string> = { accept: "application/json", "x-switchyard-actor": actor() };
   if (target.token) headers.authorization = `Bearer ${target.token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
   let res;
   try {
-    res = await request(`${target.url}${path}`, { method: method as "GET", headers, body: body === undefined ? undefined : JSON.stringify(body), headersTimeout: 10_000, bodyTimeout: 10_000 });
+    res = await request(`${target.url}${path}`, { method: method as "GET", headers, body: body === undefined ? undefined : JSON.stringify(body), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const hint = code === "ECONNREFUSED" ? " (is the proxy running? pass --admin URL or -c FILE)" : "";

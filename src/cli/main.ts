@@ -12,7 +12,7 @@ import { AdminCallError, callAdmin, formatStatus, resolveAdmin } from "./admin-c
 import { ControlPlane } from "../control/control-plane.ts";
 import { loadConfigFile } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
-import { formatDuration, formatSize } from "../config/units.ts";
+import { formatDuration, formatSize, parseDuration } from "../config/units.ts";
 import { startSampleBackend, type SampleBackend } from "../demo/backends.ts";
 import { createLogger, flushLogger } from "../observe/logger.ts";
 import { decide } from "../routing/decide.ts";
@@ -44,6 +44,10 @@ Talking to a running proxy (admin API; every change is validated, audit-logged a
   switchyard rollback [--undo] everything to legacy now (kill switch override), or undo that
   switchyard unset KEY|FEATURE clear overrides (a key such as routing.mode, or all of a feature's)
   switchyard reload            re-read the config file now (like SIGHUP)
+  switchyard probe-concurrency --backend legacy|new --path /x [-n 20] [--method GET] [--timeout 60s]
+                               seed 004's check: the proxy times one request alone, then N at once,
+                               and says whether the backend serves them concurrently or sequentially
+                               (exit 0 concurrent, 3 sequential or limited, 1 failed)
 
 Options:
   -c, --config FILE   config file (default: $SWITCHYARD_CONFIG); admin helpers take the admin
@@ -64,8 +68,8 @@ Docs: README.md; every config key: config/switchyard.example.yaml.`;
 
 class UsageError extends Error {}
 
-const COMMANDS = "start, check, demo, explain, rollout-diff, status, set, mode, rollback, unset or reload";
-const ADMIN_COMMANDS = new Set(["status", "set", "mode", "rollback", "unset", "reload"]);
+const COMMANDS = "start, check, demo, explain, rollout-diff, status, set, mode, rollback, unset, reload or probe-concurrency";
+const ADMIN_COMMANDS = new Set(["status", "set", "mode", "rollback", "unset", "reload", "probe-concurrency"]);
 
 interface AdminFlags {
   config?: string;
@@ -76,6 +80,11 @@ interface AdminFlags {
   target?: string;
   undo?: boolean;
   json?: boolean;
+  backend?: string;
+  path?: string;
+  n?: string;
+  method?: string;
+  timeout?: string;
 }
 
 async function adminCommand(command: string, args: string[], flags: AdminFlags): Promise<number> {
@@ -119,6 +128,9 @@ async function adminCommand(command: string, args: string[], flags: AdminFlags):
         out = key.includes(".") ? await callAdmin(target, "DELETE", `/overrides/${encodeURIComponent(key)}`) : await callAdmin(target, "DELETE", `/features/${encodeURIComponent(key)}`);
         break;
       }
+      case "probe-concurrency":
+        want(0, "probe-concurrency --backend legacy|new --path /x [-n 20] [--method GET] [--timeout 60s]");
+        return probe(target, flags);
       default:
         want(0, "reload");
         out = await callAdmin(target, "POST", "/reload");
@@ -160,6 +172,11 @@ async function main(argv: string[]): Promise<number> {
         target: { type: "string" },
         undo: { type: "boolean" },
         json: { type: "boolean" },
+        backend: { type: "string" },
+        path: { type: "string" },
+        n: { type: "string", short: "n" },
+        method: { type: "string" },
+        timeout: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -188,6 +205,37 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command "${command}" (expected ${COMMANDS})`);
   }
+}
+
+async function probe(target: ReturnType<typeof resolveAdmin>, flags: AdminFlags): Promise<number> {
+  if (flags.backend !== "legacy" && flags.backend !== "new") throw new UsageError(`--backend must be legacy or new, got "${flags.backend ?? ""}"`);
+  if (!flags.path?.startsWith("/")) throw new UsageError(`--path must start with "/", got "${flags.path ?? ""}"`);
+  const n = flags.n === undefined ? 20 : Number(flags.n);
+  if (!Number.isInteger(n) || n < 2 || n > 500) throw new UsageError(`-n wants a whole number from 2 to 500, got "${flags.n}"`);
+  let timeoutMs = 60_000;
+  if (flags.timeout !== undefined) {
+    const parsed = parseDuration(flags.timeout);
+    if (parsed === undefined || parsed < 100) throw new UsageError(`--timeout wants a duration such as 30s or 2m, got "${flags.timeout}"`);
+    timeoutMs = parsed;
+  }
+  const method = (flags.method ?? "GET").toUpperCase();
+  // The proxy runs one warm-up, two solo requests and the batch: allow for all of them.
+  const r = await callAdmin(target, "POST", "/probe", { backend: flags.backend, path: flags.path, n, method, timeout_ms: timeoutMs }, timeoutMs * 4 + 10_000);
+  if (flags.json) {
+    print(JSON.stringify(r, null, 2));
+  } else {
+    const s = (v: unknown) => `${Number(v).toFixed(2)} s`;
+    print(
+      [
+        `probe ${String(r.backend)} ${String(r.method)} ${String(r.url)}: ${n} concurrent requests`,
+        `  one alone        ${s(r.single_seconds)}`,
+        `  ${String(n).padEnd(3)} at once      total ${s(r.total_seconds)}, slowest ${s(r.slowest_seconds)}, fastest ${s(r.fastest_seconds)}; ${String(r.ok)} ok, ${String(r.failed)} failed ${JSON.stringify(r.statuses)}`,
+        ...(r.errors as string[]).map((e) => `  error            ${e}`),
+        `  verdict          ${String(r.explanation)}`,
+      ].join("\n"),
+    );
+  }
+  return r.verdict === "concurrent" ? 0 : r.verdict === "failed" ? 1 : 3;
 }
 
 function requireConfig(path: string | undefined): string {

@@ -32,6 +32,7 @@ export interface Snapshot {
   readonly requestIdPreserve: "any" | "trusted" | "never";
   readonly maxBodyBytes: number;
   readonly configHashHeader: boolean;
+  readonly metricsEnabled: boolean;
   /** Request headers meant for the proxy alone (force override, its secret): never sent upstream. */
   readonly proxyOnlyHeaders: ReadonlySet<string> | null;
 }
@@ -66,6 +67,7 @@ export function compileSnapshot(config: Config): Snapshot {
     requestIdPreserve: config.proxy.request_id.preserve,
     maxBodyBytes: config.limits.max_body_size,
     configHashHeader: config.proxy.config_hash_header,
+    metricsEnabled: config.metrics.enabled,
   });
 }
 

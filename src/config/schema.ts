@@ -125,6 +125,13 @@ export const ConfigSchema = z
       })
       .prefault({})
       .meta({ description: "Structured JSON logs on stdout." }),
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(true)
+          .meta({ description: "Count requests per backend and feature for /metrics, /stats and the admin page. Default true; off only to measure its cost." }),
+      })
+      .prefault({})
+      .meta({ description: "Request metrics (Prometheus on the admin listener's /metrics)." }),
     limits: z
       .strictObject({
         max_header_size: size("Largest request header block; larger ones get 431.", D.DEFAULT_MAX_HEADER_SIZE),

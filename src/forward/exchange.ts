@@ -187,7 +187,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const status = tunnel !== null ? 101 : this.clientGone && !res.headersSent ? ERRORS.SY_CLIENT_CLOSED.status : res.statusCode;
     const upstreamMs = this.upstreamStartedAt > 0 ? (this.upstreamEndedAt || now) - this.upstreamStartedAt : null;
     // Tunnels are counted by the tunnel metrics; their lifetime is not a request latency.
-    if (tunnel === null) {
+    if (tunnel === null && this.snapshot.metricsEnabled) {
       this.state.metrics.record({
         feature: this.decision?.feature ?? null,
         backend: this.backend?.name ?? null,
