@@ -29,6 +29,20 @@ export function buildStatus(cp: ControlPlane) {
     };
   }
   const pools = cp.app.pools.stats();
+  // Backend health from the last minute of real traffic, over every feature.
+  const lastMinute: Record<string, { requests: number; errors: number }> = {};
+  for (const byBackend of Object.values(cp.app.metrics.stats())) {
+    for (const [backend, w] of Object.entries(byBackend)) {
+      const t = (lastMinute[backend] ??= { requests: 0, errors: 0 });
+      t.requests += w["1m"].requests;
+      t.errors += w["1m"].errors;
+    }
+  }
+  const health = (name: string) => {
+    const t = lastMinute[name] ?? { requests: 0, errors: 0 };
+    const rate = t.requests === 0 ? null : t.errors / t.requests;
+    return { last_minute: { ...t, error_rate: rate }, state: rate === null ? "no traffic" : rate >= 0.5 ? "failing" : rate > 0.01 ? "degraded" : "ok" };
+  };
   return {
     version: VERSION,
     uptime_seconds: Math.round((Date.now() - cp.startedAt) / 1000),
@@ -45,7 +59,7 @@ export function buildStatus(cp: ControlPlane) {
     features,
     overrides: Object.fromEntries(cp.overrides),
     backends: Object.fromEntries(
-      Object.values(snap.backends).map((b) => [b.name, { url: b.origin, pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
+      Object.values(snap.backends).map((b) => [b.name, { url: b.origin, ...health(b.name), pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
     ),
     tunnels: cp.app.tunnels.stats(),
     inflight: cp.app.state.inflight,

@@ -90,8 +90,8 @@ export function formatStatus(s: Record<string, unknown>): string {
   }
   if (Object.keys(features).length === 0) lines.push("  (none)");
   lines.push("backends:");
-  for (const [name, b] of Object.entries(s.backends as Record<string, { url: string; pool: { connected: number; running: number; pending: number } }>)) {
-    lines.push(`  ${name.padEnd(width)}  ${b.url}  connections ${b.pool.connected}, running ${b.pool.running}, queued ${b.pool.pending}`);
+  for (const [name, b] of Object.entries(s.backends as Record<string, { url: string; state: string; last_minute: { requests: number; errors: number }; pool: { connected: number; running: number; pending: number } }>)) {
+    lines.push(`  ${name.padEnd(width)}  ${b.url}  ${b.state} (last minute: ${b.last_minute.requests} requests, ${b.last_minute.errors} errors); connections ${b.pool.connected}, running ${b.pool.running}, queued ${b.pool.pending}`);
   }
   return lines.join("\n");
 }

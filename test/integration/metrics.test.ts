@@ -106,6 +106,10 @@ describe("/metrics", () => {
     expect(stats.features.reports!.legacy!["1h"]).toMatchObject({ requests: 100, errors: 5 });
     expect(stats.features.search!.new!["5m"]).toMatchObject({ requests: 50, errors: 0, error_rate: 0 });
     expect(stats.features.search!.new!["1m"]!.p99_ms).toBeGreaterThan(0);
+    // And as backend health in /status.
+    const status = json(await send(running.admin.url, { path: "/status" })) as { backends: Record<string, { state: string; last_minute: { requests: number; errors: number } }> };
+    expect(status.backends.legacy).toMatchObject({ state: "degraded", last_minute: { requests: 101, errors: 5 } });
+    expect(status.backends.new).toMatchObject({ state: "ok", last_minute: { requests: 50, errors: 0 } });
   });
 
   it("counts connect failures and reload results, and shows a failed reload", async () => {
