@@ -123,3 +123,18 @@ export function loadLoop(url: string, opts: { concurrency: number; users: number
     },
   };
 }
+
+/** The head every control-plane test config shares: one loopback listener, two backends, admin on a free port, no access log. */
+export function baseYaml(legacy: string, neu: string, opts: { token?: string } = {}): string {
+  return `listeners:
+  - host: 127.0.0.1
+    port: 0
+backends:
+  legacy: { url: "${legacy}" }
+  new: { url: "${neu}" }
+admin:
+  port: 0
+${opts.token ? `  token: ${opts.token}\n` : ""}log:
+  access_log: false
+`;
+}

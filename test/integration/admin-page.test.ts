@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { json, send } from "../helpers/client.ts";
-import { configDir, loadLoop, openControlled, type Controlled } from "../helpers/control.ts";
+import { baseYaml, configDir, loadLoop, openControlled, type Controlled } from "../helpers/control.ts";
 import { stampingBackends, waitFor } from "../helpers/servers.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -30,18 +30,7 @@ afterEach(async () => {
   backends = undefined;
 });
 
-const yaml = (legacy: string, neu: string) => `listeners:
-  - host: 127.0.0.1
-    port: 0
-backends:
-  legacy: { url: "${legacy}" }
-  new: { url: "${neu}" }
-admin:
-  port: 0
-  token: ${TOKEN}
-log:
-  access_log: false
-features:
+const yaml = (legacy: string, neu: string) => `${baseYaml(legacy, neu, { token: TOKEN })}features:
   reports:
     routes: [/api/1/reports/**]
     target: { percent: 0 }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { json, send, type ClientResponse } from "../helpers/client.ts";
-import { configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
 import { stampingBackends, waitFor } from "../helpers/servers.ts";
 
 let backends: Awaited<ReturnType<typeof stampingBackends>> | undefined;
@@ -20,18 +20,7 @@ afterEach(async () => {
 
 const TOKEN = "s3cret-token";
 
-const yaml = (legacy: string, neu: string, percent = 0, mode = "mixed") => `listeners:
-  - host: 127.0.0.1
-    port: 0
-backends:
-  legacy: { url: "${legacy}" }
-  new: { url: "${neu}" }
-admin:
-  port: 0
-  token: ${TOKEN}
-log:
-  access_log: false
-proxy:
+const yaml = (legacy: string, neu: string, percent = 0, mode = "mixed") => `${baseYaml(legacy, neu, { token: TOKEN })}proxy:
   config_hash_header: true
 routing:
   mode: ${mode}

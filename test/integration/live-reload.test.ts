@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { json, send } from "../helpers/client.ts";
-import { configDir, loadLoop, openControlled, type Controlled, type Sample, type SaveStyle } from "../helpers/control.ts";
+import { baseYaml, configDir, loadLoop, openControlled, type Controlled, type Sample, type SaveStyle } from "../helpers/control.ts";
 import { startBackend, stampingBackends, waitFor, type TestBackend } from "../helpers/servers.ts";
 
 let backends: Awaited<ReturnType<typeof stampingBackends>> | undefined;
@@ -18,19 +18,7 @@ afterEach(async () => {
   for (const b of extra.splice(0)) await b.close();
 });
 
-const yaml = (legacy: string, neu: string, mode: string, percent: number, more = "") => `listeners:
-  - host: 127.0.0.1
-    port: 0
-backends:
-  legacy:
-    url: ${legacy}
-  new:
-    url: ${neu}
-admin:
-  port: 0
-log:
-  access_log: false
-routing:
+const yaml = (legacy: string, neu: string, mode: string, percent: number, more = "") => `${baseYaml(legacy, neu)}routing:
   mode: ${mode}
 features:
   reports:
@@ -119,7 +107,7 @@ describe("a bad file never takes effect", () => {
     const status = json(await send(admin.url, { path: "/status" })) as { config: { hash: string; last_load: { ok: boolean; errors: string[] }; reloads: { failed: number } } };
     expect(status.config.hash).toBe(hash);
     expect(status.config.last_load.ok).toBe(false);
-    expect(status.config.last_load.errors.join("\n")).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:18:\\d+: features\\.reports\\.target\\.percent`));
+    expect(status.config.last_load.errors.join("\n")).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:16:\\d+: features\\.reports\\.target\\.percent`));
     expect(status.config.reloads.failed).toBe(1);
     expect(running.logs.some((l) => l.level === "error" && String(l.msg).startsWith(`config reload failed, still serving ${hash}`))).toBe(true);
     expect(json(await send(running.url, { path: "/api/1/reports/x", headers: { "x-user-id": "a" } })).backend).toBe("new");

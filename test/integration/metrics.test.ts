@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { json, send } from "../helpers/client.ts";
-import { configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
 import { closedPort, startBackend, waitFor, type TestBackend } from "../helpers/servers.ts";
 
 let running: Controlled | undefined;
@@ -34,17 +34,7 @@ const stamping = (name: string) =>
     res.writeHead(fail ? 500 : 200, { "content-type": "application/json" }).end(JSON.stringify({ backend: name }));
   });
 
-const yaml = (legacy: string, neu: string) => `listeners:
-  - host: 127.0.0.1
-    port: 0
-backends:
-  legacy: { url: "${legacy}" }
-  new: { url: "${neu}" }
-admin:
-  port: 0
-log:
-  access_log: false
-features:
+const yaml = (legacy: string, neu: string) => `${baseYaml(legacy, neu)}features:
   reports:
     routes: [/api/reports/**]
     target: legacy

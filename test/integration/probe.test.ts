@@ -5,7 +5,7 @@ import type http from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { judge } from "../../src/admin/probe.ts";
 import { json, send } from "../helpers/client.ts";
-import { configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
 import { startBackend, type TestBackend } from "../helpers/servers.ts";
 
 const CLI = new URL("../../src/cli/main.ts", import.meta.url).pathname;
@@ -39,8 +39,7 @@ async function backend(slots: number, ms: number): Promise<TestBackend> {
 }
 
 async function proxyFor(legacy: TestBackend, neu: TestBackend): Promise<Controlled> {
-  const yaml = `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy: { url: "${legacy.url}" }\n  new: { url: "${neu.url}" }\nadmin:\n  port: 0\nlog:\n  access_log: false\n`;
-  running = await openControlled(configDir("in-place", yaml).file);
+  running = await openControlled(configDir("in-place", baseYaml(legacy.url, neu.url)).file);
   return running;
 }
 
