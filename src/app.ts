@@ -6,6 +6,8 @@ import type { ProxyState } from "./forward/exchange.ts";
 import { BackendPools } from "./forward/pools.ts";
 import { createLogger, type Logger } from "./observe/logger.ts";
 import { Metrics } from "./observe/metrics.ts";
+import { ShadowRunner } from "./shadow/mirror.ts";
+import { ShadowStore } from "./shadow/store.ts";
 import { createRequestHandler } from "./proxy/handler.ts";
 import { createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART } from "./tunnel/handshake.ts";
@@ -16,6 +18,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Export Node process metrics (CPU, memory, event loop lag) on /metrics. Default true. */
   processMetrics?: boolean;
+  /** SQLite file for shadow comparisons (default: shadow.store.path, relative to the working directory). */
+  shadowStorePath?: string;
 }
 
 export interface ShutdownResult {
@@ -35,6 +39,9 @@ export class Switchyard {
   #shutdown: Promise<ShutdownResult> | null = null;
 
   readonly metrics: Metrics;
+  readonly shadow: ShadowRunner;
+  readonly #storePath: string | null;
+  #store: ShadowStore | null = null;
 
   private constructor(config: Config, logger: Logger, opts: StartOptions) {
     this.#snapshot = compileSnapshot(config);
@@ -42,6 +49,18 @@ export class Switchyard {
     this.metrics = new Metrics({ processMetrics: opts.processMetrics });
     this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, onIdle: null };
     this.#tunnelMetrics();
+    this.#storePath = opts.shadowStorePath ?? config.shadow.store.path ?? null;
+    this.shadow = new ShadowRunner(logger, this.metrics, () => this.#openStore());
+    if (this.#snapshot.shadow.enabled) this.#openStore();
+  }
+
+  /** The comparison store, opened when shadowing is first on. */
+  #openStore(): ShadowStore | null {
+    if (this.#store !== null || this.#storePath === null) return this.#store;
+    const s = this.#snapshot.config.shadow.store;
+    this.#store = new ShadowStore(this.#storePath, { maxBytes: s.max_size, maxAgeMs: s.max_age, flushIntervalMs: s.flush_interval }, (err) => this.logger.error({ err, store: this.#storePath }, "shadow store write failed"));
+    this.logger.info({ store: this.#storePath }, "shadow comparisons stored");
+    return this.#store;
   }
 
   #tunnelMetrics(): void {
@@ -99,6 +118,7 @@ export class Switchyard {
       l.server.keepAliveTimeout = next.config.limits.keep_alive_timeout;
     }
     if (previous !== next) void this.pools.retainOnly(Object.values(next.backends));
+    if (next.shadow.enabled) this.#openStore();
     const tunnels = this.tunnels.reconsider(next.routing, config.websocket.move_drain_timeout, CLOSE_SERVICE_RESTART);
     this.logger.debug({ config_hash: next.hash, tunnels_moved: tunnels }, "snapshot swapped");
     return { hash: next.hash, tunnels };
@@ -117,7 +137,7 @@ export class Switchyard {
     const proto = lc.tls ? "https" : "http";
     const info = { proto, port: lc.port } as const satisfies { proto: "http" | "https"; port: number };
     const listenerInfo = { ...info };
-    const deps = { state: this.state, pools: this.pools, tunnels: this.tunnels, snapshot: () => this.#snapshot };
+    const deps = { state: this.state, pools: this.pools, tunnels: this.tunnels, shadow: this.shadow, snapshot: () => this.#snapshot };
     server.on("request", createRequestHandler(deps, listenerInfo));
     server.on("upgrade", createUpgradeHandler(deps, listenerInfo));
     handleClientErrors(server, this.logger, () => this.#snapshot.requestIdHeader);
@@ -157,6 +177,7 @@ export class Switchyard {
     await this.#idle(2000);
     await Promise.all(closed);
     await (drained ? this.pools.close() : this.pools.destroy());
+    await this.shadow.close();
     this.logger.info({ drained, cut }, "shutdown: done");
     return { drained, cut };
   }

@@ -11,6 +11,8 @@ import type { OverrideValue } from "../control/overrides.ts";
 import { normalizeIp } from "../proxy/client-ip.ts";
 import { probeConcurrency, probeProblem } from "./probe.ts";
 import { buildStats, buildStatus } from "./status.ts";
+import { parseDuration } from "../config/units.ts";
+import { buildReport } from "../shadow/report/build.ts";
 
 const MAX_BODY = 64 * 1024;
 
@@ -55,6 +57,20 @@ function safeHost(origin: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** The report's data over the last `since` (default 1h) from the live store, flushed first. */
+function shadowSummary(cp: ControlPlane, url: URL) {
+  const store = cp.app.shadow.store;
+  if (store === null) throw new HttpError(404, "no shadow store: shadow is off, or the proxy was started without a store path");
+  store.flush();
+  const sinceText = url.searchParams.get("since") ?? "1h";
+  const ago = parseDuration(sinceText);
+  if (ago === undefined) throw new HttpError(400, `since must be a duration such as 15m, 1h, 7d (got "${sinceText}")`);
+  const cfg = cp.app.snapshot.config;
+  const now = Date.now();
+  const configuredPercent = Object.fromEntries([["none", cfg.shadow.percent], ...Object.entries(cfg.features).map(([n, f]) => [n, f.shadow?.percent ?? cfg.shadow.percent])]);
+  return buildReport(store.db, { since: now - ago, until: now + 1, feature: url.searchParams.get("feature") ?? undefined, thresholds: cfg.shadow.report, noise: { relative: cfg.shadow.noise.relative, absolute: cfg.shadow.noise.absolute }, configuredPercent });
 }
 
 let page: string | null = null;
@@ -124,6 +140,7 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   if (route === "GET /audit") return { status: 200, body: { entries: cp.audit.slice(-50).reverse() } };
   if (route === "GET /stats") return { status: 200, body: buildStats(cp) };
   if (route === "GET /metrics") return new Raw(cp.app.metrics.registry.contentType, await cp.app.metrics.registry.metrics());
+  if (route === "GET /shadow") return { status: 200, body: shadowSummary(cp, url) };
   if (route === "GET /healthz") return { status: 200, body: { ok: true, config_hash: cp.app.snapshot.hash } };
   if (route === "GET /overrides") return { status: 200, body: Object.fromEntries(cp.overrides) };
   if (route === "POST /reload") return { status: 200, body: await cp.reload("api") };
@@ -168,7 +185,7 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   }
   m = /^\/overrides\/(.+)$/.exec(path);
   if (m && method === "DELETE") return clear(cp, who, [decodeURIComponent(m[1]!)], "override cleared");
-  throw new HttpError(404, `no such admin endpoint: ${route} (see GET / for the page, GET /status, /stats, /metrics, /audit, PUT /features/NAME, PUT /mode, POST /rollback, POST /rollback/undo, POST /reload, POST /probe, DELETE /overrides/KEY)`);
+  throw new HttpError(404, `no such admin endpoint: ${route} (see GET / for the page, GET /status, /stats, /metrics, /audit, PUT /features/NAME, PUT /mode, POST /rollback, POST /rollback/undo, POST /reload, POST /probe, GET /shadow, DELETE /overrides/KEY)`);
 }
 
 async function change(cp: ControlPlane, who: string, changes: { key: string; value: OverrideValue }[], action: string) {

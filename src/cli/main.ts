@@ -2,14 +2,18 @@
 // switchyard: start | check | demo | explain | rollout-diff, and the admin helpers status | set |
 // mode | rollback | unset. Unix habits: --help, --version, errors on stderr, exit codes
 // 0 (ok), 1 (config invalid or runtime failure), 2 (usage error).
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { DatabaseSync } from "node:sqlite";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startAdmin, type AdminServer } from "../admin/server.ts";
 import { AdminCallError, callAdmin, formatStatus, resolveAdmin } from "./admin-client.ts";
-import { ControlPlane } from "../control/control-plane.ts";
+import { ControlPlane, shadowStoreFor } from "../control/control-plane.ts";
+import { ShadowSchema } from "../config/shadow-schema.ts";
+import { buildReport } from "../shadow/report/build.ts";
+import { renderHtml, renderMarkdown } from "../shadow/report/render.ts";
 import { loadConfigFile } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import { formatDuration, formatSize, parseDuration } from "../config/units.ts";
@@ -44,6 +48,11 @@ Talking to a running proxy (admin API; every change is validated, audit-logged a
   switchyard rollback [--undo] everything to legacy now (kill switch override), or undo that
   switchyard unset KEY|FEATURE clear overrides (a key such as routing.mode, or all of a feature's)
   switchyard reload            re-read the config file now (like SIGHUP)
+  switchyard report [--db FILE] [--since 24h|ISO] [--until ISO] [--feature F] [--out F.html|F.md|F.json]
+                               shadow comparison report from the store (default --db: the store of
+                               -c FILE); per feature: match rate, differing JSON paths, noise, status
+                               confusion, errors, latency with significance, success criteria
+                               (exit 3 when a verdict is FAIL)
   switchyard probe-concurrency --backend legacy|new --path /x [-n 20] [--method GET] [--timeout 60s]
                                seed 004's check: the proxy times one request alone, then N at once,
                                and says whether the backend serves them concurrently or sequentially
@@ -68,7 +77,7 @@ Docs: README.md; every config key: config/switchyard.example.yaml.`;
 
 class UsageError extends Error {}
 
-const COMMANDS = "start, check, demo, explain, rollout-diff, status, set, mode, rollback, unset, reload or probe-concurrency";
+const COMMANDS = "start, check, demo, explain, rollout-diff, report, status, set, mode, rollback, unset, reload or probe-concurrency";
 const ADMIN_COMMANDS = new Set(["status", "set", "mode", "rollback", "unset", "reload", "probe-concurrency"]);
 
 interface AdminFlags {
@@ -177,6 +186,11 @@ async function main(argv: string[]): Promise<number> {
         n: { type: "string", short: "n" },
         method: { type: "string" },
         timeout: { type: "string" },
+        db: { type: "string" },
+        since: { type: "string" },
+        until: { type: "string" },
+        feature: { type: "string" },
+        out: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -192,6 +206,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === "explain") return explain(requireConfig(configPath), extra, values);
   if (command === "rollout-diff") return diff(extra, values.users);
   if (command !== undefined && ADMIN_COMMANDS.has(command)) return adminCommand(command, extra, values);
+  if (command === "report") {
+    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+    return report(configPath, values);
+  }
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   switch (command) {
     case "check":
@@ -236,6 +254,50 @@ async function probe(target: ReturnType<typeof resolveAdmin>, flags: AdminFlags)
     );
   }
   return r.verdict === "concurrent" ? 0 : r.verdict === "failed" ? 1 : 3;
+}
+
+function report(configPath: string | undefined, flags: { db?: string; since?: string; until?: string; feature?: string; out?: string }): number {
+  let config: Config | null = null;
+  if (configPath) {
+    config = load(configPath);
+    if (!config) return 1;
+  }
+  const dbPath = flags.db ?? (config && configPath ? shadowStoreFor(configPath, config) : undefined);
+  if (!dbPath) throw new UsageError("report needs --db FILE (or -c FILE to find the store)");
+  if (!existsSync(dbPath)) {
+    process.stderr.write(`switchyard: ${dbPath}: no shadow store there (is shadow.enabled on, and is this the store path?)\n`);
+    return 1;
+  }
+  const now = Date.now();
+  const since = flags.since === undefined ? now - 24 * 3_600_000 : parseWhen(flags.since, now, "--since");
+  const until = flags.until === undefined ? now + 1 : parseWhen(flags.until, now, "--until");
+  const format = flags.out === undefined ? "md" : /\.html?$/i.test(flags.out) ? "html" : /\.json$/i.test(flags.out) ? "json" : /\.md$/i.test(flags.out) ? "md" : null;
+  if (format === null) throw new UsageError(`--out must end in .html, .md or .json, got "${flags.out}"`);
+  const shadow = config?.shadow ?? ShadowSchema.parse({});
+  const db = new DatabaseSync(dbPath, { readOnly: true });
+  let r;
+  try {
+    const configuredPercent = config ? Object.fromEntries([["none", shadow.percent], ...Object.entries(config.features).map(([n, f]) => [n, f.shadow?.percent ?? shadow.percent])]) : undefined;
+    r = buildReport(db, { since, until, feature: flags.feature, thresholds: shadow.report, noise: { relative: shadow.noise.relative, absolute: shadow.noise.absolute }, configuredPercent });
+  } finally {
+    db.close();
+  }
+  const text = format === "json" ? `${JSON.stringify(r, null, 2)}\n` : format === "html" ? renderHtml(r) : renderMarkdown(r);
+  if (flags.out === undefined) process.stdout.write(text);
+  else {
+    writeFileSync(flags.out, text);
+    process.stdout.write(`switchyard: report for ${r.since} .. ${r.until} written to ${flags.out}: ${[r.overall, ...r.features].filter((f, i) => i > 0 || r.features.length !== 1).map((f) => `${f.feature} ${f.verdict} (${f.compared} pairs, ${f.match_rate === null ? "n/a" : (f.match_rate * 100).toFixed(1) + " %"} identical)`).join("; ") || "no pairs"}\n`);
+  }
+  return [r.overall, ...r.features].some((f) => f.verdict === "FAIL") ? 3 : 0;
+}
+
+/** "24h" / "30m" / "7d" ago, or an ISO date-time. */
+function parseWhen(text: string, now: number, flag: string): number {
+  const ago = parseDuration(text);
+  if (ago !== undefined) return now - ago;
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new UsageError(`${flag} wants a duration ago (24h, 30m, 7d) or an ISO date-time, got "${text}"`);
+  return t;
 }
 
 function requireConfig(path: string | undefined): string {

@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { compileTrustedProxies, type TrustedProxies } from "../proxy/client-ip.ts";
 import { compileRoutingTable, type RoutingTable } from "../routing/table.ts";
+import { compileShadowPlan, type ShadowPlan } from "../shadow/settings.ts";
 import { BACKEND_NAMES, type BackendName, type Config } from "./schema.ts";
 
 export interface BackendTarget {
@@ -33,6 +34,7 @@ export interface Snapshot {
   readonly maxBodyBytes: number;
   readonly configHashHeader: boolean;
   readonly metricsEnabled: boolean;
+  readonly shadow: ShadowPlan;
   /** Request headers meant for the proxy alone (force override, its secret): never sent upstream. */
   readonly proxyOnlyHeaders: ReadonlySet<string> | null;
 }
@@ -68,6 +70,7 @@ export function compileSnapshot(config: Config): Snapshot {
     maxBodyBytes: config.limits.max_body_size,
     configHashHeader: config.proxy.config_hash_header,
     metricsEnabled: config.metrics.enabled,
+    shadow: compileShadowPlan(config),
   });
 }
 

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { parseRoute } from "../routing/routes.ts";
 import { cidr } from "./cidr.ts";
+import { FeatureShadowSchema } from "./shadow-schema.ts";
 import { parseDuration } from "./units.ts";
 
 const backend = z.enum(["legacy", "new"]);
@@ -66,6 +67,7 @@ export const FeatureSchema = z
       })
       .prefault({})
       .meta({ description: "Per-user overrides by identity key." }),
+    shadow: FeatureShadowSchema.optional().meta({ description: "Shadow settings for this feature, over the global shadow block." }),
   });
 
 const IdentitySource = z

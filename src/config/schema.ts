@@ -6,31 +6,8 @@ import { findTies, parseRoute, type CompiledRoute } from "../routing/routes.ts";
 import { cidr } from "./cidr.ts";
 import * as D from "./defaults.ts";
 import { FeaturesSchema, RoutingSchema } from "./routing-schema.ts";
-import { parseDuration, parseSize } from "./units.ts";
-
-const DURATION_PATTERN = /^(0|\d+(\.\d+)?(ms|s|m|h))$/;
-
-const durationError = (iss: { input?: unknown }) => `expected a duration such as "250ms", "30s", "5m" or "0", got ${JSON.stringify(iss.input)}`;
-
-const duration = (description: string, fallback: string) =>
-  z
-    // A bare 0 in YAML is a number; it means "off" like the string "0".
-    .union([z.literal(0), z.string().regex(DURATION_PATTERN, { error: durationError })], { error: durationError })
-    .default(fallback)
-    .transform((v) => (v === 0 ? 0 : parseDuration(v)!))
-    .meta({ description: `${description} Default ${fallback}.` });
-
-const SIZE_PATTERN = /^\d+(\.\d+)?\s*([bB]|[kKmMgG]|[kKmMgG][iI]?[bB])?$/;
-
-const sizeError = (iss: { input?: unknown }) =>
-  `expected a size in bytes or with a unit such as "16KiB", "10MiB", "1m", got ${JSON.stringify(iss.input)}`;
-
-const size = (description: string, fallback: string) =>
-  z
-    .union([z.int().nonnegative({ error: sizeError }), z.string().regex(SIZE_PATTERN, { error: sizeError })], { error: sizeError })
-    .default(fallback)
-    .transform((v) => parseSize(v)!)
-    .meta({ description: `${description} Default ${fallback}.` });
+import { ShadowSchema } from "./shadow-schema.ts";
+import { duration, size } from "./fields.ts";
 
 const port = z
   .int({ error: (iss) => `expected a TCP port number 0-65535 (0 picks a free one), got ${JSON.stringify(iss.input)}` })
@@ -125,6 +102,7 @@ export const ConfigSchema = z
       })
       .prefault({})
       .meta({ description: "Structured JSON logs on stdout." }),
+    shadow: ShadowSchema.prefault({}),
     metrics: z
       .strictObject({
         enabled: z.boolean().default(true)

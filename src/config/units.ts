@@ -1,10 +1,10 @@
 // Human units in config files: durations ("250ms", "30s", "5m", "1h") and sizes ("16KiB", "10MiB", "1m").
 // Both parse to base units (milliseconds, bytes) once, at load time; the hot path only sees numbers.
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** Milliseconds for "250ms" | "30s" | "5m" | "1h" | "0"; undefined when the text is not a duration. */
+/** Milliseconds for "250ms" | "30s" | "5m" | "1h" | "7d" | "0"; undefined when the text is not a duration. */
 export function parseDuration(text: string): number | undefined {
   if (text === "0") return 0;
   const m = DURATION.exec(text.trim());

@@ -26,6 +26,9 @@ export function describeChanges(before: Config, after: Config): string[] {
       if (JSON.stringify(fb.users) !== JSON.stringify(fa.users)) out.push(`feature ${name} user lists changed`);
     }
   }
+  if (JSON.stringify(before.shadow) !== JSON.stringify(after.shadow) || Object.keys(after.features).some((n) => JSON.stringify(before.features[n]?.shadow) !== JSON.stringify(after.features[n]!.shadow))) {
+    out.push(`shadow ${before.shadow.enabled ? `on ${before.shadow.percent}%` : "off"} -> ${after.shadow.enabled ? `on ${after.shadow.percent}%` : "off"}${JSON.stringify(before.shadow) === JSON.stringify(after.shadow) ? " (feature shadow settings changed)" : ""}`);
+  }
   for (const name of ["legacy", "new"] as const) {
     if (JSON.stringify(before.backends[name]) !== JSON.stringify(after.backends[name])) out.push(`backend ${name} ${before.backends[name].url} -> ${after.backends[name].url} (pool settings changed; old pool drains)`);
   }
@@ -38,5 +41,6 @@ export function needsRestart(before: Config, after: Config): string[] {
   if (JSON.stringify(before.listeners) !== JSON.stringify(after.listeners)) out.push("listeners (addresses, ports, TLS files)");
   if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) out.push("admin listener");
   if (before.limits.max_header_size !== after.limits.max_header_size) out.push("limits.max_header_size");
+  if (before.shadow.store.path !== after.shadow.store.path) out.push("shadow.store.path");
   return out;
 }

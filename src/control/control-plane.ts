@@ -4,7 +4,7 @@
 // bad override never takes effect.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { Switchyard, type StartOptions } from "../app.ts";
 import { parseConfigText } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
@@ -114,7 +114,8 @@ export class ControlPlane {
         dropped.push(key);
       }
     }
-    const app = await Switchyard.start(applyOverrides(result.config, overrides), opts);
+    const shadowStorePath = opts.shadowStorePath ?? shadowStoreFor(file, result.config);
+    const app = await Switchyard.start(applyOverrides(result.config, overrides), { ...opts, shadowStorePath });
     const cp = new ControlPlane(app, file, stateFile, result.config, sha(text), overrides, env);
     if (overrides.size > 0) app.logger.info({ overrides: Object.fromEntries(overrides), state_file: stateFile }, "runtime overrides loaded");
     if (dropped.length > 0) app.logger.warn({ dropped, state_file: stateFile }, "runtime overrides dropped: they do not fit the config file any more");
@@ -240,6 +241,12 @@ export class ControlPlane {
     this.#queue = run.catch(() => undefined);
     return run;
   }
+}
+
+/** The shadow store of a config file: shadow.store.path relative to the file, or <name>.shadow.db next to it. */
+export function shadowStoreFor(file: string, config: Config): string {
+  const configured = config.shadow.store.path;
+  return configured ? resolve(dirname(file), configured) : join(dirname(file), `${basename(file, extname(file))}.shadow.db`);
 }
 
 export class OverrideError extends Error {

@@ -25,6 +25,13 @@ export interface ProxyState {
 
 type Controller = Dispatcher.DispatchController;
 
+/** Something that watches the primary answer go by (the shadow comparison keeps a bounded copy). */
+export interface ResponseTap {
+  primaryStart(status: number, rawHeaders: readonly (Buffer | string)[]): void;
+  primaryData(chunk: Buffer): void;
+  primaryEnd(error: ErrorCode | undefined, upstreamMs: number | null, clientGone: boolean): void;
+}
+
 export class Exchange implements Dispatcher.DispatchHandler {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
@@ -56,6 +63,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   } | null = null;
   /** The tunnel an upgrade became; the exchange is logged when its client side closes. */
   tunnel: { readonly bytesFromClient: number; readonly bytesFromUpstream: number; readonly closedBy: string | null } | null = null;
+  /** Set when the request is mirrored. */
+  tap: ResponseTap | null = null;
   #controller: Controller | null = null;
   #resume: (() => void) | null = null;
 
@@ -108,6 +117,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       close: this.state.draining || this.mustClose,
       extra: this.extraHeaders,
     });
+    this.tap?.primaryStart(statusCode, (controller.rawHeaders as (Buffer | string)[]) ?? []);
     try {
       this.res.writeHead(statusCode, statusMessage || undefined, headers);
     } catch (err) {
@@ -118,6 +128,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Controller, chunk: Buffer): void {
     this.bytesOut += chunk.length;
+    this.tap?.primaryData(chunk);
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once("drain", (this.#resume ??= () => controller.resume()));
@@ -186,6 +197,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const now = performance.now();
     const status = tunnel !== null ? 101 : this.clientGone && !res.headersSent ? ERRORS.SY_CLIENT_CLOSED.status : res.statusCode;
     const upstreamMs = this.upstreamStartedAt > 0 ? (this.upstreamEndedAt || now) - this.upstreamStartedAt : null;
+    this.tap?.primaryEnd(this.error, upstreamMs, this.clientGone);
     // Tunnels are counted by the tunnel metrics; their lifetime is not a request latency.
     if (tunnel === null && this.snapshot.metricsEnabled) {
       this.state.metrics.record({

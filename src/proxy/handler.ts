@@ -7,6 +7,7 @@ import { ProxyError, type ErrorCode } from "../errors/codes.ts";
 import { Exchange, type ProxyState } from "../forward/exchange.ts";
 import type { BackendPools } from "../forward/pools.ts";
 import { decide, describeDecision, stickyCookie, type RequestFacts } from "../routing/decide.ts";
+import type { ShadowRunner, ShadowTicket } from "../shadow/mirror.ts";
 import { isTrusted, normalizeIp, resolveClientIp } from "./client-ip.ts";
 import { buildUpstreamHeaders, isValidRequestId, readRequestHeaderFacts, type RequestHeaderFacts } from "./request-headers.ts";
 
@@ -19,6 +20,8 @@ export interface ListenerInfo {
 export interface HandlerDeps {
   readonly state: ProxyState;
   readonly pools: BackendPools;
+  /** Mirrors sampled requests to the other backend (plain requests only, not upgrades). */
+  readonly shadow?: ShadowRunner;
   /** The current snapshot; read once per request. */
   snapshot(): Snapshot;
 }
@@ -108,6 +111,13 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
     body = req;
     req.once("end", () => (ex.bytesIn = declared));
   }
+  if (snap.shadow.enabled && deps.shadow) {
+    const ticket = deps.shadow.begin({ snap, decision: ex.decision!, backend, method: req.method!, path, headers, requestId: ex.requestId, bodyBytes: body === null ? 0 : facts.transferEncoding !== undefined ? -1 : declared });
+    if (ticket !== null) {
+      ex.tap = ticket;
+      if (body !== null) body = teeBody(body, ticket);
+    }
+  }
 
   deps.pools.get(backend).dispatch(
     {
@@ -152,6 +162,15 @@ export function parseTarget(url: string): RequestTarget | null {
 function pickRequestId(incoming: string | undefined, peerTrusted: boolean, preserve: Snapshot["requestIdPreserve"]): string {
   if (incoming !== undefined && (preserve === "any" || (preserve === "trusted" && peerTrusted)) && isValidRequestId(incoming)) return incoming;
   return randomUUID();
+}
+
+/** The request body on its way to the primary, copied for the shadow. */
+async function* teeBody(source: AsyncIterable<Buffer>, ticket: ShadowTicket): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    ticket.addBody(chunk);
+    yield chunk;
+  }
+  ticket.bodyEnd();
 }
 
 /** A chunked body, counted and cut at the size limit (0 = no limit). */

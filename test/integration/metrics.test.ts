@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { json, send } from "../helpers/client.ts";
 import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { parseProm } from "../helpers/prom.ts";
 import { closedPort, startBackend, waitFor, type TestBackend } from "../helpers/servers.ts";
 
 let running: Controlled | undefined;
@@ -14,18 +15,6 @@ afterEach(async () => {
   running = undefined;
   for (const s of servers.splice(0)) await s.close();
 });
-
-/** Prometheus text -> {"name{a="x",b="y"}": value} with labels in the order given. */
-export function parseProm(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{.*\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`not a sample line: ${line}`);
-    out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
-  }
-  return out;
-}
 
 const stamping = (name: string) =>
   startBackend((req, res) => {

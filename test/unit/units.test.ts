@@ -3,10 +3,10 @@ import { formatDuration, formatSize, parseDuration, parseSize } from "../../src/
 
 describe("parseDuration", () => {
   it.each([
-    ["0", 0], ["250ms", 250], ["1s", 1000], ["1.5s", 1500], ["30s", 30_000], ["5m", 300_000], ["2h", 7_200_000], ["0.5ms", 1],
+    ["0", 0], ["250ms", 250], ["1s", 1000], ["1.5s", 1500], ["30s", 30_000], ["5m", 300_000], ["2h", 7_200_000], ["0.5ms", 1], ["7d", 604_800_000],
   ])("%s -> %d ms", (text, ms) => expect(parseDuration(text)).toBe(ms));
 
-  it.each(["", "5", "5 sec", "-1s", "1d", "s", "1.s", "ms"])("rejects %j", (text) => expect(parseDuration(text)).toBeUndefined());
+  it.each(["", "5", "5 sec", "-1s", "1w", "s", "1.s", "ms"])("rejects %j", (text) => expect(parseDuration(text)).toBeUndefined());
 });
 
 describe("parseSize", () => {

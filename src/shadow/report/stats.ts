@@ -1,0 +1,87 @@
+// Statistics for comparing two latency samples, as Kayenta's Mann-Whitney judge does: the U test
+// (normal approximation with tie correction) for "is one side shifted", and the Hodges-Lehmann
+// estimate of the shift with its distribution-free confidence interval. Pure.
+
+export function quantile(sorted: readonly number[], q: number): number | null {
+  if (sorted.length === 0) return null;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export interface MannWhitney {
+  u: number;
+  z: number;
+  /** Two-sided p-value. */
+  p: number;
+}
+
+/** Mann-Whitney U test of x against y (x's U), normal approximation with tie correction. */
+export function mannWhitney(x: readonly number[], y: readonly number[]): MannWhitney | null {
+  const n1 = x.length;
+  const n2 = y.length;
+  if (n1 === 0 || n2 === 0) return null;
+  const all = [...x.map((v) => ({ v, g: 0 })), ...y.map((v) => ({ v, g: 1 }))].sort((a, b) => a.v - b.v);
+  let rankSumX = 0;
+  let tieTerm = 0;
+  for (let i = 0; i < all.length; ) {
+    let j = i;
+    while (j + 1 < all.length && all[j + 1]!.v === all[i]!.v) j++;
+    const rank = (i + j) / 2 + 1;
+    const t = j - i + 1;
+    if (t > 1) tieTerm += t ** 3 - t;
+    for (let k = i; k <= j; k++) if (all[k]!.g === 0) rankSumX += rank;
+    i = j + 1;
+  }
+  const u = rankSumX - (n1 * (n1 + 1)) / 2;
+  const n = n1 + n2;
+  const mean = (n1 * n2) / 2;
+  const variance = ((n1 * n2) / 12) * (n + 1 - tieTerm / (n * (n - 1)));
+  if (variance <= 0) return { u, z: 0, p: 1 };
+  const z = (u - mean - Math.sign(u - mean) * 0.5) / Math.sqrt(variance); // continuity correction
+  return { u, z, p: Math.min(1, 2 * (1 - normalCdf(Math.abs(z)))) };
+}
+
+export interface HodgesLehmann {
+  /** Median of y - x over all pairs: how much y is shifted from x. */
+  shift: number;
+  low: number;
+  high: number;
+  /** Pairs used (samples are thinned to at most `maxPerSide` each). */
+  n1: number;
+  n2: number;
+}
+
+/** Hodges-Lehmann shift of y against x with a ~95 % confidence interval. */
+export function hodgesLehmann(x: readonly number[], y: readonly number[], maxPerSide = 1500): HodgesLehmann | null {
+  if (x.length === 0 || y.length === 0) return null;
+  const xs = thin(x, maxPerSide);
+  const ys = thin(y, maxPerSide);
+  const diffs = new Float64Array(xs.length * ys.length);
+  let k = 0;
+  for (const b of ys) for (const a of xs) diffs[k++] = b - a;
+  diffs.sort();
+  const m = diffs.length;
+  const shift = m % 2 ? diffs[(m - 1) / 2]! : (diffs[m / 2 - 1]! + diffs[m / 2]!) / 2;
+  const n1 = xs.length;
+  const n2 = ys.length;
+  // The k-th smallest and k-th largest differences bound the 95 % interval (normal approximation).
+  const c = Math.floor((n1 * n2) / 2 - 1.96 * Math.sqrt((n1 * n2 * (n1 + n2 + 1)) / 12));
+  const lo = Math.max(0, Math.min(m - 1, c));
+  const hi = Math.max(0, Math.min(m - 1, m - 1 - c));
+  return { shift, low: diffs[lo]!, high: diffs[hi]!, n1, n2 };
+}
+
+/** Every k-th value of the sorted sample, so at most `max` remain (deterministic). */
+function thin(v: readonly number[], max: number): number[] {
+  const sorted = [...v].sort((a, b) => a - b);
+  if (sorted.length <= max) return sorted;
+  const step = sorted.length / max;
+  return Array.from({ length: max }, (_, i) => sorted[Math.floor(i * step)]!);
+}
+
+/** Standard normal CDF (Abramowitz-Stegun 7.1.26 via erf). */
+export function normalCdf(z: number): number {
+  const t = 1 / (1 + 0.3275911 * (Math.abs(z) / Math.SQRT2));
+  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-(z * z) / 2);
+  return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}

@@ -1,0 +1,103 @@
+// Shadow config -> per-feature settings the hot path reads, and the pure decision whether one request
+// is mirrored. Sampling is a hash of the request id (or the user key) against the percent, so the
+// same request id always gets the same answer, in any process.
+import { PRESET_NAMES, type PresetName, type ShadowConfig } from "../config/shadow-schema.ts";
+import type { Config } from "../config/schema.ts";
+import { bucketOf } from "../routing/hash.ts";
+import type { BackendName } from "../routing/table.ts";
+import { compilePaths, type CompareOptions } from "./compare.ts";
+
+export const DEFAULT_COMPARE_HEADERS = ["content-type", "location", "cache-control", "content-language", "www-authenticate"];
+
+export interface ShadowSettings {
+  readonly enabled: boolean;
+  /** Bucket threshold out of 10,000 (percent x 100). */
+  readonly threshold: number;
+  readonly sampleBy: "request" | "user";
+  readonly direction: "other" | "to_new" | "to_legacy";
+  readonly methods: ReadonlySet<string>;
+  readonly compare: CompareOptions;
+  /** Names of the presets in effect, for the report. */
+  readonly presets: readonly PresetName[];
+}
+
+export interface ShadowPlan {
+  readonly enabled: boolean;
+  readonly global: ShadowSettings;
+  readonly features: ReadonlyMap<string, ShadowSettings>;
+  readonly maxBodyBytes: number;
+  readonly maxCompareBytes: number;
+  readonly timeoutMs: number;
+  readonly maxInFlight: number;
+  readonly maxPerSecond: number;
+  readonly header: string;
+  readonly replayThreshold: number;
+  readonly noise: { relative: number; absolute: number };
+  readonly config: ShadowConfig;
+}
+
+export function compileShadowPlan(config: Config): ShadowPlan {
+  const s = config.shadow;
+  const global = settings(s, undefined);
+  const features = new Map<string, ShadowSettings>();
+  for (const [name, f] of Object.entries(config.features)) features.set(name, settings(s, f.shadow));
+  return {
+    enabled: global.enabled || [...features.values()].some((f) => f.enabled),
+    global,
+    features,
+    maxBodyBytes: s.max_body_size,
+    maxCompareBytes: s.max_compare_size,
+    timeoutMs: s.timeout,
+    maxInFlight: s.max_in_flight,
+    maxPerSecond: s.max_per_second,
+    header: s.header,
+    replayThreshold: Math.round(s.noise.percent * 100),
+    noise: { relative: s.noise.relative, absolute: s.noise.absolute },
+    config: s,
+  };
+}
+
+function settings(g: ShadowConfig, f: Config["features"][string]["shadow"]): ShadowSettings {
+  const presetList = f?.compare?.presets ?? g.compare.presets ?? [];
+  const presets = new Set<PresetName>(presetList.flatMap((p) => (p === "flask_fastapi" ? PRESET_NAMES : [p])));
+  return {
+    enabled: f?.enabled ?? g.enabled,
+    threshold: Math.round((f?.percent ?? g.percent) * 100),
+    sampleBy: g.sample_by,
+    direction: f?.direction ?? g.direction,
+    methods: new Set(f?.methods ?? g.methods),
+    presets: [...presets],
+    compare: {
+      headers: (f?.compare?.headers ?? g.compare.headers ?? DEFAULT_COMPARE_HEADERS).map((h) => h.toLowerCase()),
+      ignore: compilePaths([...(g.compare.ignore_paths ?? []), ...(f?.compare?.ignore_paths ?? [])]),
+      arrayOrder: f?.compare?.array_order ?? g.compare.array_order ?? "strict",
+      presets,
+    },
+  };
+}
+
+export type SkipReason = "method" | "direction" | "body_too_large" | "sample" | "cap" | "queue_full";
+
+export type ShadowChoice = { mirror: true; target: BackendName; replay: boolean } | { mirror: false; reason: SkipReason | null };
+
+export interface ShadowFacts {
+  method: string;
+  /** Declared request body size; -1 for chunked (decided when the body ends), 0 for none. */
+  bodyBytes: number;
+  requestId: string;
+  userKey: string | null;
+  primary: BackendName;
+}
+
+/** Whether to mirror this request, and where; reason null means shadowing is off for it (not counted). */
+export function chooseShadow(plan: ShadowPlan, s: ShadowSettings, facts: ShadowFacts): ShadowChoice {
+  if (!s.enabled) return { mirror: false, reason: null };
+  const target: BackendName = facts.primary === "legacy" ? "new" : "legacy";
+  if ((s.direction === "to_new" && target !== "new") || (s.direction === "to_legacy" && target !== "legacy")) return { mirror: false, reason: "direction" };
+  if (!s.methods.has(facts.method)) return { mirror: false, reason: "method" };
+  if (facts.bodyBytes > plan.maxBodyBytes) return { mirror: false, reason: "body_too_large" };
+  const key = s.sampleBy === "user" && facts.userKey !== null ? `user:${facts.userKey}` : `req:${facts.requestId}`;
+  if (bucketOf("shadow", key) >= s.threshold) return { mirror: false, reason: "sample" };
+  const replay = plan.replayThreshold > 0 && (facts.method === "GET" || facts.method === "HEAD") && bucketOf("noise", facts.requestId) < plan.replayThreshold;
+  return { mirror: true, target, replay };
+}
