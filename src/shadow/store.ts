@@ -144,11 +144,13 @@ export class ShadowStore {
       const cutoff = this.#opts.now() - this.#opts.maxAgeMs;
       this.db.prepare("DELETE FROM pairs WHERE ts < ?").run(cutoff);
       this.db.prepare("DELETE FROM counters WHERE minute < ?").run(Math.floor(cutoff / 60_000));
-      for (let i = 0; i < 10 && this.sizeBytes() > this.#opts.maxBytes; i++) {
+      // Over the size limit: drop the oldest share that brings the file to 90 % of it, reclaim the pages.
+      for (let round = 0, size = this.sizeBytes(); round < 5 && size > this.#opts.maxBytes; round++, size = this.sizeBytes()) {
         const n = (this.db.prepare("SELECT count(*) AS n FROM pairs").get() as { n: number }).n;
         if (n === 0) break;
-        this.db.prepare("DELETE FROM pairs WHERE id IN (SELECT id FROM pairs ORDER BY ts LIMIT ?)").run(Math.max(1, Math.ceil(n / 10)));
-        this.db.exec("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA incremental_vacuum;");
+        const drop = Math.max(1, Math.ceil(n * Math.min(1, 1 - (this.#opts.maxBytes * 0.9) / size)));
+        this.db.prepare("DELETE FROM pairs WHERE id IN (SELECT id FROM pairs ORDER BY ts LIMIT ?)").run(drop);
+        this.db.exec("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);");
       }
     } catch (err) {
       this.#onError(err as Error);
