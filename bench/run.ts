@@ -94,7 +94,7 @@ http {
   throw new Error("nginx did not start");
 }
 
-function startSwitchyard(backend: string, name = "switchyard", metrics = true): Promise<string> {
+function startSwitchyard(backend: string, name = "switchyard", metrics = true, shadowPercent = 0): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-"));
   const file = join(dir, "switchyard.yaml");
   // Everything on: access log (to the pipe, discarded), request ids, X-Forwarded-*, limits, metrics,
@@ -102,7 +102,9 @@ function startSwitchyard(backend: string, name = "switchyard", metrics = true): 
   writeFileSync(
     file,
     `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n  new:\n    url: ${backend}\nadmin:\n  port: 0\nlog:\n  access_log: true\n` +
-      `metrics:\n  enabled: ${metrics}\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n`,
+      `metrics:\n  enabled: ${metrics}\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n` +
+      // Shadow: no caps binding (the whole sample is mirrored), store and one log line per pair as in production.
+      (shadowPercent > 0 ? `shadow:\n  enabled: true\n  percent: ${shadowPercent}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : ""),
   );
   return start(name, process.execPath, ["src/cli/main.ts", "start", "-c", file]);
 }
@@ -141,6 +143,8 @@ async function main(): Promise<void> {
   if (want("switchyard")) targets.push(["switchyard", await startSwitchyard(backend)]);
   // The cost of metrics on the hot path: the same proxy with metrics.enabled false.
   if (want("switchyard-no-metrics")) targets.push(["switchyard-no-metrics", await startSwitchyard(backend, "switchyard-no-metrics", false)]);
+  // Shadow traffic costs, on request only (--only switchyard,switchyard-shadow-10,switchyard-shadow-100).
+  for (const p of [10, 100]) if (only?.includes(`switchyard-shadow-${p}`)) targets.push([`switchyard-shadow-${p}`, await startSwitchyard(backend, `switchyard-shadow-${p}`, true, p)]);
   if (want("nginx")) {
     const nginx = await startNginx(backend);
     if (nginx) targets.push(["nginx", nginx]);

@@ -405,16 +405,18 @@ async function demo(): Promise<number> {
   if (!config) return 1;
   const logger = createLogger({ level: config.log.level });
   // The demo keeps its runtime overrides out of the source tree.
-  const stateFile = join(mkdtempSync(join(tmpdir(), "switchyard-demo-")), "demo.state.json");
+  const demoDir = mkdtempSync(join(tmpdir(), "switchyard-demo-"));
+  const stateFile = join(demoDir, "demo.state.json");
+  const shadowStorePath = join(demoDir, "demo.shadow.db");
   let cp: ControlPlane;
   try {
-    cp = await ControlPlane.open(DEMO_CONFIG, { logger, stateFile });
+    cp = await ControlPlane.open(DEMO_CONFIG, { logger, stateFile, shadowStorePath });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
     // Port 8080 or 9901 taken: any free ports will do for a demo.
     process.env.SWITCHYARD_PORT = "0";
     process.env.SWITCHYARD_ADMIN_PORT = "0";
-    cp = await ControlPlane.open(DEMO_CONFIG, { logger, stateFile });
+    cp = await ControlPlane.open(DEMO_CONFIG, { logger, stateFile, shadowStorePath });
   }
   let admin: AdminServer;
   try {
@@ -431,6 +433,7 @@ async function demo(): Promise<number> {
       `  new      ${backends[1]!.url}/   sample FastAPI-style backend\n` +
       `  admin    ${admin.url}/status   try: curl -X PUT '${admin.url}/features/ping?enabled=true'\n` +
       `  config   ${DEMO_CONFIG} (edit it: changes apply without a restart)\n` +
+      `  shadow   every GET is compared on both backends: ${admin.url}/shadow, or switchyard report --db ${shadowStorePath}\n` +
       `Access log follows (JSON lines). Ctrl+C stops.\n\n`,
   );
   return untilSignal(cp, admin, logger, backends);

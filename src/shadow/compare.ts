@@ -150,17 +150,18 @@ function diffJson(a: unknown, b: unknown, path: string, out: DiffEntry[], ctx: D
     case "array": {
       const xa = a as unknown[];
       const xb = b as unknown[];
-      if (ctx.arrayOrder === "ignore" || sameMultiset(xa, xb, path, ctx)) {
-        if (ctx.arrayOrder === "ignore") {
-          diffMultiset(xa, xb, path, out, ctx);
-          return;
-        }
-        // Same elements, other order: one entry, not one per shifted element.
-        if (!xa.every((v, i) => canonical(v, `${path}[${i}]`, ctx) === canonical(xb[i], `${path}[${i}]`, ctx))) out.push({ path, kind: "order", a: `${xa.length} items`, b: "same items, other order" });
+      if (ctx.arrayOrder === "ignore") {
+        diffMultiset(xa, xb, path, out, ctx);
         return;
       }
-      if (xa.length !== xb.length) out.push({ path, kind: "length", a: xa.length, b: xb.length });
-      for (let i = 0; i < Math.min(xa.length, xb.length); i++) diffJson(xa[i], xb[i], `${path}[${i}]`, out, ctx);
+      // Element by element first (the common, equal case costs nothing more); a reordering of the
+      // same elements is then reported once, as order, not as one entry per shifted element.
+      const found: DiffEntry[] = [];
+      if (xa.length !== xb.length) found.push({ path, kind: "length", a: xa.length, b: xb.length });
+      for (let i = 0; i < Math.min(xa.length, xb.length); i++) diffJson(xa[i], xb[i], `${path}[${i}]`, found, ctx);
+      if (found.length > 0 && sameMultiset(xa, xb, path, ctx)) out.push({ path, kind: "order", a: `${xa.length} items`, b: "same items, other order" });
+      else out.push(...found);
+      return;
     }
   }
 }

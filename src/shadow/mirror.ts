@@ -357,8 +357,7 @@ export class ShadowTicket implements ResponseTap {
     else if (verdict === "noise_only") runner.count(this.#feature, "noise_only");
     if ((verdict === "match" || verdict === "mismatch" || verdict === "noise_only") && !bodyCompared && legacy.status === neu.status) runner.count(this.#feature, "not_compared");
 
-    const fields = new Set(this.#plan.config.store.redact_fields.map((f) => f.toLowerCase()));
-    const stored = redactDiffs(diffs, fields);
+    const stored = redactDiffs(diffs, this.#plan.redactFields);
     const path = redactTarget(a.path);
     runner.logger.info(
       {
@@ -435,7 +434,8 @@ function headerMap(raw: readonly (Buffer | string)[]): Record<string, string> {
 async function capture(pool: Pool, backend: BackendName, req: { path: string; method: string; headers: string[]; body: Buffer | null }, plan: ShadowPlan): Promise<Captured> {
   const started = performance.now();
   try {
-    const res = await pool.request({ path: req.path, method: req.method as "GET", headers: req.headers, body: req.body, signal: AbortSignal.timeout(plan.timeoutMs), headersTimeout: plan.timeoutMs, bodyTimeout: plan.timeoutMs });
+    // undici's own timers bound the wait for headers and each body gap (no extra timer per request).
+    const res = await pool.request({ path: req.path, method: req.method as "GET", headers: req.headers, body: req.body, headersTimeout: plan.timeoutMs, bodyTimeout: plan.timeoutMs });
     const chunks: Buffer[] = [];
     let bytes = 0;
     let over = false;
@@ -453,7 +453,8 @@ async function capture(pool: Pool, backend: BackendName, req: { path: string; me
     return { backend, status: res.statusCode, headers, body: over ? null : Buffer.concat(chunks), bytes, ms: performance.now() - started, error: null };
   } catch (err) {
     const e = err as Error;
-    const code = e.name === "TimeoutError" || e.name === "AbortError" ? `timeout after ${plan.timeoutMs} ms` : `${classifyUpstreamError(err)}: ${e.message}`;
+    const kind = classifyUpstreamError(err);
+    const code = kind === "SY_UPSTREAM_HEADERS_TIMEOUT" || kind === "SY_UPSTREAM_BODY_TIMEOUT" ? `timeout after ${plan.timeoutMs} ms` : `${kind}: ${e.message}`;
     return { backend, status: 0, headers: {}, body: null, bytes: 0, ms: performance.now() - started, error: code };
   }
 }

@@ -33,6 +33,8 @@ export interface ShadowPlan {
   readonly header: string;
   readonly replayThreshold: number;
   readonly noise: { relative: number; absolute: number };
+  /** JSON keys whose values never reach the store, lower-cased. */
+  readonly redactFields: ReadonlySet<string>;
   readonly config: ShadowConfig;
 }
 
@@ -53,6 +55,7 @@ export function compileShadowPlan(config: Config): ShadowPlan {
     header: s.header,
     replayThreshold: Math.round(s.noise.percent * 100),
     noise: { relative: s.noise.relative, absolute: s.noise.absolute },
+    redactFields: new Set(s.store.redact_fields.map((f) => f.toLowerCase())),
     config: s,
   };
 }
