@@ -15,7 +15,7 @@ function significance(f: FeatureReport): string {
   const hl = f.latency.hodges_lehmann_ms;
   if (!mw || !hl) return "n/a (no pairs with both latencies)";
   const dir = hl.shift < 0 ? "new faster" : hl.shift > 0 ? "new slower" : "no shift";
-  return `Mann-Whitney p = ${mw.p < 0.0001 ? mw.p.toExponential(1) : mw.p.toFixed(4)} (${mw.p < 0.05 ? "significant" : "not significant"} at 5 %); Hodges-Lehmann shift ${hl.shift.toFixed(2)} ms [95 % CI ${hl.low.toFixed(2)}, ${hl.high.toFixed(2)}] (${dir})`;
+  return `Mann-Whitney p ${mw.p < 0.0001 ? "< 0.0001" : `= ${mw.p.toFixed(4)}`} (${mw.p < 0.05 ? "significant" : "not significant"} at 5 %); Hodges-Lehmann shift ${hl.shift.toFixed(2)} ms [95 % CI ${hl.low.toFixed(2)}, ${hl.high.toFixed(2)}] (${dir})`;
 }
 
 export function renderMarkdown(r: Report): string {
