@@ -104,14 +104,21 @@ async function inParallel(n: number, concurrency: number, fn: (i: number) => Pro
   }));
 }
 
+/** Both API flavours and a proxy mirroring everything to new, storing in a fresh directory. */
+async function setup() {
+  const legacy = await api("legacy");
+  const neu = await api("new");
+  servers.push(legacy, neu);
+  const dir = mkdtempSync(join(tmpdir(), "sy-shadow-"));
+  const store = join(dir, "shadow.db");
+  running = await openControlled(configDir("in-place", shadowYaml(legacy.url, neu.url, store)).file);
+  return { legacy, neu, dir, store };
+}
+
 describe("shadow traffic", () => {
   it("reports exactly the real differences, treats order/whitespace as equal, learns timestamps and ids as noise", async () => {
-    const legacy = await api("legacy");
-    const neu = await api("new");
-    servers.push(legacy, neu);
-    const dir = mkdtempSync(join(tmpdir(), "sy-shadow-"));
-    const store = join(dir, "shadow.db");
-    running = await openControlled(configDir("in-place", shadowYaml(legacy.url, neu.url, store)).file);
+    const { legacy, neu, dir, store } = await setup();
+    if (!running) throw new Error("no proxy");
     const { url } = running;
 
     await inParallel(600, 8, async (i) => {
@@ -204,12 +211,8 @@ describe("shadow traffic", () => {
   });
 
   it("mirrors POST only where a feature opted in, and never stores secrets", async () => {
-    const legacy = await api("legacy");
-    const neu = await api("new");
-    servers.push(legacy, neu);
-    const dir = mkdtempSync(join(tmpdir(), "sy-shadow-"));
-    const store = join(dir, "shadow.db");
-    running = await openControlled(configDir("in-place", shadowYaml(legacy.url, neu.url, store)).file);
+    const { legacy, neu, dir, store } = await setup();
+    if (!running) throw new Error("no proxy");
     const secrets = { authorization: "Bearer TOKEN-SECRET-123", cookie: "session=COOKIE-SECRET-456" };
     for (let i = 0; i < 20; i++) {
       expect((await send(running.url, { method: "POST", path: "/api/writes", headers: { "content-type": "application/json", ...secrets }, body: '{"x":1}' })).status).toBe(200);

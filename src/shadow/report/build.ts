@@ -4,6 +4,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { PRESETS, type PresetName } from "../../config/shadow-schema.ts";
 import { NoiseModel, type NoiseRule } from "../noise.ts";
+import type { PairRecord } from "../store.ts";
 import { hodgesLehmann, mannWhitney, quantile, type HodgesLehmann, type MannWhitney } from "./stats.ts";
 
 export interface Thresholds {
@@ -26,24 +27,7 @@ export interface ReportOptions {
   configuredPercent?: Record<string, number>;
 }
 
-interface Row {
-  ts: number;
-  feature: string;
-  route: string | null;
-  method: string;
-  path: string;
-  primary_backend: string;
-  legacy_status: number | null;
-  new_status: number | null;
-  legacy_ms: number | null;
-  new_ms: number | null;
-  verdict: string;
-  diffs: string;
-  replay_diffs: string | null;
-  presets: string;
-  body_compared: number;
-  error: string | null;
-}
+type Row = Omit<PairRecord, "req_id" | "legacy_bytes" | "new_bytes">;
 
 export interface PathRow {
   path: string;
