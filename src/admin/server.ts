@@ -7,6 +7,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema.ts";
 import { OverrideError, type ControlPlane } from "../control/control-plane.ts";
+import { GuardError } from "../guard/guard.ts";
 import type { OverrideValue } from "../control/overrides.ts";
 import { normalizeIp } from "../proxy/client-ip.ts";
 import { probeConcurrency, probeProblem } from "./probe.ts";
@@ -82,7 +83,7 @@ export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Prom
     handle(cp, token, req).then(
       (out) => (out instanceof Raw ? res.writeHead(200, { "content-type": out.type, "content-length": Buffer.byteLength(out.text), "cache-control": "no-store" }).end(out.text) : reply(res, out.status, out.body)),
       (err: unknown) => {
-        const known = err instanceof HttpError || err instanceof OverrideError;
+        const known = err instanceof HttpError || err instanceof OverrideError || err instanceof GuardError;
         if (!known) cp.app.logger.error({ err }, "admin API error");
         reply(res, known ? err.status : 500, { error: known ? err.message : "internal error (see the proxy log)" }, err instanceof HttpError ? err.scheme : "Bearer");
       },
@@ -140,6 +141,16 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   if (route === "GET /audit") return { status: 200, body: { entries: cp.audit.slice(-50).reverse() } };
   if (route === "GET /stats") return { status: 200, body: buildStats(cp) };
   if (route === "GET /metrics") return new Raw(cp.app.metrics.registry.contentType, await cp.app.metrics.registry.metrics());
+  if (route === "GET /guard") return { status: 200, body: cp.guard.status() };
+  const sm = /^\/features\/([^/]+)\/schedule\/(pause|resume|approve)$/.exec(path);
+  if (sm && method === "POST") {
+    const feature = decodeURIComponent(sm[1]!);
+    const what = sm[2] as "pause" | "resume" | "approve";
+    const state = cp.guard.control(feature, what);
+    cp.app.logger.info({ audit: { who, action: `schedule ${what} ${feature}` } }, `admin change by ${who}: schedule ${what} ${feature}`);
+    cp.remember({ who, action: `schedule ${what} ${feature}`, changes: [], ok: true });
+    return { status: 200, body: { feature, schedule: what, state } };
+  }
   if (route === "GET /shadow") return { status: 200, body: shadowSummary(cp, url) };
   if (route === "GET /healthz") return { status: 200, body: { ok: true, config_hash: cp.app.snapshot.hash } };
   if (route === "GET /overrides") return { status: 200, body: Object.fromEntries(cp.overrides) };
@@ -185,7 +196,7 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   }
   m = /^\/overrides\/(.+)$/.exec(path);
   if (m && method === "DELETE") return clear(cp, who, [decodeURIComponent(m[1]!)], "override cleared");
-  throw new HttpError(404, `no such admin endpoint: ${route} (see GET / for the page, GET /status, /stats, /metrics, /audit, PUT /features/NAME, PUT /mode, POST /rollback, POST /rollback/undo, POST /reload, POST /probe, GET /shadow, DELETE /overrides/KEY)`);
+  throw new HttpError(404, `no such admin endpoint: ${route} (see GET / for the page, GET /status, /stats, /metrics, /audit, PUT /features/NAME, PUT /mode, POST /rollback, POST /rollback/undo, POST /reload, POST /probe, GET /shadow, GET /guard, POST /features/NAME/schedule/pause|resume|approve, DELETE /overrides/KEY)`);
 }
 
 async function change(cp: ControlPlane, who: string, changes: { key: string; value: OverrideValue }[], action: string) {

@@ -61,6 +61,7 @@ export function buildStatus(cp: ControlPlane) {
     backends: Object.fromEntries(
       Object.values(snap.backends).map((b) => [b.name, { url: b.origin, ...health(b.name), pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
     ),
+    guard: cp.guard.status(),
     tunnels: cp.app.tunnels.stats(),
     inflight: cp.app.state.inflight,
     listeners: cp.app.urls,

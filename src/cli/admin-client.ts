@@ -89,6 +89,16 @@ export function formatStatus(s: Record<string, unknown>): string {
     lines.push(`  ${name.padEnd(width)}  ${f.enabled.value ? "enabled " : "disabled"}${from(f.enabled)}  -> ${show(f.target.value)}${from(f.target)}`);
   }
   if (Object.keys(features).length === 0) lines.push("  (none)");
+  const guard = (s.guard ?? {}) as Record<string, { percent: number; last_evaluation: { breaches: string[]; judged: boolean } | null; schedule: { next: number | null; paused: boolean; awaiting_approval: boolean } | null }>;
+  if (Object.keys(guard).length > 0) {
+    lines.push("guard:");
+    for (const [name, g] of Object.entries(guard)) {
+      const e = g.last_evaluation;
+      const health = e === null ? "not evaluated yet" : e.breaches.length > 0 ? `BREACHING: ${e.breaches.join("; ")}` : e.judged ? "within its rules" : "too little traffic to judge";
+      const sched = g.schedule ? `; schedule ${g.schedule.paused ? "PAUSED" : g.schedule.awaiting_approval ? "waiting for approval" : "running"}, next ${g.schedule.next ?? "none (last step)"}` : "";
+      lines.push(`  ${name.padEnd(width)}  at ${g.percent}%: ${health}${sched}`);
+    }
+  }
   lines.push("backends:");
   for (const [name, b] of Object.entries(s.backends as Record<string, { url: string; state: string; last_minute: { requests: number; errors: number }; pool: { connected: number; running: number; pending: number } }>)) {
     lines.push(`  ${name.padEnd(width)}  ${b.url}  ${b.state} (last minute: ${b.last_minute.requests} requests, ${b.last_minute.errors} errors); connections ${b.pool.connected}, running ${b.pool.running}, queued ${b.pool.pending}`);

@@ -48,6 +48,8 @@ Talking to a running proxy (admin API; every change is validated, audit-logged a
   switchyard rollback [--undo] everything to legacy now (kill switch override), or undo that
   switchyard unset KEY|FEATURE clear overrides (a key such as routing.mode, or all of a feature's)
   switchyard reload            re-read the config file now (like SIGHUP)
+  switchyard schedule pause|resume|approve FEATURE
+                               control a feature's progressive rollout (features.NAME.schedule)
   switchyard report [--db FILE] [--since 24h|ISO] [--until ISO] [--feature F] [--out F.html|F.md|F.json]
                                shadow comparison report from the store (default --db: the store of
                                -c FILE); per feature: match rate, differing JSON paths, noise, status
@@ -77,8 +79,8 @@ Docs: README.md; every config key: config/switchyard.example.yaml.`;
 
 class UsageError extends Error {}
 
-const COMMANDS = "start, check, demo, explain, rollout-diff, report, status, set, mode, rollback, unset, reload or probe-concurrency";
-const ADMIN_COMMANDS = new Set(["status", "set", "mode", "rollback", "unset", "reload", "probe-concurrency"]);
+const COMMANDS = "start, check, demo, explain, rollout-diff, report, status, set, mode, rollback, unset, reload, schedule or probe-concurrency";
+const ADMIN_COMMANDS = new Set(["status", "set", "mode", "rollback", "unset", "reload", "probe-concurrency", "schedule"]);
 
 interface AdminFlags {
   config?: string;
@@ -136,6 +138,14 @@ async function adminCommand(command: string, args: string[], flags: AdminFlags):
         const key = args[0]!;
         out = key.includes(".") ? await callAdmin(target, "DELETE", `/overrides/${encodeURIComponent(key)}`) : await callAdmin(target, "DELETE", `/features/${encodeURIComponent(key)}`);
         break;
+      }
+      case "schedule": {
+        want(2, "schedule pause|resume|approve FEATURE");
+        const [what, feature] = args as [string, string];
+        if (!["pause", "resume", "approve"].includes(what)) throw new UsageError(`schedule wants pause, resume or approve, got "${what}"`);
+        out = await callAdmin(target, "POST", `/features/${encodeURIComponent(feature)}/schedule/${what}`);
+        const st = out.state as { paused: boolean; awaiting: boolean; approved: boolean };
+        return print(`ok: schedule of ${feature} ${st.paused ? "paused" : st.approved ? "approved to advance at the next evaluation" : "running"}`);
       }
       case "probe-concurrency":
         want(0, "probe-concurrency --backend legacy|new --path /x [-n 20] [--method GET] [--timeout 60s]");

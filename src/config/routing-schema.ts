@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { parseRoute } from "../routing/routes.ts";
 import { cidr } from "./cidr.ts";
+import { FeatureGuardSchema, ScheduleSchema } from "./guard-schema.ts";
 import { FeatureShadowSchema } from "./shadow-schema.ts";
 import { parseDuration } from "./units.ts";
 
@@ -68,6 +69,8 @@ export const FeatureSchema = z
       .prefault({})
       .meta({ description: "Per-user overrides by identity key." }),
     shadow: FeatureShadowSchema.optional().meta({ description: "Shadow settings for this feature, over the global shadow block." }),
+    guard: FeatureGuardSchema.optional(),
+    schedule: ScheduleSchema.optional(),
   });
 
 const IdentitySource = z

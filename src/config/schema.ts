@@ -6,6 +6,7 @@ import { findTies, parseRoute, type CompiledRoute } from "../routing/routes.ts";
 import { cidr } from "./cidr.ts";
 import * as D from "./defaults.ts";
 import { FeaturesSchema, RoutingSchema } from "./routing-schema.ts";
+import { GuardSchema } from "./guard-schema.ts";
 import { ShadowSchema } from "./shadow-schema.ts";
 import { duration, size } from "./fields.ts";
 
@@ -103,6 +104,7 @@ export const ConfigSchema = z
       .prefault({})
       .meta({ description: "Structured JSON logs on stdout." }),
     shadow: ShadowSchema.prefault({}),
+    guard: GuardSchema.prefault({}),
     metrics: z
       .strictObject({
         enabled: z.boolean().default(true)
@@ -187,6 +189,11 @@ export const ConfigSchema = z
         path: ["features", b.target.feature, "routes", b.target.index],
         message: `route "${b.source}" is as specific as "${a.source}" (feature ${a.target.feature}) and both match the same requests; make one more specific or merge them`,
       });
+    }
+    for (const [name, f] of Object.entries(cfg.features)) {
+      if (f.schedule && typeof f.target === "string") {
+        ctx.addIssue({ code: "custom", path: ["features", name, "target"], message: `feature ${name} has a schedule, so its target must be { percent: N } (the schedule moves the percent); got ${f.target}` });
+      }
     }
     if (!isLoopback(cfg.admin.host) && !cfg.admin.token) {
       ctx.addIssue({

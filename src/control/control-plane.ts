@@ -8,12 +8,14 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { Switchyard, type StartOptions } from "../app.ts";
 import { parseConfigText } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
+import type { GuardState } from "../guard/evaluate.ts";
 import { watchConfigDir, type ConfigWatcher } from "../config/watch.ts";
 import { compileRoutingTable } from "../routing/table.ts";
 import { rolloutDiff } from "../routing/diff.ts";
 import { describeChanges, needsRestart } from "./changes.ts";
 import { applyOverrides, fileValue, overrideProblem, type OverrideEntry, type OverrideValue } from "./overrides.ts";
-import { readState, stateFileFor, writeState } from "./state-file.ts";
+import { readGuardStates, readState, stateFileFor, writeState } from "./state-file.ts";
+import { Guard } from "../guard/guard.ts";
 
 export interface LoadRecord {
   ok: boolean;
@@ -66,7 +68,9 @@ export class ControlPlane {
   #watcher: ConfigWatcher | null = null;
   #env: Record<string, string | undefined>;
 
-  private constructor(app: Switchyard, file: string, stateFile: string, fileConfig: Config, fileHash: string, overrides: Map<string, OverrideEntry>, env: Record<string, string | undefined>) {
+  readonly guard: Guard;
+
+  private constructor(app: Switchyard, file: string, stateFile: string, fileConfig: Config, fileHash: string, overrides: Map<string, OverrideEntry>, env: Record<string, string | undefined>, guardStates: Map<string, GuardState>) {
     this.app = app;
     this.file = file;
     this.stateFile = stateFile;
@@ -76,6 +80,15 @@ export class ControlPlane {
     this.#env = env;
     this.lastLoad = { ok: true, at: new Date().toISOString(), trigger: "start", hash: app.snapshot.hash, errors: [], changes: [], restartNeeded: [] };
     this.#metrics();
+    this.guard = new Guard(this, guardStates, {
+      persist: () => {
+        try {
+          writeState(this.stateFile, this.#overrides, this.guard.states);
+        } catch (err) {
+          this.app.logger.error({ err, state_file: this.stateFile }, "cannot persist the guard state");
+        }
+      },
+    });
   }
 
   /** Reload results and the effective rollout as gauges, read at scrape time. */
@@ -116,10 +129,11 @@ export class ControlPlane {
     }
     const shadowStorePath = opts.shadowStorePath ?? shadowStoreFor(file, result.config);
     const app = await Switchyard.start(applyOverrides(result.config, overrides), { ...opts, shadowStorePath });
-    const cp = new ControlPlane(app, file, stateFile, result.config, sha(text), overrides, env);
+    const cp = new ControlPlane(app, file, stateFile, result.config, sha(text), overrides, env, readGuardStates(stateFile));
     if (overrides.size > 0) app.logger.info({ overrides: Object.fromEntries(overrides), state_file: stateFile }, "runtime overrides loaded");
     if (dropped.length > 0) app.logger.warn({ dropped, state_file: stateFile }, "runtime overrides dropped: they do not fit the config file any more");
     if (opts.watch !== false) cp.#watcher = watchConfigDir(file, opts.debounceMs ?? 100, () => void cp.reload("watch"));
+    cp.guard.start();
     return cp;
   }
 
@@ -193,6 +207,7 @@ export class ControlPlane {
   }
 
   close(): void {
+    void this.guard.stop();
     this.#watcher?.close();
     this.#watcher = null;
   }
@@ -202,7 +217,7 @@ export class ControlPlane {
     // Compile before persisting: an override that yields an unusable table is refused whole.
     compileRoutingTable(effective.routing, effective.features);
     try {
-      writeState(this.stateFile, next);
+      writeState(this.stateFile, next, this.guard.states);
     } catch (err) {
       throw new OverrideError(`cannot persist the change to ${this.stateFile} (${(err as Error).message}); nothing changed. Point admin.state_file at a writable path`, 503);
     }

@@ -2,11 +2,14 @@
 // file: write a temp file, fsync it, rename it over the old one, fsync the directory.
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { basename, dirname, extname, join } from "node:path";
+import type { GuardState } from "../guard/evaluate.ts";
 import type { OverrideEntry, OverrideKey } from "./overrides.ts";
 
 interface StateFile {
   version: 1;
   overrides: Record<OverrideKey, OverrideEntry>;
+  /** Guard and schedule state per feature (paused, awaiting approval, when the step began). */
+  guard?: Record<string, GuardState>;
 }
 
 /** `/etc/switchyard/switchyard.yaml` -> `/etc/switchyard/switchyard.state.json`. */
@@ -15,11 +18,19 @@ export function stateFileFor(configFile: string): string {
 }
 
 export function readState(file: string): Map<OverrideKey, OverrideEntry> {
+  return new Map(Object.entries(readStateFile(file)?.overrides ?? {}));
+}
+
+export function readGuardStates(file: string): Map<string, GuardState> {
+  return new Map(Object.entries(readStateFile(file)?.guard ?? {}));
+}
+
+function readStateFile(file: string): StateFile | null {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return new Map();
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw new Error(`cannot read runtime overrides ${file}: ${(err as Error).message}`);
   }
   let parsed: StateFile;
@@ -31,11 +42,11 @@ export function readState(file: string): Map<OverrideKey, OverrideEntry> {
   if (parsed?.version !== 1 || typeof parsed.overrides !== "object" || parsed.overrides === null) {
     throw new Error(`runtime overrides ${file} has an unknown format (expected {"version":1,"overrides":{...}}); fix or remove it`);
   }
-  return new Map(Object.entries(parsed.overrides));
+  return parsed;
 }
 
-export function writeState(file: string, overrides: ReadonlyMap<OverrideKey, OverrideEntry>): void {
-  const body: StateFile = { version: 1, overrides: Object.fromEntries(overrides) };
+export function writeState(file: string, overrides: ReadonlyMap<OverrideKey, OverrideEntry>, guard?: ReadonlyMap<string, GuardState>): void {
+  const body: StateFile = { version: 1, overrides: Object.fromEntries(overrides), ...(guard && guard.size > 0 && { guard: Object.fromEntries(guard) }) };
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = openSync(tmp, "w", 0o600);
   try {

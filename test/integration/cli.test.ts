@@ -155,6 +155,12 @@ describe("switchyard CLI", () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/cannot reach the admin API at http:\/\/127\.0\.0\.1:1: .*is the proxy running\?/);
 
+    // Schedules: this feature has none; the subcommand is checked before any call.
+    r = cli("schedule", "pause", "reports");
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/HTTP 409: feature reports has no schedule \(features\.reports\.schedule\)/);
+    expect(cli("schedule", "stop", "reports").status).toBe(2);
+
     // The file is not watched (--no-watch): a save waits for SIGHUP or `switchyard reload`.
     writeFileSync(file, text(30));
     const hup = waitForOutput(child, /config applied: feature reports 10% -> 30%/);

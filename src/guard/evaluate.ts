@@ -1,0 +1,120 @@
+// The guard's decision for one feature at one instant: a pure function of the window's numbers, the
+// rules, the feature's guard state and the time. It says whether the new backend breaches its SLO,
+// whether to roll back (or step down), and whether a progressive schedule may advance. The caller
+// applies the action as a runtime override; nothing here reads a clock or touches the proxy.
+
+export interface SideNumbers {
+  requests: number;
+  errors: number;
+  error_rate: number | null;
+  p99_ms: number | null;
+}
+
+export interface GuardRules {
+  minRequests: number;
+  consecutive: number;
+  /** Fractions, not percents. */
+  newErrorRateAbove: number;
+  errorRateOverLegacy: number;
+  /** 0 = off. */
+  p99AboveMs: number;
+  /** 0 = off. */
+  p99RatioOverLegacy: number;
+  /** The ratio rule needs new p99 at least this much above legacy's too (sub-millisecond jitter is not a regression). */
+  p99RatioMinDiffMs: number;
+  action: "rollback" | "step_down";
+  cooldownMs: number;
+}
+
+export interface Schedule {
+  steps: readonly number[];
+  holdMs: number;
+  approval: "auto" | "manual";
+}
+
+export interface GuardState {
+  /** Breaching evaluations in a row. */
+  breaches: number;
+  /** Last rollback or step-down (the cool-down counts from it). */
+  lastActionAt: number | null;
+  /** When the current percent was reached (by the schedule or a guard action). */
+  stepSince: number | null;
+  paused: boolean;
+  /** Manual approval: the gates passed and the schedule waits for an approval. */
+  awaiting: boolean;
+  /** An approval given for the next step. */
+  approved: boolean;
+}
+
+export const initialState = (now: number): GuardState => ({ breaches: 0, lastActionAt: null, stepSince: now, paused: false, awaiting: false, approved: false });
+
+export interface Action {
+  kind: "rollback" | "step_down" | "advance";
+  from: number;
+  to: number;
+  reason: string;
+}
+
+export interface Evaluation {
+  state: GuardState;
+  action: Action | null;
+  /** Why the new backend breaches now (empty when it does not), for status and the audit log. */
+  breaches: string[];
+  /** Whether the window had enough new-backend traffic to judge. */
+  judged: boolean;
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+
+/** The rules the new backend breaks over this window (empty when fine or not enough traffic). */
+export function breachesOf(legacy: SideNumbers, neu: SideNumbers, r: GuardRules): string[] {
+  if (neu.requests < r.minRequests) return [];
+  const out: string[] = [];
+  const ne = neu.error_rate ?? 0;
+  const le = legacy.error_rate ?? 0;
+  if (ne > r.newErrorRateAbove && ne - le > r.errorRateOverLegacy) out.push(`new error rate ${pct(ne)} > ${pct(r.newErrorRateAbove)} and > legacy ${pct(le)} + ${pct(r.errorRateOverLegacy)} (${neu.errors}/${neu.requests})`);
+  if (r.p99AboveMs > 0 && neu.p99_ms !== null && neu.p99_ms > r.p99AboveMs) out.push(`new p99 ${neu.p99_ms} ms > ${r.p99AboveMs} ms`);
+  if (r.p99RatioOverLegacy > 0 && neu.p99_ms !== null && legacy.p99_ms !== null && legacy.requests >= r.minRequests && neu.p99_ms > r.p99RatioOverLegacy * legacy.p99_ms && neu.p99_ms - legacy.p99_ms >= r.p99RatioMinDiffMs) {
+    out.push(`new p99 ${neu.p99_ms} ms > ${r.p99RatioOverLegacy} x legacy p99 ${legacy.p99_ms} ms`);
+  }
+  return out;
+}
+
+export function evaluate(input: { percent: number; legacy: SideNumbers; neu: SideNumbers; rules: GuardRules; schedule: Schedule | null; state: GuardState; now: number }): Evaluation {
+  const { percent, rules: r, schedule, now } = input;
+  const state = { ...input.state };
+  const judged = input.neu.requests >= r.minRequests;
+  const breaches = breachesOf(input.legacy, input.neu, r);
+  state.breaches = breaches.length > 0 ? state.breaches + 1 : 0;
+  const cooling = state.lastActionAt !== null && now - state.lastActionAt < r.cooldownMs;
+
+  // Breach: act once, then hold still (percent 0 cannot go lower; the cool-down stops cascades).
+  if (state.breaches >= r.consecutive && percent > 0 && !cooling) {
+    const below = schedule ? [...schedule.steps].reverse().find((s) => s < percent) : undefined;
+    const to = r.action === "step_down" && below !== undefined ? below : 0;
+    state.breaches = 0;
+    state.lastActionAt = now;
+    state.stepSince = now;
+    state.paused = schedule !== null; // a schedule waits for a person after a breach
+    state.awaiting = false;
+    state.approved = false;
+    return { state, action: { kind: to === 0 ? "rollback" : "step_down", from: percent, to, reason: breaches.join("; ") }, breaches, judged };
+  }
+
+  // Schedule: advance after the hold, when the window had enough traffic and nothing breached.
+  if (schedule && !state.paused && breaches.length === 0 && !cooling) {
+    const next = schedule.steps.find((s) => s > percent);
+    const held = state.stepSince !== null && now - state.stepSince >= schedule.holdMs;
+    if (next !== undefined && held && judged) {
+      if (schedule.approval === "manual" && !state.approved) {
+        state.awaiting = true;
+        return { state, action: null, breaches, judged };
+      }
+      state.stepSince = now; // (no cool-down after an advance: a breach at the new step acts at once)
+      state.awaiting = false;
+      state.approved = false;
+      return { state, action: { kind: "advance", from: percent, to: next, reason: `held ${Math.round((now - (input.state.stepSince ?? now)) / 1000)} s at ${percent} % with ${input.neu.requests} new requests, error rate ${pct(input.neu.error_rate ?? 0)}, p99 ${input.neu.p99_ms ?? "n/a"} ms: gates passed` }, breaches, judged };
+    }
+  }
+  return { state, action: null, breaches, judged };
+}

@@ -1,0 +1,95 @@
+// The guard's evaluator with an injected clock: breach -> one rollback, no flapping, the min-request
+// gate, the cool-down, schedules advancing only when gates pass, manual approval.
+import { describe, expect, it } from "vitest";
+import { evaluate, initialState, type GuardRules, type GuardState, type Schedule, type SideNumbers } from "../../src/guard/evaluate.ts";
+
+const rules: GuardRules = { minRequests: 100, consecutive: 2, newErrorRateAbove: 0.01, errorRateOverLegacy: 0.005, p99AboveMs: 2000, p99RatioOverLegacy: 1.5, p99RatioMinDiffMs: 50, action: "rollback", cooldownMs: 300_000 };
+const side = (requests: number, errors: number, p99 = 50): SideNumbers => ({ requests, errors, error_rate: requests === 0 ? null : errors / requests, p99_ms: p99 });
+const healthy = { legacy: side(1000, 1), neu: side(500, 0) };
+const failing = { legacy: side(1000, 1), neu: side(500, 100) }; // 20 % errors
+
+/** Runs evaluations every `step` ms from `start`, feeding back state and percent. */
+function run(percent: number, ticks: { legacy: SideNumbers; neu: SideNumbers }[], opts: { schedule?: Schedule; rules?: GuardRules; state?: GuardState; start?: number; step?: number } = {}) {
+  let state = opts.state ?? initialState(opts.start ?? 0);
+  const actions: { at: number; kind: string; from: number; to: number; reason: string }[] = [];
+  ticks.forEach((w, i) => {
+    const now = (opts.start ?? 0) + i * (opts.step ?? 5000);
+    const e = evaluate({ percent, ...w, rules: opts.rules ?? rules, schedule: opts.schedule ?? null, state, now });
+    state = e.state;
+    if (e.action) {
+      actions.push({ at: now, ...e.action });
+      percent = e.action.to;
+    }
+  });
+  return { actions, state, percent };
+}
+
+describe("guard: rollback on breach", () => {
+  it("rolls back once after `consecutive` breaching windows, and never again while at 0 (no flapping)", () => {
+    const r = run(25, [healthy, failing, failing, failing, failing, failing, healthy, failing, failing]);
+    expect(r.actions).toHaveLength(1);
+    expect(r.actions[0]).toMatchObject({ at: 10_000, kind: "rollback", from: 25, to: 0 });
+    expect(r.actions[0]!.reason).toMatch(/new error rate 20\.00 % > 1\.00 % and > legacy 0\.10 % \+ 0\.50 % \(100\/500\)/);
+    expect(r.percent).toBe(0);
+  });
+  it("needs `consecutive` breaches in a row (a single bad window is not enough)", () => {
+    expect(run(25, [failing, healthy, failing, healthy, failing, healthy]).actions).toEqual([]);
+  });
+  it("does not judge below min_requests", () => {
+    const thin = { legacy: side(1000, 0), neu: side(99, 50) }; // 50 % errors, but only 99 requests
+    expect(run(25, [thin, thin, thin, thin]).actions).toEqual([]);
+    expect(evaluate({ percent: 25, ...thin, rules, schedule: null, state: initialState(0), now: 0 })).toMatchObject({ judged: false, breaches: [] });
+  });
+  it("compares with legacy: a backend-wide outage that hits legacy too is not the new backend's fault", () => {
+    const both = { legacy: side(1000, 200), neu: side(500, 100) };
+    expect(run(25, [both, both, both]).actions).toEqual([]);
+  });
+  it("breaches on p99, absolute and relative to legacy", () => {
+    expect(run(50, [{ legacy: side(1000, 0, 100), neu: side(500, 0, 2500) }, { legacy: side(1000, 0, 100), neu: side(500, 0, 2500) }]).actions[0]!.reason).toMatch(/new p99 2500 ms > 2000 ms/);
+    expect(run(50, [{ legacy: side(1000, 0, 100), neu: side(500, 0, 160) }, { legacy: side(1000, 0, 100), neu: side(500, 0, 160) }]).actions[0]!.reason).toMatch(/new p99 160 ms > 1\.5 x legacy p99 100 ms/);
+    expect(run(50, [{ legacy: side(1000, 0, 100), neu: side(500, 0, 140) }, { legacy: side(1000, 0, 100), neu: side(500, 0, 140) }]).actions).toEqual([]);
+    // Twice as slow, but by a fraction of a millisecond: jitter, not a regression.
+    expect(run(50, [{ legacy: side(1000, 0, 0.3), neu: side(500, 0, 0.7) }, { legacy: side(1000, 0, 0.3), neu: side(500, 0, 0.7) }]).actions).toEqual([]);
+  });
+  it("steps down to the previous step instead, and waits out the cool-down before the next one", () => {
+    const schedule: Schedule = { steps: [1, 10, 25, 50, 100], holdMs: 60_000, approval: "auto" };
+    const ticks = Array.from({ length: 70 }, () => failing); // 70 ticks x 5 s = 350 s of failure
+    const r = run(50, ticks, { schedule, rules: { ...rules, action: "step_down" } });
+    expect(r.actions.map((a) => [a.at, a.to])).toEqual([[5_000, 25], [305_000, 10]]); // cool-down 300 s apart
+    expect(r.state.paused).toBe(true);
+  });
+});
+
+describe("guard: progressive schedule", () => {
+  const schedule: Schedule = { steps: [1, 10, 25, 50, 100], holdMs: 60_000, approval: "auto" };
+  it("advances after each hold while the gates pass", () => {
+    const r = run(1, Array.from({ length: 60 }, () => healthy), { schedule });
+    expect(r.actions.map((a) => [a.at, a.kind, a.to])).toEqual([[60_000, "advance", 10], [120_000, "advance", 25], [180_000, "advance", 50], [240_000, "advance", 100]]);
+    expect(r.actions[0]!.reason).toMatch(/held 60 s at 1 % with 500 new requests, error rate 0\.00 %, p99 50 ms: gates passed/);
+    expect(r.percent).toBe(100);
+  });
+  it("waits while traffic is too thin, and holds again after a breaching window", () => {
+    const thin = { legacy: side(1000, 0), neu: side(10, 0) };
+    expect(run(10, Array.from({ length: 30 }, () => thin), { schedule }).actions).toEqual([]);
+    // One bad window (not enough to roll back) at the moment the hold ends: no advance then.
+    const ticks = [...Array.from({ length: 12 }, () => healthy), failing, healthy];
+    const r = run(10, ticks, { schedule });
+    expect(r.actions.map((a) => a.at)).toEqual([65_000]);
+  });
+  it("after a rollback the schedule is paused until resumed", () => {
+    const r = run(25, [failing, failing, ...Array.from({ length: 40 }, () => healthy)], { schedule });
+    expect(r.actions.map((a) => a.kind)).toEqual(["rollback"]);
+    expect(r.state.paused).toBe(true);
+    const resumed = run(0, Array.from({ length: 20 }, () => healthy), { schedule, state: { ...r.state, paused: false }, start: 400_000 });
+    expect(resumed.actions[0]).toMatchObject({ kind: "advance", from: 0, to: 1 });
+  });
+  it("manual approval: waits with awaiting=true, advances on the next evaluation after approval", () => {
+    const manual = { ...schedule, approval: "manual" as const };
+    const r = run(10, Array.from({ length: 20 }, () => healthy), { schedule: manual });
+    expect(r.actions).toEqual([]);
+    expect(r.state.awaiting).toBe(true);
+    const approved = run(10, [healthy], { schedule: manual, state: { ...r.state, approved: true }, start: 100_000 });
+    expect(approved.actions).toEqual([expect.objectContaining({ kind: "advance", from: 10, to: 25 })]);
+    expect(approved.state).toMatchObject({ awaiting: false, approved: false });
+  });
+});
