@@ -16,6 +16,9 @@ const rules = {
   p99_ratio_over_legacy: z.number().min(0).optional().meta({ description: "Breach when new p99 is above this multiple of legacy's; 0 off. Default 1.5." }),
   p99_ratio_min_difference: z.union([z.literal(0), z.string().refine((v) => parseDuration(v) !== undefined, { error: "expected a duration such as 50ms" })]).optional()
     .meta({ description: "The ratio rule also needs new p99 this much above legacy's, so sub-millisecond jitter is no regression. Default 50ms." }),
+  shadow_mismatch_above: z.number().min(0).max(100).optional()
+    .meta({ description: "Breach when more than this percent of the feature's shadow comparisons in the window differ (learned noise excluded); 0 off. Default 0." }),
+  shadow_min_pairs: z.int().min(1).optional().meta({ description: "Compared pairs the shadow rule needs in the window. Default 50." }),
   action: z.enum(["rollback", "step_down"]).optional().meta({ description: "rollback: the feature to percent 0; step_down: to the previous schedule step. Default rollback." }),
 };
 

@@ -24,6 +24,16 @@ export interface GuardRules {
   p99RatioMinDiffMs: number;
   action: "rollback" | "step_down";
   cooldownMs: number;
+  /** Shadow comparisons: breach when the mismatch rate is above this fraction (0 = off)... */
+  shadowMismatchAbove: number;
+  /** ... over at least this many compared pairs in the window. */
+  shadowMinPairs: number;
+}
+
+/** Shadow comparisons of the feature in the window (mismatches exclude learned noise). */
+export interface ShadowNumbers {
+  pairs: number;
+  mismatches: number;
 }
 
 export interface Schedule {
@@ -67,9 +77,12 @@ export interface Evaluation {
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 
 /** The rules the new backend breaks over this window (empty when fine or not enough traffic). */
-export function breachesOf(legacy: SideNumbers, neu: SideNumbers, r: GuardRules): string[] {
-  if (neu.requests < r.minRequests) return [];
+export function breachesOf(legacy: SideNumbers, neu: SideNumbers, r: GuardRules, shadow: ShadowNumbers | null = null): string[] {
   const out: string[] = [];
+  if (r.shadowMismatchAbove > 0 && shadow !== null && shadow.pairs >= r.shadowMinPairs && shadow.mismatches / shadow.pairs > r.shadowMismatchAbove) {
+    out.push(`shadow mismatch rate ${pct(shadow.mismatches / shadow.pairs)} > ${pct(r.shadowMismatchAbove)} (${shadow.mismatches}/${shadow.pairs} pairs)`);
+  }
+  if (neu.requests < r.minRequests) return out;
   const ne = neu.error_rate ?? 0;
   const le = legacy.error_rate ?? 0;
   if (ne > r.newErrorRateAbove && ne - le > r.errorRateOverLegacy) out.push(`new error rate ${pct(ne)} > ${pct(r.newErrorRateAbove)} and > legacy ${pct(le)} + ${pct(r.errorRateOverLegacy)} (${neu.errors}/${neu.requests})`);
@@ -80,11 +93,11 @@ export function breachesOf(legacy: SideNumbers, neu: SideNumbers, r: GuardRules)
   return out;
 }
 
-export function evaluate(input: { percent: number; legacy: SideNumbers; neu: SideNumbers; rules: GuardRules; schedule: Schedule | null; state: GuardState; now: number }): Evaluation {
+export function evaluate(input: { percent: number; legacy: SideNumbers; neu: SideNumbers; shadow?: ShadowNumbers | null; rules: GuardRules; schedule: Schedule | null; state: GuardState; now: number }): Evaluation {
   const { percent, rules: r, schedule, now } = input;
   const state = { ...input.state };
   const judged = input.neu.requests >= r.minRequests;
-  const breaches = breachesOf(input.legacy, input.neu, r);
+  const breaches = breachesOf(input.legacy, input.neu, r, input.shadow ?? null);
   state.breaches = breaches.length > 0 ? state.breaches + 1 : 0;
   const cooling = state.lastActionAt !== null && now - state.lastActionAt < r.cooldownMs;
 

@@ -78,7 +78,9 @@ export class Guard {
       const state = this.states.get(name) ?? initialState(now);
       const before = JSON.stringify({ paused: state.paused, awaiting: state.awaiting });
       const percent = typeof f.target === "string" ? (f.target === "new" ? 100 : 0) : f.target.percent;
-      const evaluation = evaluate({ percent, legacy, neu, rules, schedule, state, now });
+      const w = this.#cp.app.shadow.comparisons(name).summary(window, now);
+      const shadow = { pairs: w.requests, mismatches: w.errors };
+      const evaluation = evaluate({ percent, legacy, neu, shadow, rules, schedule, state, now });
       this.states.set(name, evaluation.state);
       this.#last.set(name, { at: now, evaluation, legacy, neu, window });
       if (evaluation.action) await this.#apply(name, evaluation, legacy, neu, window, now);
@@ -180,6 +182,8 @@ export function rulesOf(g: Config["guard"], f: Feature): GuardRules {
     p99RatioMinDiffMs: r.p99_ratio_min_difference === undefined ? 50 : parseDuration(String(r.p99_ratio_min_difference)) ?? 50,
     action: r.action ?? "rollback",
     cooldownMs: g.cooldown,
+    shadowMismatchAbove: (r.shadow_mismatch_above ?? 0) / 100,
+    shadowMinPairs: r.shadow_min_pairs ?? 50,
   };
 }
 

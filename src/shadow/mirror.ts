@@ -15,6 +15,7 @@ import type { Metrics } from "../observe/metrics.ts";
 import type { Decision } from "../routing/decide.ts";
 import type { BackendName } from "../routing/table.ts";
 import { compareAnswers, normalizePath, type Answer, type DiffEntry } from "./compare.ts";
+import { WindowStats } from "../observe/window.ts";
 import { NoiseModel } from "./noise.ts";
 import { redactDiffs, redactTarget } from "./redact.ts";
 import { chooseShadow, type ShadowPlan, type ShadowSettings, type SkipReason } from "./settings.ts";
@@ -91,6 +92,8 @@ export class ShadowRunner {
   readonly #counts = new Map<string, Float64Array>();
   readonly #skips = new Map<string, Float64Array>();
   readonly #noise = new Map<string, NoiseModel>();
+  /** Compared pairs per feature over sliding windows; "errors" are mismatches (noise excluded). */
+  readonly #comparisons = new Map<string, WindowStats>();
   replays = 0;
   #closed = false;
 
@@ -107,6 +110,13 @@ export class ShadowRunner {
       (["legacy", "new"] as const).map((backend) => ({ labels: { backend }, value: this.#budgets.get(backend)?.inFlight ?? 0 })),
     );
     metrics.collect("switchyard_shadow_replays_total", "counter", "Requests replayed to the serving backend to learn noise.", () => [{ labels: {}, value: this.replays }]);
+  }
+
+  /** The feature's compared pairs over time, for the guard's shadow rule. */
+  comparisons(feature: string): WindowStats {
+    let w = this.#comparisons.get(feature);
+    if (w === undefined) this.#comparisons.set(feature, (w = new WindowStats()));
+    return w;
   }
 
   /** Shadow and replay requests open now to a backend. */
@@ -352,6 +362,7 @@ export class ShadowTicket implements ResponseTap {
       verdict = diffs.length === 0 ? "match" : paths.every((p) => model.isNoise(p, this.#plan.noise)) ? "noise_only" : "mismatch";
     }
     runner.count(this.#feature, verdict === "shadow_error" ? "shadow_error" : verdict === "primary_error" ? "primary_error" : "compared");
+    if (verdict === "match" || verdict === "mismatch" || verdict === "noise_only") runner.comparisons(this.#feature).record(0, verdict === "mismatch", Date.now());
     if (verdict === "match") runner.count(this.#feature, "matched");
     else if (verdict === "mismatch") runner.count(this.#feature, "mismatched");
     else if (verdict === "noise_only") runner.count(this.#feature, "noise_only");

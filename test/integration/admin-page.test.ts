@@ -92,12 +92,46 @@ describe.skipIf(!haveChromium)("admin page in Chromium", () => {
     await page.getByTestId("kill").filter({ hasText: "off" }).waitFor();
     expect(json(await send(proxy, { path: "/api/1/ping" })).backend).toBe("new");
 
+    // The guard section says it is off here.
+    expect(await page.getByTestId("guard").textContent()).toMatch(/The guard is off/);
+
     // The audit list shows who did what.
     await page.locator("#audit").filter({ hasText: "ops-alice@127.0.0.1" }).waitFor();
     expect(await page.locator("#audit").textContent()).toMatch(/feature reports 0% -> 100%/);
     const samples = await load.stop();
     expect(samples.filter((s) => s.status !== 200)).toEqual([]);
     expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
+  it("shows a schedule waiting for approval and approves it through the page", async () => {
+    backends = await stampingBackends();
+    const yaml = `${baseYaml(backends.legacy.url, backends.new.url, { token: TOKEN })}guard:
+  enabled: true
+  interval: 100ms
+  min_requests: 20
+features:
+  reports:
+    routes: [/api/1/reports/**]
+    target: { percent: 10 }
+    schedule:
+      steps: [10, 50]
+      hold: 300ms
+      approval: manual
+`;
+    running = await openControlled(configDir("atomic-rename", yaml).file);
+    const load = loadLoop(running.url, { concurrency: 4, users: 300, path: "/api/1/reports/x", maxMs: 20_000, maxRequests: 200_000 });
+    const context = await browser!.newContext({ httpCredentials: { username: "ops-bob", password: TOKEN } });
+    const page = await context.newPage();
+    page.on("dialog", (d) => void d.accept());
+    await page.goto(running.admin.url);
+    await page.getByTestId("guard").filter({ hasText: "waiting for approval" }).waitFor({ timeout: 15_000 });
+    await page.getByTestId("approve-reports").click();
+    await waitFor(() => running!.cp.overrides.get("features.reports.percent")?.value === 50, "the approved step");
+    await page.getByTestId("guard").filter({ hasText: "50 %" }).waitFor();
+    expect(running.cp.overrides.get("features.reports.percent")?.by).toBe("schedule");
+    await page.locator("#audit").filter({ hasText: "schedule approve reports" }).waitFor();
+    expect((await load.stop()).filter((s) => s.status !== 200)).toEqual([]);
     await context.close();
   });
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { evaluate, initialState, type GuardRules, type GuardState, type Schedule, type SideNumbers } from "../../src/guard/evaluate.ts";
 
-const rules: GuardRules = { minRequests: 100, consecutive: 2, newErrorRateAbove: 0.01, errorRateOverLegacy: 0.005, p99AboveMs: 2000, p99RatioOverLegacy: 1.5, p99RatioMinDiffMs: 50, action: "rollback", cooldownMs: 300_000 };
+const rules: GuardRules = { minRequests: 100, consecutive: 2, newErrorRateAbove: 0.01, errorRateOverLegacy: 0.005, p99AboveMs: 2000, p99RatioOverLegacy: 1.5, p99RatioMinDiffMs: 50, action: "rollback", cooldownMs: 300_000, shadowMismatchAbove: 0, shadowMinPairs: 50 };
 const side = (requests: number, errors: number, p99 = 50): SideNumbers => ({ requests, errors, error_rate: requests === 0 ? null : errors / requests, p99_ms: p99 });
 const healthy = { legacy: side(1000, 1), neu: side(500, 0) };
 const failing = { legacy: side(1000, 1), neu: side(500, 100) }; // 20 % errors
@@ -50,6 +50,14 @@ describe("guard: rollback on breach", () => {
     expect(run(50, [{ legacy: side(1000, 0, 100), neu: side(500, 0, 140) }, { legacy: side(1000, 0, 100), neu: side(500, 0, 140) }]).actions).toEqual([]);
     // Twice as slow, but by a fraction of a millisecond: jitter, not a regression.
     expect(run(50, [{ legacy: side(1000, 0, 0.3), neu: side(500, 0, 0.7) }, { legacy: side(1000, 0, 0.3), neu: side(500, 0, 0.7) }]).actions).toEqual([]);
+  });
+  it("breaches on the shadow mismatch rate when that rule is on, with its own pair minimum", () => {
+    const withShadow = { ...rules, shadowMismatchAbove: 0.05 };
+    const e = (pairs: number, mismatches: number, r = withShadow) => evaluate({ percent: 25, ...healthy, shadow: { pairs, mismatches }, rules: r, schedule: null, state: { ...initialState(0), breaches: 1 }, now: 1000 });
+    expect(e(200, 20).action).toMatchObject({ kind: "rollback", reason: "shadow mismatch rate 10.00 % > 5.00 % (20/200 pairs)" });
+    expect(e(200, 8).action).toBeNull();
+    expect(e(40, 20).action).toBeNull(); // too few pairs
+    expect(e(200, 20, rules).action).toBeNull(); // rule off
   });
   it("steps down to the previous step instead, and waits out the cool-down before the next one", () => {
     const schedule: Schedule = { steps: [1, 10, 25, 50, 100], holdMs: 60_000, approval: "auto" };
