@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { Pool } from "undici";
+import { afterEach } from "vitest";
 import { startAdmin, type AdminServer } from "../../src/admin/server.ts";
 import { ControlPlane, type OpenOptions } from "../../src/control/control-plane.ts";
 import { createLogger } from "../../src/observe/logger.ts";
@@ -137,4 +138,13 @@ admin:
 ${opts.token ? `  token: ${opts.token}\n` : ""}log:
   access_log: false
 `;
+}
+
+/** After each test: close the proxy the test left running (if any), then the servers it started. */
+export function closeAfterEach(current: () => Controlled | undefined, forget: () => void, servers: { close(): Promise<void> }[]): void {
+  afterEach(async () => {
+    await current()?.close();
+    forget();
+    for (const s of servers.splice(0)) await s.close();
+  });
 }

@@ -1,19 +1,15 @@
 // The guard on a real proxy: a new backend that starts failing 20 % of requests mid-run is rolled
 // back within the window, once; users land on legacy afterwards; the audit log and a webhook say why.
 // And a progressive schedule that advances, pauses, waits for approval and survives a restart.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { json, send } from "../helpers/client.ts";
-import { baseYaml, configDir, loadLoop, openControlled, type Controlled } from "../helpers/control.ts";
+import { baseYaml, closeAfterEach, configDir, type Controlled, loadLoop, openControlled } from "../helpers/control.ts";
 import { parseProm } from "../helpers/prom.ts";
 import { startBackend, waitFor, type TestBackend } from "../helpers/servers.ts";
 
 let running: Controlled | undefined;
 const servers: TestBackend[] = [];
-afterEach(async () => {
-  await running?.close();
-  running = undefined;
-  for (const s of servers.splice(0)) await s.close();
-});
+closeAfterEach(() => running, () => (running = undefined), servers);
 
 /** A backend stamping its name that fails `failRate` of requests with 500 (changeable at run time). */
 async function flaky(name: string) {

@@ -1,20 +1,16 @@
 // /metrics and /stats after known traffic through a real proxy: counts, histogram counts, error kinds,
 // config gauges, exactly.
 import { readFileSync } from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { json, send } from "../helpers/client.ts";
-import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { baseYaml, closeAfterEach, configDir, type Controlled, openControlled } from "../helpers/control.ts";
 import { parseProm } from "../helpers/prom.ts";
 import { closedPort, startBackend, waitFor, type TestBackend } from "../helpers/servers.ts";
 
 let running: Controlled | undefined;
 const servers: TestBackend[] = [];
-afterEach(async () => {
-  await running?.close();
-  running = undefined;
-  for (const s of servers.splice(0)) await s.close();
-});
+closeAfterEach(() => running, () => (running = undefined), servers);
 
 const stamping = (name: string) =>
   startBackend((req, res) => {

@@ -2,20 +2,16 @@
 // at a time; through the admin API and the CLI.
 import { execFile } from "node:child_process";
 import type http from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { judge } from "../../src/admin/probe.ts";
 import { json, send } from "../helpers/client.ts";
-import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { baseYaml, closeAfterEach, configDir, type Controlled, openControlled } from "../helpers/control.ts";
 import { startBackend, type TestBackend } from "../helpers/servers.ts";
 
 const CLI = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 let running: Controlled | undefined;
 const servers: TestBackend[] = [];
-afterEach(async () => {
-  await running?.close();
-  running = undefined;
-  for (const s of servers.splice(0)) await s.close();
-});
+closeAfterEach(() => running, () => (running = undefined), servers);
 
 /** A backend that serves at most `slots` requests at a time, each taking `ms`. */
 async function backend(slots: number, ms: number): Promise<TestBackend> {

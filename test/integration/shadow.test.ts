@@ -5,21 +5,17 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Report } from "../../src/shadow/report/build.ts";
 import { json, send } from "../helpers/client.ts";
-import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { baseYaml, closeAfterEach, configDir, type Controlled, openControlled } from "../helpers/control.ts";
 import { closedPort, startBackend, waitFor, type TestBackend } from "../helpers/servers.ts";
 import { parseProm } from "../helpers/prom.ts";
 
 const CLI = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 let running: Controlled | undefined;
 const servers: TestBackend[] = [];
-afterEach(async () => {
-  await running?.close();
-  running = undefined;
-  for (const s of servers.splice(0)) await s.close();
-});
+closeAfterEach(() => running, () => (running = undefined), servers);
 
 let clock = 0n;
 /** A timestamp with microseconds, as Python's isoformat() writes: two answers never share one. */
