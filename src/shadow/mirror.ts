@@ -5,7 +5,7 @@
 // record to the store. Nothing here is awaited by the primary path; caps bound what is in flight.
 import { promisify } from "node:util";
 import zlib from "node:zlib";
-import { Pool } from "undici";
+import { Pool, type Dispatcher } from "undici";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
 import { ERRORS, type ErrorCode } from "../errors/codes.ts";
 import { classifyUpstreamError } from "../forward/classify.ts";
@@ -344,7 +344,7 @@ export class ShadowTicket implements ResponseTap {
     if (shadow.error !== null) verdict = "shadow_error";
     else if (primary.error !== null) verdict = "primary_error";
     else {
-      const [la, na] = await Promise.all([decoded(legacy, this.#plan, this.#settings), decoded(neu, this.#plan, this.#settings)]);
+      const [la, na] = await both(legacy, neu, this.#plan, this.#settings);
       const c = compareAnswers(la, na, this.#settings.compare);
       diffs = c.diffs;
       presets = c.presetsUsed;
@@ -355,7 +355,7 @@ export class ShadowTicket implements ResponseTap {
       if (model.raw.size < MAX_NOISE_PATHS) model.addPair(paths);
       else model.addPair(paths.filter((p) => model.raw.has(p)));
       if (replay !== null && replay.error === null) {
-        const [pa, ra] = await Promise.all([decoded(primary, this.#plan, this.#settings), decoded(replay, this.#plan, this.#settings)]);
+        const [pa, ra] = await both(primary, replay, this.#plan, this.#settings);
         replayPaths = [...new Set(compareAnswers(pa, ra, this.#settings.compare).diffs.map((d) => normalizePath(d.path)))];
         model.addReplay(replayPaths);
       }
@@ -442,40 +442,75 @@ function headerMap(raw: readonly (Buffer | string)[]): Record<string, string> {
   return out;
 }
 
-async function capture(pool: Pool, backend: BackendName, req: { path: string; method: string; headers: string[]; body: Buffer | null }, plan: ShadowPlan): Promise<Captured> {
+/**
+ * One shadow (or replay) exchange, collected by a dispatch handler straight into a bounded buffer: no
+ * response stream, no async iterator (the request API's Readable cost more than the comparison).
+ */
+function capture(pool: Pool, backend: BackendName, req: { path: string; method: string; headers: string[]; body: Buffer | null }, plan: ShadowPlan): Promise<Captured> {
   const started = performance.now();
-  try {
-    // undici's own timers bound the wait for headers and each body gap (no extra timer per request).
-    const res = await pool.request({ path: req.path, method: req.method as "GET", headers: req.headers, body: req.body, headersTimeout: plan.timeoutMs, bodyTimeout: plan.timeoutMs });
+  return new Promise<Captured>((resolve) => {
+    let status = 0;
+    let rawHeaders: readonly (Buffer | string)[] = [];
     const chunks: Buffer[] = [];
     let bytes = 0;
     let over = false;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      if (bytes > plan.maxCompareBytes) {
-        over = true;
-        res.body.destroy();
-        break;
-      }
-      chunks.push(chunk);
+    let done = false;
+    const finish = (error: string | null) => {
+      if (done) return;
+      done = true;
+      resolve({ backend, status: error === null ? status : 0, headers: error === null ? headerMap(rawHeaders) : {}, body: error === null && !over ? Buffer.concat(chunks) : null, bytes, ms: performance.now() - started, error });
+    };
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart() {},
+      onResponseStart(controller, statusCode) {
+        status = statusCode;
+        rawHeaders = (controller.rawHeaders as (Buffer | string)[] | undefined) ?? [];
+      },
+      onResponseData(controller, chunk) {
+        bytes += chunk.length;
+        if (over) return;
+        if (bytes > plan.maxCompareBytes) {
+          over = true;
+          chunks.length = 0;
+          controller.abort(new Error("over max_compare_size")); // enough: status and headers are in
+          finish(null);
+          return;
+        }
+        chunks.push(chunk);
+      },
+      onResponseEnd() {
+        finish(null);
+      },
+      onResponseError(_controller, err) {
+        if (over) return;
+        const kind = classifyUpstreamError(err);
+        finish(kind === "SY_UPSTREAM_HEADERS_TIMEOUT" || kind === "SY_UPSTREAM_BODY_TIMEOUT" ? `timeout after ${plan.timeoutMs} ms` : `${kind}: ${err.message}`);
+      },
+    };
+    // undici's own timers bound the wait for headers and each body gap (no extra timer per request).
+    try {
+      pool.dispatch({ path: req.path, method: req.method as "GET", headers: req.headers, body: req.body, headersTimeout: plan.timeoutMs, bodyTimeout: plan.timeoutMs }, handler);
+    } catch (err) {
+      finish(`${classifyUpstreamError(err)}: ${(err as Error).message}`); // refused before sending: still counted, budget released
     }
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : v;
-    return { backend, status: res.statusCode, headers, body: over ? null : Buffer.concat(chunks), bytes, ms: performance.now() - started, error: null };
-  } catch (err) {
-    const e = err as Error;
-    const kind = classifyUpstreamError(err);
-    const code = kind === "SY_UPSTREAM_HEADERS_TIMEOUT" || kind === "SY_UPSTREAM_BODY_TIMEOUT" ? `timeout after ${plan.timeoutMs} ms` : `${kind}: ${e.message}`;
-    return { backend, status: 0, headers: {}, body: null, bytes: 0, ms: performance.now() - started, error: code };
-  }
+  });
 }
 
 /** The answer with its body decoded (gzip, deflate, br), for comparison. */
+const encodingOf = (c: Captured) => c.headers["content-encoding"]?.trim().toLowerCase();
+const isEncoded = (c: Captured) => c.body !== null && c.body.length > 0 && encodingOf(c) !== undefined && encodingOf(c) !== "identity";
+
+/** Both answers ready to compare; no promise round trip when neither is compressed (the usual case). */
+function both(a: Captured, b: Captured, plan: ShadowPlan, settings: ShadowSettings): [Answer, Answer] | Promise<[Answer, Answer]> {
+  if (!isEncoded(a) && !isEncoded(b)) return [a, b];
+  return Promise.all([decoded(a, plan, settings), decoded(b, plan, settings)]);
+}
+
 async function decoded(c: Captured, plan: ShadowPlan, settings: ShadowSettings): Promise<Answer> {
   let body = c.body;
-  const encoding = c.headers["content-encoding"]?.trim().toLowerCase();
+  const encoding = encodingOf(c);
   const headers = { ...c.headers };
-  if (body !== null && body.length > 0 && encoding !== undefined && encoding !== "identity") {
+  if (body !== null && isEncoded(c)) {
     const opts = { maxOutputLength: plan.maxCompareBytes };
     try {
       body = encoding === "gzip" || encoding === "x-gzip" ? await gunzip(body, opts) : encoding === "deflate" ? await inflate(body, opts) : encoding === "br" ? await brotli(body, opts) : body;
