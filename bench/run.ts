@@ -3,7 +3,7 @@
 // loads each with autocannon (and wrk when installed), interleaving targets over several rounds, and
 // prints medians with ratios to nginx and node-http-proxy. Loopback only; every run is time-bounded.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -24,6 +24,19 @@ const CONNECTIONS = Number(opts.connections);
 const root = new URL("..", import.meta.url).pathname;
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const children: ChildProcess[] = [];
+/** Target URL -> the pid serving it (processes started here), for CPU per request. */
+const pids = new Map<string, number>();
+
+/** CPU seconds (user + system) a process has used so far (Linux /proc; null elsewhere). */
+function cpuSeconds(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
+  } catch {
+    return null;
+  }
+}
 const cleanup: (() => void)[] = [];
 
 function start(name: string, cmd: string, args: string[]): Promise<string> {
@@ -40,6 +53,7 @@ function start(name: string, cmd: string, args: string[]): Promise<string> {
         child.stdout!.resume();
         child.stdout!.removeAllListeners("data");
         child.stdout!.on("data", () => {});
+        pids.set(m[1]!, child.pid!);
         resolve(m[1]!);
       }
     });
@@ -109,11 +123,16 @@ function startSwitchyard(backend: string, name = "switchyard", metrics = true, s
   return start(name, process.execPath, ["src/cli/main.ts", "start", "-c", file]);
 }
 
-interface Sample { rps: number; p50: number; p99: number; errors: number }
+interface Sample { rps: number; p50: number; p99: number; errors: number; cpuUs?: number }
 
 async function loadAutocannon(url: string, seconds: number): Promise<Sample> {
+  const cpu0 = cpuSeconds(pids.get(url));
   const r = await autocannon({ url, connections: CONNECTIONS, duration: seconds, pipelining: 1 });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
+  const cpu1 = cpuSeconds(pids.get(url));
+  // The target process's own CPU per request: fair on a shared machine, where req/s also pays for
+  // the load generator and the backend.
+  const cpuUs = cpu0 !== null && cpu1 !== null && r.requests.total > 0 ? ((cpu1 - cpu0) * 1e6) / r.requests.total : undefined;
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx, cpuUs };
 }
 
 function loadWrk(url: string, seconds: number): Sample | null {
@@ -168,10 +187,10 @@ async function main(): Promise<void> {
 
   const summary = targets.map(([name]) => {
     const s = samples.get(name)!;
-    const pick = (xs: Sample[], k: keyof Sample) => median(xs.map((x) => x[k]));
+    const pick = (xs: Sample[], k: "rps" | "p50" | "p99") => median(xs.map((x) => x[k]));
     return {
       name,
-      ac: { rps: pick(s.ac, "rps"), p50: pick(s.ac, "p50"), p99: pick(s.ac, "p99"), errors: s.ac.reduce((a, x) => a + x.errors, 0) },
+      ac: { rps: pick(s.ac, "rps"), p50: pick(s.ac, "p50"), p99: pick(s.ac, "p99"), errors: s.ac.reduce((a, x) => a + x.errors, 0), cpuUs: median(s.ac.flatMap((x) => (x.cpuUs === undefined ? [] : [x.cpuUs]))) },
       wrk: s.wrk.length ? { rps: pick(s.wrk, "rps"), p50: pick(s.wrk, "p50"), p99: pick(s.wrk, "p99"), errors: s.wrk.reduce((a, x) => a + x.errors, 0) } : null,
     };
   });
@@ -180,9 +199,9 @@ async function main(): Promise<void> {
   const f0 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? "-" : Math.round(n).toLocaleString("en-US"));
   const f2 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? "-" : n.toFixed(2));
 
-  const header = ["target", "ac req/s", "ac p50 ms", "ac p99 ms", "vs nginx", "vs http-proxy", "wrk req/s", "wrk p50 ms", "wrk p99 ms", "wrk vs nginx", "wrk vs http-proxy", "errors"];
+  const header = ["target", "ac req/s", "ac p50 ms", "ac p99 ms", "cpu us/req", "vs nginx", "vs http-proxy", "wrk req/s", "wrk p50 ms", "wrk p99 ms", "wrk vs nginx", "wrk vs http-proxy", "errors"];
   const rows = summary.map((s) => [
-    s.name, f0(s.ac.rps), f2(s.ac.p50), f2(s.ac.p99), ratio(s.ac.rps, ref("nginx", "ac")), ratio(s.ac.rps, ref("node-http-proxy", "ac")),
+    s.name, f0(s.ac.rps), f2(s.ac.p50), f2(s.ac.p99), f2(s.ac.cpuUs), ratio(s.ac.rps, ref("nginx", "ac")), ratio(s.ac.rps, ref("node-http-proxy", "ac")),
     f0(s.wrk?.rps), f2(s.wrk?.p50), f2(s.wrk?.p99), ratio(s.wrk?.rps, ref("nginx", "wrk")), ratio(s.wrk?.rps, ref("node-http-proxy", "wrk")),
     String(s.ac.errors + (s.wrk?.errors ?? 0)),
   ]);
