@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 // Two projects: fast pure-logic unit tests, and socket-level integration tests with real servers.
 export default defineConfig({
   test: {
+    globalSetup: ["test/setup/state-dir.ts"],
     projects: [
       { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
       {

@@ -30,7 +30,8 @@ const DEMO_CONFIG = fileURLToPath(new URL("../../config/demo.yaml", import.meta.
 const HELP = `switchyard ${VERSION} - edge proxy that moves traffic from a legacy backend to a new one
 
 Usage:
-  switchyard start -c FILE     run the proxy with FILE
+  switchyard start -c FILE     run the proxy with FILE (the admin API requires admin.token, else
+                               $SWITCHYARD_ADMIN_TOKEN, whenever either is set)
   switchyard check -c FILE     validate FILE (like nginx -t): exit 0 with a summary, or 1 with every error
   switchyard demo              sample legacy and new backends on free ports with the proxy in front
   switchyard explain -c FILE [--user U] [--header 'Name: value']... [--ip IP] [--host H] METHOD PATH
@@ -66,7 +67,9 @@ Options:
       --admin URL     admin API of the running proxy (default: $SWITCHYARD_ADMIN_URL, else from
                       -c FILE, else http://127.0.0.1:9901); token from $SWITCHYARD_ADMIN_TOKEN
       --state-file F  (start) where runtime overrides persist (default: $SWITCHYARD_STATE_FILE,
-                      else admin.state_file, else <config name>.state.json next to FILE)
+                      else admin.state_file, else <config name>-<hash>.state.json in the
+                      state directory: $SWITCHYARD_STATE_DIR, else $STATE_DIRECTORY, else
+                      /var/lib/switchyard as root, else ~/.local/state/switchyard)
       --no-watch      (start) do not watch the config file; reload on SIGHUP or POST /reload only
   -h, --help          show this help
   -V, --version       print the version

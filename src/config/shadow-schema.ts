@@ -95,7 +95,7 @@ export const ShadowSchema = z
       .meta({ description: "Noise cancellation in the spirit of Twitter's Diffy." }),
     store: z
       .strictObject({
-        path: z.string().optional().meta({ description: "SQLite file for comparison records. Default <config name>.shadow.db next to the config file." }),
+        path: z.string().optional().meta({ description: "SQLite file for comparison records (relative to the config file). Default <config name>-<hash>.shadow.db in the state directory (see admin.state_file)." }),
         max_size: size("Largest store file; the oldest records are deleted beyond it.", "256MiB"),
         max_age: duration("Records older than this are deleted.", "7d"),
         redact_fields: z.array(z.string().min(1)).default(["password", "passwd", "secret", "token", "access_token", "refresh_token", "api_key", "apikey", "authorization", "cookie", "ssn", "credit_card"])

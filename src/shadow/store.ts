@@ -2,7 +2,8 @@
 // written in one transaction per flush interval, never per request; the buffer is bounded (overflow is
 // counted, not queued). Old records go by age, and by size when the file outgrows its limit. What is
 // stored is already redacted (see redact.ts).
-import { statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 
 export interface PairRecord {
@@ -77,6 +78,7 @@ export class ShadowStore {
     this.path = path;
     this.#opts = { maxPending: 10_000, now: Date.now, ...opts };
     this.#onError = onError;
+    mkdirSync(dirname(path), { recursive: true });
     this.db = new DatabaseSync(path);
     this.db.exec("PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
     this.db.exec(SCHEMA);

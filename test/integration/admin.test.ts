@@ -1,6 +1,6 @@
 // The admin API on a real listener: auth, feature toggles with the seeds' semantics, mode, rollback and
 // undo, overrides that persist across a restart and shadow later file edits until cleared, bad input.
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -208,11 +208,15 @@ describe("admin API refuses bad input with a reason and changes nothing", () => 
   it("a change that cannot be persisted is refused whole (503), nothing applied", async () => {
     backends = await stampingBackends();
     const { file } = configDir("atomic-rename", yaml(backends.legacy.url, backends.new.url));
-    const nowhere = join(mkdtempSync(join(tmpdir(), "sy-ro-")), "missing-dir", "state.json");
+    // After the start, a regular file appears where the state file's directory should be: no one,
+    // root included, can write there.
+    const blocker = join(mkdtempSync(join(tmpdir(), "sy-ro-")), "not-a-dir");
+    const nowhere = join(blocker, "state.json");
     running = await openControlled(file, { stateFile: nowhere });
+    writeFileSync(blocker, "");
     const res = await admin("POST", "/rollback");
     expect(res.status).toBe(503);
-    expect(json(res).error).toMatch(/cannot persist the change to .*missing-dir\/state\.json .*nothing changed/);
+    expect(json(res).error).toMatch(/cannot persist the change to .*not-a-dir\/state\.json .*nothing changed/);
     expect(running.cp.overrides.size).toBe(0);
     expect(await who("/api/1/ping")).toBe("new");
   });

@@ -8,7 +8,7 @@ import { parseConfigText } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { describeChanges, needsRestart } from "../../src/control/changes.ts";
 import { applyOverrides, fileValue, overrideProblem, type OverrideEntry } from "../../src/control/overrides.ts";
-import { readState, stateFileFor, writeState } from "../../src/control/state-file.ts";
+import { readState, stateDir, stateFileFor, writeState } from "../../src/control/state-file.ts";
 
 const BASE = `listeners:
   - port: 8080
@@ -159,9 +159,14 @@ describe("describeChanges and needsRestart", () => {
 });
 
 describe("state file", () => {
-  it("sits next to the config file", () => {
-    expect(stateFileFor("/etc/switchyard/switchyard.yaml")).toBe("/etc/switchyard/switchyard.state.json");
-    expect(stateFileFor("conf/prod.yml")).toBe("conf/prod.state.json");
+  it("sits in the state directory, never next to the config, one per config path", () => {
+    const env = { SWITCHYARD_STATE_DIR: "/var/tmp/sy" };
+    expect(stateFileFor("/etc/switchyard/switchyard.yaml", env)).toMatch(/^\/var\/tmp\/sy\/switchyard-[0-9a-f]{8}\.state\.json$/);
+    expect(stateFileFor("/etc/switchyard/switchyard.yaml", env)).toBe(stateFileFor("/etc/switchyard/switchyard.yaml", env));
+    expect(stateFileFor("/srv/b/switchyard.yaml", env)).not.toBe(stateFileFor("/etc/switchyard/switchyard.yaml", env));
+    expect(stateFileFor("conf/prod.yml", env)).toBe(stateFileFor(join(process.cwd(), "conf/prod.yml"), env));
+    expect(stateDir({ STATE_DIRECTORY: "/var/lib/a:/var/lib/b" })).toBe("/var/lib/a"); // systemd StateDirectory=
+    expect(stateDir({ XDG_STATE_HOME: "/home/u/.st" })).toBe(process.getuid?.() === 0 ? "/var/lib/switchyard" : "/home/u/.st/switchyard");
   });
 
   it("round-trips through an atomic write and leaves no temp file", () => {
