@@ -47,16 +47,16 @@ export class Switchyard {
     this.#snapshot = compileSnapshot(config);
     this.logger = logger;
     this.metrics = new Metrics({ processMetrics: opts.processMetrics });
-    this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, onIdle: null };
+    this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, onIdle: null, pools: this.pools, perClient: new Map() };
     this.#tunnelMetrics();
     this.#storePath = opts.shadowStorePath ?? config.shadow.store.path ?? null;
     this.shadow = new ShadowRunner(logger, this.metrics, () => this.#openStore());
     if (this.#snapshot.shadow.enabled) this.#openStore();
   }
 
-  /** The comparison store, opened when shadowing is first on. */
+  /** The comparison store, opened when shadowing is first on (never created while shadow is off). */
   #openStore(): ShadowStore | null {
-    if (this.#store !== null || this.#storePath === null) return this.#store;
+    if (this.#store !== null || this.#storePath === null || !this.#snapshot.shadow.enabled) return this.#store;
     const s = this.#snapshot.config.shadow.store;
     this.#store = new ShadowStore(this.#storePath, { maxBytes: s.max_size, maxAgeMs: s.max_age, flushIntervalMs: s.flush_interval }, (err) => this.logger.error({ err, store: this.#storePath }, "shadow store write failed"));
     this.logger.info({ store: this.#storePath }, "shadow comparisons stored");
@@ -137,7 +137,7 @@ export class Switchyard {
     const proto = lc.tls ? "https" : "http";
     const info = { proto, port: lc.port } as const satisfies { proto: "http" | "https"; port: number };
     const listenerInfo = { ...info };
-    const deps = { state: this.state, pools: this.pools, tunnels: this.tunnels, shadow: this.shadow, snapshot: () => this.#snapshot };
+    const deps = { state: this.state, tunnels: this.tunnels, shadow: this.shadow, snapshot: () => this.#snapshot };
     server.on("request", createRequestHandler(deps, listenerInfo));
     server.on("upgrade", createUpgradeHandler(deps, listenerInfo));
     handleClientErrors(server, this.logger, () => this.#snapshot.requestIdHeader);

@@ -78,7 +78,9 @@ let page: string | null = null;
 const adminPage = () => (page ??= readFileSync(new URL("./page.html", import.meta.url), "utf8"));
 
 export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Promise<AdminServer> {
-  const token = admin.token ? Buffer.from(admin.token) : null;
+  // The file's admin.token, else $SWITCHYARD_ADMIN_TOKEN: a token set anywhere is always required.
+  const secret = cp.adminToken;
+  const token = secret ? Buffer.from(secret) : null;
   const server = http.createServer((req, res) => {
     handle(cp, token, req).then(
       (out) => (out instanceof Raw ? res.writeHead(200, { "content-type": out.type, "content-length": Buffer.byteLength(out.text), "cache-control": "no-store" }).end(out.text) : reply(res, out.status, out.body)),

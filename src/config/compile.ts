@@ -13,10 +13,22 @@ export interface BackendTarget {
   /** host[:port] sent as Host when preserve_host is off. */
   readonly hostHeader: string;
   readonly connections: number;
+  /** How long a request waits for a free connection before 503; 0 = without limit. */
+  readonly queueTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly responseHeaderTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly idleTimeoutMs: number;
+}
+
+/** Request body limits, as the proxy applies them per request. */
+export interface BodyLimits {
+  /** Largest body, bytes; 0 = no limit. */
+  readonly maxBytes: number;
+  /** Bodies up to this size are read whole before the request goes upstream; 0 = stream every body. */
+  readonly bufferBytes: number;
+  /** Longest silence between two chunks from the client, ms; 0 = none. */
+  readonly timeoutMs: number;
 }
 
 export interface Snapshot {
@@ -32,6 +44,9 @@ export interface Snapshot {
   readonly requestIdLower: string;
   readonly requestIdPreserve: "any" | "trusted" | "never";
   readonly maxBodyBytes: number;
+  readonly bodyLimits: BodyLimits;
+  readonly maxRequestsPerClient: number;
+  readonly pathNormalization: "normalize" | "refuse";
   readonly configHashHeader: boolean;
   readonly metricsEnabled: boolean;
   readonly shadow: ShadowPlan;
@@ -49,6 +64,7 @@ export function compileSnapshot(config: Config): Snapshot {
       origin: url.origin,
       hostHeader: url.host,
       connections: b.pool.connections,
+      queueTimeoutMs: b.pool.queue_timeout,
       connectTimeoutMs: b.timeouts.connect,
       responseHeaderTimeoutMs: b.timeouts.response_header,
       readTimeoutMs: b.timeouts.read,
@@ -68,6 +84,9 @@ export function compileSnapshot(config: Config): Snapshot {
     requestIdLower: config.proxy.request_id.header.toLowerCase(),
     requestIdPreserve: config.proxy.request_id.preserve,
     maxBodyBytes: config.limits.max_body_size,
+    bodyLimits: Object.freeze({ maxBytes: config.limits.max_body_size, bufferBytes: config.limits.body_buffer_size, timeoutMs: config.limits.body_timeout }),
+    maxRequestsPerClient: config.limits.max_requests_per_client,
+    pathNormalization: config.proxy.path_normalization,
     configHashHeader: config.proxy.config_hash_header,
     metricsEnabled: config.metrics.enabled,
     shadow: compileShadowPlan(config),

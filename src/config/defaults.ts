@@ -5,6 +5,8 @@ export const DEFAULT_LISTENER_HOST = "0.0.0.0";
 export const DEFAULT_LISTENER_PORT = 8080;
 
 export const DEFAULT_POOL_CONNECTIONS = 128;
+/** How long a request may wait for a free pool connection before 503 (HAProxy's timeout queue idea). */
+export const DEFAULT_POOL_QUEUE_TIMEOUT = "5s";
 export const DEFAULT_CONNECT_TIMEOUT = "5s";
 /** nginx proxy_read_timeout is 60s; the same bound applies to the first response byte here. */
 export const DEFAULT_RESPONSE_HEADER_TIMEOUT = "60s";
@@ -25,6 +27,13 @@ export const DEFAULT_MAX_BODY_SIZE = "10MiB";
 export const DEFAULT_HEADER_TIMEOUT = "10s";
 /** Whole request (headers and body) deadline; 0 disables it for long uploads. */
 export const DEFAULT_REQUEST_TIMEOUT = "300s";
+/** nginx client_body_timeout: longest silence between two chunks of a request body; 408 after it. */
+export const DEFAULT_BODY_TIMEOUT = "60s";
+/**
+ * Bodies up to this size are read whole before a backend connection is taken (nginx buffers every
+ * body; its client_body_buffer_size is 16k), so stalled or broken small bodies never hold one.
+ */
+export const DEFAULT_BODY_BUFFER_SIZE = "64KiB";
 /** nginx keepalive_timeout. */
 export const DEFAULT_CLIENT_KEEP_ALIVE_TIMEOUT = "75s";
 

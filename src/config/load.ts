@@ -5,7 +5,7 @@ import { LineCounter, parseDocument, isScalar, visit, type Document, type Node a
 import type { z } from "zod";
 import { ConfigError, ConfigErrors, formatPath } from "./errors.ts";
 import { hasMalformedReference, interpolate, type Env } from "./interpolate.ts";
-import { ConfigSchema, type Config } from "./schema.ts";
+import { ConfigSchema, isLoopback, type Config } from "./schema.ts";
 import { knownKeysAt, suggest } from "./suggest.ts";
 
 export type LoadResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
@@ -44,15 +44,32 @@ export function parseConfigText(text: string, file: string, env: Env = process.e
 
   // Environment problems do not stop validation: `check` reports every error in one run.
   const envErrors = interpolateDocument(doc, env, at);
-  const parsed = ConfigSchema.safeParse(doc.toJS({ maxAliasCount: 100 }), { reportInput: true });
-  if (parsed.success && envErrors.length === 0) {
+  const input = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  let parsed: ReturnType<typeof ConfigSchema.safeParse>;
+  try {
+    parsed = ConfigSchema.safeParse(input, { reportInput: true });
+  } catch (err) {
+    // A validator that throws is our bug, but the file still gets a located, counted failure.
+    return { ok: false, errors: [new ConfigError({ file, line: 1, column: 1, path: "" }, `cannot validate this file: ${(err as Error).message}`)] };
+  }
+  const adminErrors = adminTokenProblems(input, env, doc, at);
+  if (parsed.success && envErrors.length === 0 && adminErrors.length === 0) {
     const fileErrors = resolveFiles(parsed.data, file, doc, at);
     return fileErrors.length === 0 ? { ok: true, config: parsed.data } : { ok: false, errors: fileErrors };
   }
   const envPaths = new Set(envErrors.map((e) => e.path));
   const schemaErrors = parsed.success ? [] : parsed.error.issues.flatMap((issue) => issueToErrors(issue, doc, at)).filter((e) => !envPaths.has(e.path));
-  const errors = [...envErrors, ...schemaErrors].sort((a, b) => a.line - b.line || a.column - b.column);
+  const errors = [...envErrors, ...schemaErrors, ...adminErrors].sort((a, b) => a.line - b.line || a.column - b.column);
   return { ok: false, errors };
+}
+
+/** An admin listener off loopback needs a token, from the file or from $SWITCHYARD_ADMIN_TOKEN. */
+function adminTokenProblems(input: unknown, env: Env, doc: Document, at: AtFn): ConfigError[] {
+  const admin = (input as { admin?: { host?: unknown; token?: unknown } } | null)?.admin;
+  const host = typeof admin?.host === "string" ? admin.host : undefined;
+  if (host === undefined || isLoopback(host) || (typeof admin?.token === "string" && admin.token !== "") || env.SWITCHYARD_ADMIN_TOKEN) return [];
+  const node = nearestNode(doc, ["admin", "token"]);
+  return [new ConfigError(at(node?.range?.[0] ?? 0, "admin.token"), `admin.host ${host} is not loopback, so an admin token is required: set admin.token (e.g. token: \${SWITCHYARD_ADMIN_TOKEN}) or the environment variable SWITCHYARD_ADMIN_TOKEN`)];
 }
 
 function interpolateDocument(doc: Document, env: Env, at: AtFn): ConfigError[] {

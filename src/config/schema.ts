@@ -55,6 +55,7 @@ export const BackendSchema = z.strictObject({
     .strictObject({
       connections: z.int().min(1).max(65536).default(D.DEFAULT_POOL_CONNECTIONS)
         .meta({ description: `Most upstream connections open at once to this backend. Default ${D.DEFAULT_POOL_CONNECTIONS}.` }),
+      queue_timeout: duration("How long a request waits for a free connection when all are busy before 503 SY_POOL_QUEUE_TIMEOUT; 0 waits without limit.", D.DEFAULT_POOL_QUEUE_TIMEOUT),
     })
     .prefault({})
     .meta({ description: "Keep-alive connection pool to this backend." }),
@@ -90,9 +91,9 @@ export const ConfigSchema = z
       .strictObject({
         host: host.default(D.DEFAULT_ADMIN_HOST).meta({ description: `Admin listener address; keep it on loopback unless a token is set. Default ${D.DEFAULT_ADMIN_HOST}.` }),
         port: port.default(D.DEFAULT_ADMIN_PORT).meta({ description: `Admin listener port. Default ${D.DEFAULT_ADMIN_PORT}.` }),
-        token: z.string().optional().meta({ description: "Bearer token the admin API requires; required when host is not loopback." }),
+        token: z.string().optional().meta({ description: "Bearer token the admin API requires; required when host is not loopback. $SWITCHYARD_ADMIN_TOKEN is used when this is unset or empty." }),
         state_file: z.string().optional()
-          .meta({ description: "Where runtime overrides (admin API changes) persist. Default: <config name>.state.json next to the config file; set it when that directory is read-only (a Kubernetes ConfigMap)." }),
+          .meta({ description: "Where runtime overrides (admin API changes) persist. Default: <config name>-<hash>.state.json in the state directory ($SWITCHYARD_STATE_DIR, else $STATE_DIRECTORY, else /var/lib/switchyard for root, else ~/.local/state/switchyard); relative paths are relative to the config file." }),
       })
       .prefault({})
       .meta({ description: "Admin listener (status, metrics, runtime control)." }),
@@ -118,6 +119,10 @@ export const ConfigSchema = z
         max_body_size: size("Largest request body; larger ones get 413. 0 means no limit.", D.DEFAULT_MAX_BODY_SIZE),
         header_timeout: duration("Deadline for a client to send the whole header block (slowloris guard); 408 after it.", D.DEFAULT_HEADER_TIMEOUT),
         request_timeout: duration("Deadline for a client to send the whole request, body included; 0 disables it.", D.DEFAULT_REQUEST_TIMEOUT),
+        body_timeout: duration("Longest silence between two chunks of a request body (nginx client_body_timeout); 408 and the upstream request aborted after it. 0 disables it.", D.DEFAULT_BODY_TIMEOUT),
+        body_buffer_size: size("Request bodies up to this size are read whole before a backend connection is taken, so a stalled or malformed small body never holds one; larger bodies stream. 0 streams every body.", D.DEFAULT_BODY_BUFFER_SIZE),
+        max_requests_per_client: z.int().min(0).default(0)
+          .meta({ description: "Most requests one client address may have in flight at once (WebSocket tunnels not counted); more get 429. 0 means no limit. Default 0." }),
         keep_alive_timeout: duration("How long an idle client keep-alive connection stays open.", D.DEFAULT_CLIENT_KEEP_ALIVE_TIMEOUT),
       })
       .prefault({})
@@ -125,6 +130,8 @@ export const ConfigSchema = z
     proxy: z
       .strictObject({
         preserve_host: z.boolean().default(true).meta({ description: "Pass the client's Host header to the backend (true) or send the backend's own host (false). Default true." }),
+        path_normalization: z.enum(["normalize", "refuse"]).default("normalize")
+          .meta({ description: "Request paths are matched in canonical form (escapes of unreserved characters decoded, // collapsed, . and .. resolved). normalize: send the backend that canonical path, exactly what was matched. refuse: answer 400 to any path not already canonical. Default normalize." }),
         trusted_proxies: z.array(cidr).default([])
           .meta({ description: "CIDRs of proxies in front of Switchyard whose X-Forwarded-* headers are believed. Default none." }),
         request_id: z
@@ -195,22 +202,28 @@ export const ConfigSchema = z
         ctx.addIssue({ code: "custom", path: ["features", name, "target"], message: `feature ${name} has a schedule, so its target must be { percent: N } (the schedule moves the percent); got ${f.target}` });
       }
     }
-    if (!isLoopback(cfg.admin.host) && !cfg.admin.token) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["admin", "token"],
-        message: `admin.host ${cfg.admin.host} is not loopback, so admin.token is required (e.g. token: \${SWITCHYARD_ADMIN_TOKEN})`,
-      });
-    }
   });
 
 /** Every feature route, compiled, tagged with where it stands in the file. */
 export function featureRoutes(features: Config["features"]): CompiledRoute<{ feature: string; index: number }>[] {
   const out: CompiledRoute<{ feature: string; index: number }>[] = [];
   for (const [feature, f] of Object.entries(features)) {
-    f.routes.forEach((route, index) => out.push({ ...parseRoute(route), target: { feature, index }, order: out.length }));
+    f.routes.forEach((route, index) => {
+      let spec;
+      try {
+        spec = parseRoute(route);
+      } catch {
+        return; // reported at its own place by the route's validation
+      }
+      out.push({ ...spec, target: { feature, index }, order: out.length });
+    });
   }
   return out;
+}
+
+/** The admin token in effect: admin.token, else $SWITCHYARD_ADMIN_TOKEN; undefined when neither is set. */
+export function effectiveAdminToken(admin: Config["admin"], env: Record<string, string | undefined>): string | undefined {
+  return admin.token || env.SWITCHYARD_ADMIN_TOKEN || undefined;
 }
 
 export function isLoopback(hostname: string): boolean {

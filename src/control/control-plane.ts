@@ -4,17 +4,17 @@
 // bad override never takes effect.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { basename, dirname, extname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { Switchyard, type StartOptions } from "../app.ts";
 import { parseConfigText } from "../config/load.ts";
-import type { Config } from "../config/schema.ts";
+import { effectiveAdminToken, type Config } from "../config/schema.ts";
 import type { GuardState } from "../guard/evaluate.ts";
 import { watchConfigDir, type ConfigWatcher } from "../config/watch.ts";
 import { compileRoutingTable } from "../routing/table.ts";
 import { rolloutDiff } from "../routing/diff.ts";
 import { describeChanges, needsRestart } from "./changes.ts";
 import { applyOverrides, fileValue, overrideProblem, type OverrideEntry, type OverrideValue } from "./overrides.ts";
-import { readGuardStates, readState, stateFileFor, writeState } from "./state-file.ts";
+import { readGuardStates, readState, runtimeFileFor, stateFileFor, writeState } from "./state-file.ts";
 import { Guard } from "../guard/guard.ts";
 
 export interface LoadRecord {
@@ -63,6 +63,8 @@ export class ControlPlane {
   readonly audit: AuditEntry[] = [];
   #fileConfig: Config;
   #fileHash: string;
+  /** Hash of the file's text the last time it failed to load: the same bad save is reported once. */
+  #failedHash: string | null = null;
   #overrides: Map<string, OverrideEntry>;
   #queue: Promise<unknown> = Promise.resolve();
   #watcher: ConfigWatcher | null = null;
@@ -133,6 +135,7 @@ export class ControlPlane {
     if (overrides.size > 0) app.logger.info({ overrides: Object.fromEntries(overrides), state_file: stateFile }, "runtime overrides loaded");
     if (dropped.length > 0) app.logger.warn({ dropped, state_file: stateFile }, "runtime overrides dropped: they do not fit the config file any more");
     if (opts.watch !== false) cp.#watcher = watchConfigDir(file, opts.debounceMs ?? 100, () => void cp.reload("watch"));
+    if (!configured && opts.stateFile === undefined) app.logger.info({ state_file: stateFile }, "runtime overrides persist here (set admin.state_file or $SWITCHYARD_STATE_DIR to move them)");
     cp.guard.start();
     return cp;
   }
@@ -145,6 +148,11 @@ export class ControlPlane {
     return this.#overrides;
   }
 
+  /** The admin API's bearer token: admin.token, else $SWITCHYARD_ADMIN_TOKEN (null: none, loopback only). */
+  get adminToken(): string | null {
+    return effectiveAdminToken(this.#fileConfig.admin, this.#env) ?? null;
+  }
+
   /** Re-read the file; apply it when valid, keep serving the old snapshot when not. */
   reload(trigger: string): Promise<LoadRecord> {
     return this.#serial(() => {
@@ -155,15 +163,32 @@ export class ControlPlane {
         return this.#failed(trigger, [`${this.file}: cannot read config: ${(err as Error).message}`]);
       }
       const hash = sha(text);
-      if (hash === this.#fileHash && this.lastLoad.ok && trigger === "watch") return this.lastLoad; // an event without a change
-      const result = parseConfigText(text, this.file, this.#env);
-      if (!result.ok) return this.#failed(trigger, result.errors.map((e) => e.format()));
-      const before = this.app.snapshot.config;
-      const restart = needsRestart(this.#fileConfig, result.config);
-      this.#fileConfig = result.config;
-      this.#fileHash = hash;
-      const shadowed = [...this.#overrides.keys()].filter((k) => fileValue(result.config, k) !== null && fileValue(before, k) !== fileValue(result.config, k));
-      return this.#apply(trigger, before, restart, shadowed);
+      if (trigger === "watch") {
+        // An event without a change (a store written next to the file, a touch): nothing to do. A
+        // bad save stays one failed load, however many events follow it.
+        if (hash === this.#fileHash && this.lastLoad.ok) return this.lastLoad;
+        if (hash === this.#failedHash) return this.lastLoad;
+      }
+      try {
+        const result = parseConfigText(text, this.file, this.#env);
+        if (!result.ok) {
+          this.#failedHash = hash;
+          return this.#failed(trigger, result.errors.map((e) => e.format()));
+        }
+        const before = this.app.snapshot.config;
+        const restart = needsRestart(this.#fileConfig, result.config);
+        // Compiled before anything is swapped: a file that validates but cannot be compiled fails whole.
+        const effective = applyOverrides(result.config, this.#overrides);
+        compileRoutingTable(effective.routing, effective.features);
+        this.#fileConfig = result.config;
+        this.#fileHash = hash;
+        this.#failedHash = null;
+        const shadowed = [...this.#overrides.keys()].filter((k) => fileValue(result.config, k) !== null && fileValue(before, k) !== fileValue(result.config, k));
+        return this.#apply(trigger, before, restart, shadowed);
+      } catch (err) {
+        this.#failedHash = hash;
+        return this.#failed(trigger, [`${this.file}:1:1: cannot apply this file: ${(err as Error).message}`]);
+      }
     });
   }
 
@@ -258,10 +283,10 @@ export class ControlPlane {
   }
 }
 
-/** The shadow store of a config file: shadow.store.path relative to the file, or <name>.shadow.db next to it. */
+/** The shadow store of a config file: shadow.store.path relative to the file, or one in the state directory. */
 export function shadowStoreFor(file: string, config: Config): string {
   const configured = config.shadow.store.path;
-  return configured ? resolve(dirname(file), configured) : join(dirname(file), `${basename(file, extname(file))}.shadow.db`);
+  return configured ? resolve(dirname(file), configured) : runtimeFileFor(file, ".shadow.db");
 }
 
 export class OverrideError extends Error {

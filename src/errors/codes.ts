@@ -7,18 +7,29 @@ export interface ErrorSpec {
   readonly status: number;
   readonly level: LogLevel;
   readonly message: string;
+  /**
+   * A refusal of the request's framing: the answer carries `Connection: close` and nothing after the
+   * refused request on that connection is forwarded (the bytes after it cannot be trusted to be a request).
+   */
+  readonly close?: true;
 }
 
 export const ERRORS = {
-  SY_BAD_REQUEST: { status: 400, level: "info", message: "malformed request" },
-  SY_BAD_REQUEST_TARGET: { status: 400, level: "info", message: "request target must be an absolute path" },
-  SY_DUPLICATE_HOST: { status: 400, level: "info", message: "more than one Host header" },
-  SY_HEADER_TIMEOUT: { status: 408, level: "info", message: "request headers not received in time" },
-  SY_REQUEST_TIMEOUT: { status: 408, level: "info", message: "request not received in time" },
-  SY_METHOD_NOT_ALLOWED: { status: 405, level: "info", message: "method not supported by this proxy" },
-  SY_BODY_TOO_LARGE: { status: 413, level: "info", message: "request body too large" },
-  SY_HEADERS_TOO_LARGE: { status: 431, level: "info", message: "request header fields too large" },
-  SY_UNSUPPORTED_TRANSFER_ENCODING: { status: 501, level: "info", message: "transfer-encoding not supported" },
+  SY_BAD_REQUEST: { status: 400, level: "info", message: "malformed request", close: true },
+  SY_BAD_REQUEST_TARGET: { status: 400, level: "info", message: "request target must be an absolute path", close: true },
+  SY_NON_CANONICAL_PATH: { status: 400, level: "info", message: "request path is not in canonical form", close: true },
+  SY_DUPLICATE_HOST: { status: 400, level: "info", message: "more than one Host header", close: true },
+  SY_BAD_HOST: { status: 400, level: "info", message: "invalid Host header", close: true },
+  SY_BAD_REQUEST_BODY: { status: 400, level: "info", message: "malformed request body", close: true },
+  SY_HEADER_TIMEOUT: { status: 408, level: "info", message: "request headers not received in time", close: true },
+  SY_REQUEST_TIMEOUT: { status: 408, level: "info", message: "request not received in time", close: true },
+  SY_BODY_TIMEOUT: { status: 408, level: "info", message: "request body not received in time", close: true },
+  SY_METHOD_NOT_ALLOWED: { status: 405, level: "info", message: "method not supported by this proxy", close: true },
+  SY_BODY_TOO_LARGE: { status: 413, level: "info", message: "request body too large", close: true },
+  SY_CLIENT_LIMIT: { status: 429, level: "warn", message: "too many concurrent requests from this client" },
+  SY_HEADERS_TOO_LARGE: { status: 431, level: "info", message: "request header fields too large", close: true },
+  SY_UNSUPPORTED_TRANSFER_ENCODING: { status: 501, level: "info", message: "transfer-encoding not supported", close: true },
+  SY_HTTP_VERSION: { status: 505, level: "info", message: "HTTP version not supported", close: true },
   SY_CLIENT_CLOSED: { status: 499, level: "info", message: "client closed the connection" },
   SY_UPSTREAM_CONNECT_REFUSED: { status: 502, level: "error", message: "backend refused the connection" },
   SY_UPSTREAM_UNREACHABLE: { status: 502, level: "error", message: "backend unreachable" },
@@ -27,6 +38,7 @@ export const ERRORS = {
   SY_UPSTREAM_CONNECT_TIMEOUT: { status: 504, level: "error", message: "backend connect timed out" },
   SY_UPSTREAM_HEADERS_TIMEOUT: { status: 504, level: "error", message: "backend response timed out" },
   SY_UPSTREAM_BODY_TIMEOUT: { status: 504, level: "error", message: "backend response body timed out" },
+  SY_POOL_QUEUE_TIMEOUT: { status: 503, level: "warn", message: "no connection to the backend became free in time" },
   SY_SHUTTING_DOWN: { status: 503, level: "warn", message: "proxy is shutting down" },
   SY_TUNNEL_LIMIT: { status: 503, level: "warn", message: "too many open WebSocket tunnels" },
   SY_INTERNAL: { status: 500, level: "error", message: "internal proxy error" },

@@ -5,12 +5,16 @@ import type { Dispatcher } from "undici";
 import { randomUUID } from "node:crypto";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
 import type { Decision } from "../routing/decide.ts";
-import { ERRORS, ProxyError, errorBody, type ErrorCode } from "../errors/codes.ts";
+import { ERRORS, ProxyError, errorBody, type ErrorCode, type ErrorSpec } from "../errors/codes.ts";
 import { logAccess, round3 } from "../observe/access-log.ts";
 import type { Logger } from "../observe/logger.ts";
 import type { Metrics } from "../observe/metrics.ts";
+import { refuseConnection } from "../proxy/connection.ts";
 import { buildClientHeaders, filterTrailers } from "../proxy/response-headers.ts";
 import { classifyUpstreamError } from "./classify.ts";
+import type { Waiter } from "./gate.ts";
+import type { BackendPools, Upstream } from "./pools.ts";
+import { responseFramingProblem } from "./response-checks.ts";
 
 /** Process-wide state an exchange reads and reports to. */
 export interface ProxyState {
@@ -21,6 +25,9 @@ export interface ProxyState {
   inflight: number;
   /** Resolved when inflight drops to zero while draining. */
   onIdle: (() => void) | null;
+  readonly pools: BackendPools;
+  /** Requests in flight per client address (kept only when limits.max_requests_per_client is on). */
+  readonly perClient: Map<string, number>;
 }
 
 type Controller = Dispatcher.DispatchController;
@@ -32,7 +39,12 @@ export interface ResponseTap {
   primaryEnd(error: ErrorCode | undefined, upstreamMs: number | null, clientGone: boolean): void;
 }
 
-export class Exchange implements Dispatcher.DispatchHandler {
+/** The header deadline fired: a module-level function, so arming it allocates no closure per request. */
+function onHeaderTimeout(ex: Exchange): void {
+  ex.headerTimedOut();
+}
+
+export class Exchange implements Dispatcher.DispatchHandler, Waiter {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly state: ProxyState;
@@ -56,6 +68,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   clientGone = false;
   /** The request body was not (fully) read, so the connection cannot be reused. */
   mustClose = false;
+  /** The whole request body has been read from the client (true when there is none). */
+  bodyComplete = true;
+  /** Counted in ProxyState.perClient until the exchange ends. */
+  countedForClient = false;
   /** Set for upgrade requests: what to do when the backend answers. */
   upgrade: {
     onSwitch(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: import("node:net").Socket): void;
@@ -67,6 +83,18 @@ export class Exchange implements Dispatcher.DispatchHandler {
   tap: ResponseTap | null = null;
   #controller: Controller | null = null;
   #resume: (() => void) | null = null;
+  #upstream: Upstream | null = null;
+  #dispatch: Dispatcher.DispatchOptions | null = null;
+  #holdsSlot = false;
+  #cancelQueued: (() => void) | null = null;
+  /** A streamed request body is still on its way upstream: the header deadline starts when it is done. */
+  #bodyStreaming = false;
+  #headerTimeoutMs = 0;
+  #headerTimer: NodeJS.Timeout | null = null;
+  /** Why the exchange was aborted before undici started it (applied when it does). */
+  #aborted: ProxyError | null = null;
+  /** The proxy wrote its own answer (fail): upstream callbacks that come after change nothing. */
+  #answered = false;
 
   constructor(req: IncomingMessage, res: ServerResponse, state: ProxyState, snapshot: Snapshot, requestId: string, clientIp: string, publicOrigin: string, startedAt: number) {
     this.req = req;
@@ -88,16 +116,102 @@ export class Exchange implements Dispatcher.DispatchHandler {
     (this.extraHeaders ??= []).push(name, value);
   }
 
+  // --- upstream admission ---
+
+  /**
+   * Send the request to the upstream once its gate admits it. `headerTimeoutMs` bounds the wait for
+   * the response headers, counted from the end of the request (a native timer: undici's coarse ones
+   * fire up to 25 % late); `streamingBody` says the body is still arriving from the client.
+   */
+  send(upstream: Upstream, opts: Dispatcher.DispatchOptions, headerTimeoutMs: number, streamingBody: boolean): void {
+    this.#upstream = upstream;
+    this.#dispatch = opts;
+    this.#headerTimeoutMs = headerTimeoutMs;
+    this.#bodyStreaming = streamingBody;
+    this.#cancelQueued = upstream.gate.enter(this);
+  }
+
+  startUpstream(): void {
+    this.#cancelQueued = null;
+    this.#holdsSlot = true;
+    if (this.clientGone || this.#aborted !== null || this.#answered) {
+      this.#releaseSlot();
+      return;
+    }
+    const upstream = this.#upstream!;
+    if (upstream.pool.closed || upstream.pool.destroyed) {
+      // A reload retired this pool while the request waited (for its body or a slot): use the current one.
+      this.#releaseSlot();
+      this.#upstream = this.state.pools.get(upstream.target);
+      this.#cancelQueued = this.#upstream.gate.enter(this);
+      return;
+    }
+    upstream.pool.dispatch(this.#dispatch!, this);
+  }
+
+  queueExpired(waitedMs: number): void {
+    this.#cancelQueued = null;
+    const up = this.#upstream!;
+    this.fail("SY_POOL_QUEUE_TIMEOUT", `waited ${Math.round(waitedMs)} ms for one of ${up.gate.limit} connections to ${up.target.name} (backends.${up.target.name}.pool.queue_timeout)`);
+  }
+
+  #releaseSlot(): void {
+    if (!this.#holdsSlot) return;
+    this.#holdsSlot = false;
+    this.#upstream!.gate.leave();
+  }
+
+  /**
+   * Stop the exchange because of the client (a broken or stalled body, a size limit): the upstream
+   * request is aborted (its connection is not reused) and the client gets the error if nothing was sent.
+   */
+  abort(err: ProxyError): void {
+    if (this.#controller !== null) {
+      this.#controller.abort(err);
+      return;
+    }
+    this.#aborted ??= err;
+    this.#cancelQueued?.();
+    this.#cancelQueued = null;
+    this.fail(err.code, err.message);
+  }
+
+  /** A streamed request body has been handed to undici in full: the wait for the answer starts now. */
+  bodySent(): void {
+    this.#bodyStreaming = false;
+    if (this.#controller !== null && this.upstreamEndedAt === 0) this.#armHeaderTimer();
+  }
+
+  #armHeaderTimer(): void {
+    if (this.#headerTimeoutMs > 0 && this.#headerTimer === null) this.#headerTimer = setTimeout(onHeaderTimeout, this.#headerTimeoutMs, this);
+  }
+
+  #clearHeaderTimer(): void {
+    if (this.#headerTimer !== null) {
+      clearTimeout(this.#headerTimer);
+      this.#headerTimer = null;
+    }
+  }
+
+  headerTimedOut(): void {
+    this.#headerTimer = null;
+    this.#controller?.abort(new ProxyError("SY_UPSTREAM_HEADERS_TIMEOUT", `no response headers within ${this.#headerTimeoutMs} ms`));
+  }
+
   // --- undici DispatchHandler ---
 
   onRequestStart(controller: Controller): void {
     this.#controller = controller;
     this.upstreamStartedAt = performance.now();
     if (this.clientGone) controller.abort(new ProxyError("SY_CLIENT_CLOSED"));
+    else if (this.#aborted !== null) controller.abort(this.#aborted);
+    else if (!this.#bodyStreaming) this.#armHeaderTimer();
   }
 
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: import("node:stream").Duplex): void {
     this.upstreamEndedAt = performance.now();
+    this.#clearHeaderTimer();
+    this.#releaseSlot(); // the socket has left the pool
     if (this.upgrade === null) {
       socket.destroy(); // never tunnel what was not asked for
       return;
@@ -106,18 +220,31 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Controller, statusCode: number, _headers: unknown, statusMessage?: string): void {
+    this.#clearHeaderTimer();
+    const raw = (controller.rawHeaders as (Buffer | string)[] | undefined) ?? [];
+    if (statusCode < 200 && statusCode !== 101) {
+      // 102 Processing, 103 Early Hints: informational, not forwarded; the final answer follows.
+      this.#armHeaderTimer();
+      return;
+    }
+    const problem = statusCode === 101 ? "101 Switching Protocols to a request that did not ask to upgrade" : statusCode > 599 ? `status ${statusCode} is not an HTTP status` : responseFramingProblem(raw);
+    if (problem !== null) {
+      // Never relay what a client could read differently from us; the connection is not reused.
+      controller.abort(new ProxyError("SY_UPSTREAM_BAD_RESPONSE", problem));
+      return;
+    }
     if (this.clientGone) return;
     this.upgrade?.onRefused();
-    const headers = buildClientHeaders(controller.rawHeaders as (Buffer | string)[] ?? [], {
+    const headers = buildClientHeaders(raw, {
       requestIdHeader: this.snapshot.requestIdHeader,
       requestIdLower: this.snapshot.requestIdLower,
       requestId: this.requestId,
       backendOrigin: this.snapshot.rewriteLocation && this.backend ? this.backend.origin : null,
       publicOrigin: this.publicOrigin,
-      close: this.state.draining || this.mustClose,
+      close: this.state.draining || this.mustClose || !this.bodyComplete,
       extra: this.extraHeaders,
     });
-    this.tap?.primaryStart(statusCode, (controller.rawHeaders as (Buffer | string)[]) ?? []);
+    this.tap?.primaryStart(statusCode, raw);
     try {
       this.res.writeHead(statusCode, statusMessage || undefined, headers);
     } catch (err) {
@@ -137,6 +264,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Controller, trailers: Record<string, string | string[] | undefined>): void {
     this.upstreamEndedAt = performance.now();
+    this.#releaseSlot();
     for (const _ in trailers) {
       this.res.addTrailers(filterTrailers(trailers));
       break;
@@ -146,7 +274,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Controller, err: Error): void {
     this.upstreamEndedAt = performance.now();
-    if (this.clientGone) return;
+    this.#clearHeaderTimer();
+    this.#releaseSlot();
+    if (this.clientGone || this.#answered) return;
     const code = classifyUpstreamError(err);
     if (!this.res.headersSent) {
       this.fail(code, err.message);
@@ -160,8 +290,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   // --- local answers ---
 
-  /** Answer with a small error body; the request is logged once when the response closes. */
+  /**
+   * Answer with a small error body; the request is logged once when the response closes. A refusal
+   * of the request's framing, or an answer before the body was read, closes the connection.
+   */
   fail(code: ErrorCode, detail?: string): void {
+    if (this.#answered) return;
     this.error = code;
     this.errorDetail = detail;
     const res = this.res;
@@ -169,7 +303,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       res.destroy();
       return;
     }
-    const spec = ERRORS[code];
+    this.#answered = true;
+    const spec: ErrorSpec = ERRORS[code];
     const body = errorBody(code, this.requestId, detail);
     const headers: Record<string, string | number> = {
       "content-type": "application/json",
@@ -177,15 +312,30 @@ export class Exchange implements Dispatcher.DispatchHandler {
       "cache-control": "no-store",
       [this.snapshot.requestIdHeader]: this.requestId,
     };
-    if (this.state.draining || this.mustClose || spec.status === 400) headers.connection = "close";
+    if (spec.close) refuseConnection(this.req.socket);
+    if (spec.close || this.state.draining || this.mustClose || !this.bodyComplete) headers.connection = "close";
     if (code === "SY_METHOD_NOT_ALLOWED") headers.allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
     res.writeHead(spec.status, headers);
     res.end(this.req.method === "HEAD" ? undefined : body);
   }
 
+  /** A tunnel took over (or the exchange ended): the client's slot under max_requests_per_client is free. */
+  releaseClientSlot(): void {
+    if (!this.countedForClient) return;
+    this.countedForClient = false;
+    const per = this.state.perClient;
+    const n = (per.get(this.clientIp) ?? 1) - 1;
+    if (n <= 0) per.delete(this.clientIp);
+    else per.set(this.clientIp, n);
+  }
+
   #onClientClose = (): void => {
     const res = this.res;
     const tunnel = this.tunnel;
+    this.#clearHeaderTimer();
+    this.#cancelQueued?.();
+    this.#cancelQueued = null;
+    this.releaseClientSlot();
     if (tunnel !== null) {
       this.bytesIn = tunnel.bytesFromClient;
       this.bytesOut = tunnel.bytesFromUpstream;

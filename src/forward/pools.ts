@@ -1,16 +1,28 @@
-// One undici Pool per backend origin and pool settings. Pools are runtime state, not config: a reload
-// that keeps a backend's settings keeps its pool (and its warm connections); changed ones are retired.
+// One upstream per backend origin and pool settings: an undici Pool and the gate that admits exchanges
+// to it. Upstreams are runtime state, not config: a reload that keeps a backend's settings keeps its
+// pool (and its warm connections); changed ones are retired.
 import { Pool } from "undici";
 import type { BackendTarget } from "../config/compile.ts";
+import { PoolGate } from "./gate.ts";
+
+export interface Upstream {
+  readonly pool: Pool;
+  readonly gate: PoolGate;
+  readonly target: BackendTarget;
+}
 
 export class BackendPools {
-  readonly #pools = new Map<string, Pool>();
+  readonly #upstreams = new Map<string, Upstream>();
+  /** Snapshot targets are frozen objects: a lookup by identity spares building the key per request. */
+  #byTarget = new WeakMap<BackendTarget, Upstream>();
 
-  get(target: BackendTarget): Pool {
+  get(target: BackendTarget): Upstream {
+    const known = this.#byTarget.get(target);
+    if (known !== undefined) return known;
     const key = poolKey(target);
-    let pool = this.#pools.get(key);
-    if (pool === undefined) {
-      pool = new Pool(target.origin, {
+    let up = this.#upstreams.get(key);
+    if (up === undefined) {
+      const pool = new Pool(target.origin, {
         connections: target.connections,
         pipelining: 1,
         connect: { timeout: target.connectTimeoutMs },
@@ -20,41 +32,49 @@ export class BackendPools {
         bodyTimeout: target.readTimeoutMs,
         allowH2: false,
       });
-      this.#pools.set(key, pool);
+      up = { pool, gate: new PoolGate(target.connections, target.queueTimeoutMs), target };
+      this.#upstreams.set(key, up);
     }
-    return pool;
+    this.#byTarget.set(target, up);
+    return up;
   }
 
   /** Every pool's live counters, for leak checks and status. */
-  stats(): { origin: string; connected: number; running: number; pending: number }[] {
-    return [...this.#pools].map(([key, p]) => ({ origin: key.slice(0, key.indexOf("|")), ...pick(p.stats) }));
+  stats(): { origin: string; backend: string; connected: number; running: number; pending: number; active: number; queued: number; queue_timeouts: number }[] {
+    return [...this.#upstreams].map(([key, u]) => ({
+      origin: key.slice(0, key.indexOf("|")),
+      backend: u.target.name,
+      connected: u.pool.stats.connected,
+      running: u.pool.stats.running,
+      pending: u.pool.stats.pending,
+      active: u.gate.active,
+      queued: u.gate.queued,
+      queue_timeouts: u.gate.timeouts,
+    }));
   }
 
   /** Retire pools no current backend uses: they finish what they carry, then close. */
   async retainOnly(targets: readonly BackendTarget[]): Promise<void> {
     const keep = new Set(targets.map(poolKey));
-    const retired = [...this.#pools].filter(([key]) => !keep.has(key));
-    for (const [key] of retired) this.#pools.delete(key);
-    await Promise.all(retired.map(([, pool]) => pool.close()));
+    const retired = [...this.#upstreams].filter(([key]) => !keep.has(key));
+    for (const [key] of retired) this.#upstreams.delete(key);
+    this.#byTarget = new WeakMap();
+    await Promise.all(retired.map(([, u]) => u.pool.close()));
   }
 
   /** Let in-flight requests finish, then close every connection. */
   async close(): Promise<void> {
-    await Promise.all([...this.#pools.values()].map((p) => p.close()));
-    this.#pools.clear();
+    await Promise.all([...this.#upstreams.values()].map((u) => u.pool.close()));
+    this.#upstreams.clear();
   }
 
   /** Abort everything now (drain deadline passed). */
   async destroy(): Promise<void> {
-    await Promise.all([...this.#pools.values()].map((p) => p.destroy()));
-    this.#pools.clear();
+    await Promise.all([...this.#upstreams.values()].map((u) => u.pool.destroy()));
+    this.#upstreams.clear();
   }
 }
 
 function poolKey(t: BackendTarget): string {
-  return `${t.origin}|${t.connections}|${t.connectTimeoutMs}|${t.idleTimeoutMs}|${t.responseHeaderTimeoutMs}|${t.readTimeoutMs}`;
-}
-
-function pick(s: { connected: number; running: number; pending: number }) {
-  return { connected: s.connected, running: s.running, pending: s.pending };
+  return `${t.origin}|${t.connections}|${t.connectTimeoutMs}|${t.idleTimeoutMs}|${t.responseHeaderTimeoutMs}|${t.readTimeoutMs}|${t.queueTimeoutMs}`;
 }

@@ -3,13 +3,15 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
-import { ProxyError, type ErrorCode } from "../errors/codes.ts";
+import type { ErrorCode } from "../errors/codes.ts";
 import { Exchange, type ProxyState } from "../forward/exchange.ts";
-import type { BackendPools } from "../forward/pools.ts";
 import { decide, describeDecision, stickyCookie, type RequestFacts } from "../routing/decide.ts";
+import { canonicalPath, splitTarget } from "../routing/normalize.ts";
 import type { ShadowRunner, ShadowTicket } from "../shadow/mirror.ts";
+import { RequestBody } from "./body.ts";
 import { isTrusted, normalizeIp, resolveClientIp } from "./client-ip.ts";
-import { buildUpstreamHeaders, isValidRequestId, readRequestHeaderFacts, type RequestHeaderFacts } from "./request-headers.ts";
+import { isRefused } from "./connection.ts";
+import { buildUpstreamHeaders, isValidHost, isValidRequestId, readRequestHeaderFacts, type RequestHeaderFacts } from "./request-headers.ts";
 
 export interface ListenerInfo {
   readonly proto: "http" | "https";
@@ -19,7 +21,6 @@ export interface ListenerInfo {
 
 export interface HandlerDeps {
   readonly state: ProxyState;
-  readonly pools: BackendPools;
   /** Mirrors sampled requests to the other backend (plain requests only, not upgrades). */
   readonly shadow?: ShadowRunner;
   /** The current snapshot; read once per request. */
@@ -56,23 +57,46 @@ export function route(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMe
   const clientIp = peerTrusted ? resolveClientIp(peer, facts.forwardedFor, snap.trustedProxies) : peer;
   const requestId = pickRequestId(facts.requestId, peerTrusted, snap.requestIdPreserve);
   const target = parseTarget(req.url ?? "");
-  // The host the client addressed: an absolute-form authority wins over Host (RFC 9112 3.2.2).
-  const clientHost = target?.authority ?? facts.host ?? "";
+  // The host the client addressed: an absolute-form authority wins over Host (RFC 9112 3.2.2); an
+  // HTTP/1.0 request without either addressed the listener itself.
+  const clientHost = target?.authority ?? facts.host ?? localAuthority(req);
   const ex = new Exchange(req, res, deps.state, snap, requestId, clientIp, `${listener.proto}://${clientHost}`, startedAt);
 
-  const refusal = target === null ? "SY_BAD_REQUEST_TARGET" : checkRequest(req, facts);
+  const refusal = target === null ? "SY_BAD_REQUEST_TARGET" : checkRequest(req, facts, target.authority);
   if (refusal !== null) {
-    ex.fail(refusal);
+    ex.fail(refusal, refusalDetail(refusal, req, facts));
     return null;
   }
-  const { path, authority } = target!;
+  const split = splitTarget(target!.path);
+  const canonical = canonicalPath(split.path);
+  if (canonical === null) {
+    ex.fail("SY_BAD_REQUEST_TARGET", "the path has a broken percent-escape or an encoded NUL");
+    return null;
+  }
+  if (canonical !== split.path && snap.pathNormalization === "refuse") {
+    ex.fail("SY_NON_CANONICAL_PATH", `send ${canonical} instead (proxy.path_normalization: refuse)`);
+    return null;
+  }
+  // What is matched is what is sent: the canonical path, the query as the client wrote it.
+  const path = canonical === split.path ? target!.path : canonical + split.query;
+  const authority = target!.authority;
 
   const declared = facts.contentLength === undefined ? -1 : Number(facts.contentLength);
   const max = snap.maxBodyBytes;
   if (max > 0 && declared > max) {
-    ex.mustClose = true; // the body stays unread
     ex.fail("SY_BODY_TOO_LARGE", `Content-Length ${declared} exceeds limits.max_body_size ${max}`);
     return null;
+  }
+  const cap = snap.maxRequestsPerClient;
+  if (cap > 0) {
+    const per = deps.state.perClient;
+    const n = per.get(clientIp) ?? 0;
+    if (n >= cap) {
+      ex.fail("SY_CLIENT_LIMIT", `${n} requests from ${clientIp} in flight (limits.max_requests_per_client ${cap})`);
+      return null;
+    }
+    per.set(clientIp, n + 1);
+    ex.countedForClient = true;
   }
 
   const decisionFacts: RequestFacts = { method: req.method!, target: path, host: clientHost, clientIp, headers: req.headers, requestId, mintId: ex.mintId };
@@ -94,53 +118,73 @@ export function route(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMe
     requestId,
     requestIdHeader: snap.requestIdHeader,
     requestIdLower: snap.requestIdLower,
-    hostOverride: authority ?? (snap.preserveHost ? undefined : backend.hostHeader),
+    hostOverride: authority ?? (snap.preserveHost ? (facts.host === undefined ? clientHost : undefined) : backend.hostHeader),
     drop: snap.proxyOnlyHeaders,
   });
   return { ex, snap, path, backend, headers, facts, decisionFacts };
 }
 
 function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+  // Bytes after a refused request on this connection are not trusted to be a request.
+  if (isRefused(req.socket)) return;
   const routed = route(deps, listener, req, res);
   if (routed === null) return;
   const { ex, snap, path, backend, headers, facts } = routed;
   const declared = facts.contentLength === undefined ? -1 : Number(facts.contentLength);
-  let body: Readable | AsyncIterable<Buffer> | null = null;
-  if (facts.transferEncoding !== undefined) body = countedBody(req, ex, snap.maxBodyBytes);
-  else if (declared > 0) {
-    body = req;
-    req.once("end", () => (ex.bytesIn = declared));
-  }
+  const hasBody = facts.transferEncoding !== undefined || declared > 0;
+  const upstream = deps.state.pools.get(backend);
+  const opts = { path, method: req.method as "GET", headers, body: null as Buffer | Readable | null, headersTimeout: backend.responseHeaderTimeoutMs + HEADER_TIMEOUT_BACKSTOP_MS, bodyTimeout: backend.readTimeoutMs };
+  let tap: ShadowTicket | null = null;
   if (snap.shadow.enabled && deps.shadow) {
-    const ticket = deps.shadow.begin({ snap, decision: ex.decision!, backend, method: req.method!, path, headers, requestId: ex.requestId, bodyBytes: body === null ? 0 : facts.transferEncoding !== undefined ? -1 : declared });
-    if (ticket !== null) {
-      ex.tap = ticket;
-      if (body !== null) body = teeBody(body, ticket);
-    }
+    tap = deps.shadow.begin({ snap, decision: ex.decision!, backend, method: req.method!, path, headers, requestId: ex.requestId, bodyBytes: !hasBody ? 0 : facts.transferEncoding !== undefined ? -1 : declared });
+    if (tap !== null) ex.tap = tap;
   }
+  if (!hasBody) {
+    ex.send(upstream, opts, backend.responseHeaderTimeoutMs, false);
+    return;
+  }
+  const body = new RequestBody(req, ex, snap.bodyLimits, facts.transferEncoding !== undefined ? -1 : declared);
+  body.tap = tap;
+  body.whenReady((ready) => {
+    opts.body = ready;
+    ex.send(upstream, opts, backend.responseHeaderTimeoutMs, ready === body);
+  });
+}
 
-  deps.pools.get(backend).dispatch(
-    {
-      path,
-      method: req.method as "GET",
-      headers,
-      body: body as Readable | null,
-      headersTimeout: backend.responseHeaderTimeoutMs,
-      bodyTimeout: backend.readTimeoutMs,
-    },
-    ex,
-  );
+/**
+ * undici's own header timeout stays on as a backstop a little behind ours (its timers tick every
+ * 500 ms, so it would fire up to 25 % late; the exchange keeps a precise one).
+ */
+const HEADER_TIMEOUT_BACKSTOP_MS = 1000;
+
+/** "127.0.0.1:8080": the listener address a client reached, for HTTP/1.0 requests without a Host. */
+function localAuthority(req: IncomingMessage): string {
+  const addr = normalizeIp(req.socket.localAddress ?? "127.0.0.1");
+  return `${addr.includes(":") ? `[${addr}]` : addr}:${req.socket.localPort ?? 0}`;
 }
 
 /** Requests Node accepts but an edge proxy must not forward (see RELIABILITY.md). */
-function checkRequest(req: IncomingMessage, facts: RequestHeaderFacts): ErrorCode | null {
+function checkRequest(req: IncomingMessage, facts: RequestHeaderFacts, authority: string | undefined): ErrorCode | null {
+  if (req.httpVersionMajor !== 1) return "SY_HTTP_VERSION";
   if (facts.hostCount > 1) return "SY_DUPLICATE_HOST";
+  if (facts.host !== undefined && !isValidHost(facts.host)) return "SY_BAD_HOST";
+  if (authority !== undefined && !isValidHost(authority)) return "SY_BAD_HOST";
   if (req.method === "CONNECT") return "SY_METHOD_NOT_ALLOWED";
   if (facts.transferEncoding !== undefined) {
-    if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1) return "SY_BAD_REQUEST";
+    if (req.httpVersionMinor === 0) return "SY_BAD_REQUEST";
     if (facts.transferEncoding.trim().toLowerCase() !== "chunked") return "SY_UNSUPPORTED_TRANSFER_ENCODING";
   }
   return null;
+}
+
+function refusalDetail(code: ErrorCode, req: IncomingMessage, facts: RequestHeaderFacts): string | undefined {
+  switch (code) {
+    case "SY_HTTP_VERSION": return `HTTP/${req.httpVersion} (only HTTP/1.x here)`;
+    case "SY_BAD_HOST": return "Host must be a name, IPv4 address or [IPv6] address with an optional :port";
+    case "SY_BAD_REQUEST": return "Transfer-Encoding is not allowed in HTTP/1.0";
+    case "SY_UNSUPPORTED_TRANSFER_ENCODING": return `Transfer-Encoding ${JSON.stringify(facts.transferEncoding)}: only "chunked" is accepted`;
+    default: return undefined;
+  }
 }
 
 export interface RequestTarget {
@@ -164,23 +208,3 @@ function pickRequestId(incoming: string | undefined, peerTrusted: boolean, prese
   return randomUUID();
 }
 
-/** The request body on its way to the primary, copied for the shadow. */
-async function* teeBody(source: AsyncIterable<Buffer>, ticket: ShadowTicket): AsyncGenerator<Buffer> {
-  for await (const chunk of source) {
-    ticket.addBody(chunk);
-    yield chunk;
-  }
-  ticket.bodyEnd();
-}
-
-/** A chunked body, counted and cut at the size limit (0 = no limit). */
-async function* countedBody(req: IncomingMessage, ex: Exchange, max: number): AsyncGenerator<Buffer> {
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    ex.bytesIn += chunk.length;
-    if (max > 0 && ex.bytesIn > max) {
-      ex.mustClose = true;
-      throw new ProxyError("SY_BODY_TOO_LARGE", `chunked body exceeds limits.max_body_size ${max}`);
-    }
-    yield chunk;
-  }
-}

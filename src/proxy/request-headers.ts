@@ -4,7 +4,7 @@
 import { connectionListed, isHopByHop } from "./hop-by-hop.ts";
 
 /** Headers the proxy owns and rebuilds; client copies are read (when trusted) but never forwarded as is. */
-const PROXY_OWNED = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip"]);
+const PROXY_OWNED = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"]);
 
 export interface RequestHeaderFacts {
   hostCount: number;
@@ -13,6 +13,8 @@ export interface RequestHeaderFacts {
   forwardedProto: string | undefined;
   forwardedHost: string | undefined;
   forwardedPort: string | undefined;
+  /** RFC 7239 Forwarded, all copies joined. */
+  forwarded: string | undefined;
   requestId: string | undefined;
   connection: string | undefined;
   transferEncoding: string | undefined;
@@ -23,7 +25,7 @@ export interface RequestHeaderFacts {
 export function readRequestHeaderFacts(raw: readonly string[], requestIdLower: string): RequestHeaderFacts {
   const f: RequestHeaderFacts = {
     hostCount: 0, host: undefined, forwardedFor: undefined, forwardedProto: undefined, forwardedHost: undefined,
-    forwardedPort: undefined, requestId: undefined, connection: undefined, transferEncoding: undefined, contentLength: undefined,
+    forwardedPort: undefined, forwarded: undefined, requestId: undefined, connection: undefined, transferEncoding: undefined, contentLength: undefined,
   };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
@@ -34,6 +36,7 @@ export function readRequestHeaderFacts(raw: readonly string[], requestIdLower: s
       case "x-forwarded-proto": f.forwardedProto ??= value; break;
       case "x-forwarded-host": f.forwardedHost ??= value; break;
       case "x-forwarded-port": f.forwardedPort ??= value; break;
+      case "forwarded": f.forwarded = f.forwarded === undefined ? value : `${f.forwarded}, ${value}`; break;
       case "connection": f.connection = f.connection === undefined ? value : `${f.connection}, ${value}`; break;
       case "transfer-encoding": f.transferEncoding = f.transferEncoding === undefined ? value : `${f.transferEncoding}, ${value}`; break;
       case "content-length": f.contentLength ??= value; break;
@@ -83,7 +86,26 @@ export function buildUpstreamHeaders(raw: readonly string[], facts: RequestHeade
     "x-real-ip", ctx.clientIp,
     ctx.requestIdHeader, ctx.requestId,
   );
+  // RFC 7239 is believed like X-Forwarded-For: only from trusted proxies, extended with this hop.
+  if (trusted && facts.forwarded !== undefined) out.push("forwarded", `${facts.forwarded}, for=${forwardedNode(ctx.peerIp)}`);
   return out;
+}
+
+/** An address as a Forwarded node: IPv6 quoted and bracketed (RFC 7239 6). */
+function forwardedNode(ip: string): string {
+  return ip.includes(":") ? `"[${ip}]"` : ip;
+}
+
+/**
+ * A Host header (or absolute-form authority) as nginx accepts it: a name of letters, digits, "-" and
+ * "_" in dot-separated labels (one trailing dot allowed), an IPv4 address, or an [IPv6] literal, with
+ * an optional :port. Anything else (spaces, "/", "\\", "@", empty labels) is a 400: a backend or a
+ * route could read such a host differently from us.
+ */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?)(?::[0-9]{1,5})?$/;
+
+export function isValidHost(host: string): boolean {
+  return HOST.test(host);
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/;

@@ -10,6 +10,7 @@ import { ERRORS, errorBody, type ErrorCode } from "../errors/codes.ts";
 import { logAccess } from "../observe/access-log.ts";
 import type { Logger } from "../observe/logger.ts";
 import { normalizeIp } from "./client-ip.ts";
+import { bodyReaderOf, refuseConnection } from "./connection.ts";
 import type { ListenerInfo, RequestHandler } from "./handler.ts";
 
 export interface BoundListener {
@@ -48,11 +49,20 @@ export function handleClientErrors(server: http.Server, logger: Logger, requestI
       socket.destroy();
       return;
     }
+    // A body still arriving broke its framing (bad chunk size, data past a chunk) or passed Node's
+    // request deadline: its exchange answers 400/408, aborts the upstream request and closes.
+    const reader = bodyReaderOf(socket);
+    if (reader !== null) {
+      refuseConnection(socket);
+      reader.fault(code === "SY_REQUEST_TIMEOUT" ? "SY_REQUEST_TIMEOUT" : "SY_BAD_REQUEST_BODY", code === "SY_REQUEST_TIMEOUT" ? "the request was not received within limits.request_timeout" : err.message);
+      return;
+    }
     // Bytes after a request still in flight do not parse (pipelined garbage, data after
     // `Connection: close`): that request keeps its answer and its one log line, then the connection
     // closes; nothing after the bad bytes is read.
     const inflight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
     if (inflight) {
+      refuseConnection(socket);
       inflight.shouldKeepAlive = false;
       inflight.once("finish", () => socket.end());
       return;

@@ -6,6 +6,7 @@ import type { Socket } from "node:net";
 import type { Dispatcher } from "undici";
 import { ERRORS } from "../errors/codes.ts";
 import type { Exchange } from "../forward/exchange.ts";
+import { isRefused } from "../proxy/connection.ts";
 import { route, type HandlerDeps, type ListenerInfo } from "../proxy/handler.ts";
 import { buildClientHeaders } from "../proxy/response-headers.ts";
 import { clientHandshakeProblem, requestedProtocol, upstreamAcceptProblem } from "./handshake.ts";
@@ -36,6 +37,10 @@ function handleUpgrade(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingM
   res.once("finish", () => socket.end());
   socket.on("error", () => socket.destroy());
 
+  if (isRefused(socket)) {
+    socket.destroy(); // pipelined behind a refused request: nothing from this connection is believed
+    return;
+  }
   const routed = route(deps, listener, req, res);
   if (routed === null) return;
   const { ex, snap, path, backend, headers, decisionFacts } = routed;
@@ -103,24 +108,15 @@ function handleUpgrade(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingM
       );
       tunnels.add(tunnel);
       ex.tunnel = tunnel;
+      ex.releaseClientSlot(); // tunnels have limits of their own
     },
     onRefused() {
       tunnels.count("refused_by_backend", backend.name);
     },
   };
 
-  deps.pools.get(backend).dispatch(
-    {
-      path,
-      method: "GET",
-      headers,
-      body: null,
-      upgrade: protocol,
-      headersTimeout: ws.handshake_timeout,
-      bodyTimeout: backend.readTimeoutMs,
-    },
-    ex,
-  );
+  const opts = { path, method: "GET" as const, headers, body: null, upgrade: protocol, headersTimeout: ws.handshake_timeout + 1000, bodyTimeout: backend.readTimeoutMs };
+  ex.send(deps.state.pools.get(backend), opts, ws.handshake_timeout, false);
 }
 
 export const TUNNEL_LIMIT_STATUS = ERRORS.SY_TUNNEL_LIMIT.status;

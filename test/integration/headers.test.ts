@@ -155,11 +155,18 @@ describe("response headers", () => {
 });
 
 describe("request targets and methods", () => {
-  it("forwards the raw path and query byte for byte", async () => {
+  it("forwards the canonical path it matched and the query byte for byte", async () => {
     await setup();
     const target = "/api/1/./ping/..//x%2Fy/%2e%2e;a=b?q=%41%zz&&x=1+2&empty=";
     const out = await rawExchange(proxy.port, `GET ${target} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`);
     expect(out).toMatch(/^HTTP\/1.1 200/);
+    expect(backend.seen[0]!.url).toBe("/api/1/x/y/..;a=b?q=%41%zz&&x=1+2&empty=");
+  });
+
+  it("forwards an already canonical path and query untouched", async () => {
+    await setup();
+    const target = "/api/1/users/~bob/a:b@c!$&'()*+,;=/?q=%41%zz&&x=1+2&empty=";
+    await rawExchange(proxy.port, `GET ${target} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`);
     expect(backend.seen[0]!.url).toBe(target);
   });
 
