@@ -67,6 +67,13 @@ export class Switchyard {
     const m = this.metrics;
     const t = this.tunnels;
     m.collect("switchyard_requests_in_flight", "gauge", "Requests being served now (open tunnels included).", () => [{ labels: {}, value: this.state.inflight }]);
+    const perBackend = (pick: (s: ReturnType<BackendPools["stats"]>[number]) => number) => () =>
+      (["legacy", "new"] as const).map((backend) => ({ labels: { backend }, value: this.pools.stats().filter((s) => s.backend === backend).reduce((sum, s) => sum + pick(s), 0) }));
+    m.collect("switchyard_pool_active", "gauge", "Requests holding one of the backend's pool connections now.", perBackend((s) => s.active));
+    m.collect("switchyard_pool_queued", "gauge", "Requests waiting for a free pool connection now (all busy).", perBackend((s) => s.queued));
+    m.collect("switchyard_pool_queue_timeouts_total", "counter", "Requests answered 503 SY_POOL_QUEUE_TIMEOUT: no pool connection became free within pool.queue_timeout.", () =>
+      (["legacy", "new"] as const).map((backend) => ({ labels: { backend }, value: this.pools.queueTimeouts[backend] ?? 0 })),
+    );
     m.collect("switchyard_websocket_tunnels_open", "gauge", "Open WebSocket (Upgrade) tunnels by backend.", () =>
       (["legacy", "new"] as const).map((backend) => ({ labels: { backend }, value: [...t.open].filter((x) => x.info.backend === backend).length })),
     );
@@ -147,6 +154,8 @@ export class Switchyard {
       if (max === 0 || !(Number(req.headers["content-length"]) > max)) res.writeContinue();
       server.emit("request", req, res);
     });
+    // Any other Expect: refused by the handler (417, connection closed), not by Node behind our back.
+    server.on("checkExpectation", (req, res) => server.emit("request", req, res));
     const addr = await listen(server, lc.host, lc.port);
     listenerInfo.port = addr.port;
     this.listeners.push({ config: lc, server, info: listenerInfo, url: urlOf(proto, addr) });

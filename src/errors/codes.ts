@@ -26,6 +26,7 @@ export const ERRORS = {
   SY_BODY_TIMEOUT: { status: 408, level: "info", message: "request body not received in time", close: true },
   SY_METHOD_NOT_ALLOWED: { status: 405, level: "info", message: "method not supported by this proxy", close: true },
   SY_BODY_TOO_LARGE: { status: 413, level: "info", message: "request body too large", close: true },
+  SY_EXPECTATION_FAILED: { status: 417, level: "info", message: "expectation not supported", close: true },
   SY_CLIENT_LIMIT: { status: 429, level: "warn", message: "too many concurrent requests from this client" },
   SY_HEADERS_TOO_LARGE: { status: 431, level: "info", message: "request header fields too large", close: true },
   SY_UNSUPPORTED_TRANSFER_ENCODING: { status: 501, level: "info", message: "transfer-encoding not supported", close: true },

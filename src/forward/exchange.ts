@@ -1,6 +1,6 @@
 // One client request and its upstream counterpart: an undici dispatch handler that streams the
 // backend's answer to the client with backpressure, and the single place that logs the outcome.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { randomUUID } from "node:crypto";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
@@ -38,6 +38,9 @@ export interface ResponseTap {
   primaryData(chunk: Buffer): void;
   primaryEnd(error: ErrorCode | undefined, upstreamMs: number | null, clientGone: boolean): void;
 }
+
+/** RFC 9112 reason-phrase: HTAB, SP, VCHAR, obs-text. */
+const REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** The header deadline fired: a module-level function, so arming it allocates no closure per request. */
 function onHeaderTimeout(ex: Exchange): void {
@@ -246,7 +249,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     });
     this.tap?.primaryStart(statusCode, raw);
     try {
-      this.res.writeHead(statusCode, statusMessage || undefined, headers);
+      // A reason phrase carries no meaning; one Node would refuse to write (control characters) is dropped.
+      this.res.writeHead(statusCode, statusMessage && REASON.test(statusMessage) ? statusMessage : STATUS_CODES[statusCode] ?? "", headers);
     } catch (err) {
       // Node refuses header bytes it would not send itself (CR/LF/NUL, bad names): the backend's fault.
       controller.abort(new ProxyError("SY_UPSTREAM_BAD_RESPONSE", (err as Error).message));
@@ -315,7 +319,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     if (spec.close) refuseConnection(this.req.socket);
     if (spec.close || this.state.draining || this.mustClose || !this.bodyComplete) headers.connection = "close";
     if (code === "SY_METHOD_NOT_ALLOWED") headers.allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
-    res.writeHead(spec.status, headers);
+    res.writeHead(spec.status, STATUS_CODES[spec.status], headers);
     res.end(this.req.method === "HEAD" ? undefined : body);
   }
 
@@ -360,10 +364,14 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
         error: this.error,
       });
     }
+    const path = this.req.url ?? "";
+    const sent = this.upstreamStartedAt > 0 ? this.#dispatch!.path : path;
     logAccess(this.state.logger, this.snapshot.config.log.access_log, {
       req_id: this.requestId,
       method: this.req.method ?? "",
-      path: this.req.url ?? "",
+      path,
+      // What the backend got, when it differs from what the client sent (the canonical path).
+      ...(sent !== path && { upstream_path: sent }),
       status,
       backend: this.backend?.name ?? null,
       feature: this.decision?.feature ?? null,

@@ -29,9 +29,12 @@ export class PoolGate {
   #head = 0;
   #waiting = 0;
 
-  constructor(limit: number, queueTimeoutMs: number) {
+  readonly #onTimeout: () => void;
+
+  constructor(limit: number, queueTimeoutMs: number, onTimeout: () => void = () => {}) {
     this.limit = limit;
     this.queueTimeoutMs = queueTimeoutMs;
+    this.#onTimeout = onTimeout;
   }
 
   /** Exchanges waiting for a slot now. */
@@ -94,6 +97,7 @@ export class PoolGate {
     if (entry.done) return;
     this.#settle(entry);
     this.timeouts++;
+    this.#onTimeout();
     entry.waiter.queueExpired(performance.now() - entry.since);
   }
 }

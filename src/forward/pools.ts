@@ -15,6 +15,8 @@ export class BackendPools {
   readonly #upstreams = new Map<string, Upstream>();
   /** Snapshot targets are frozen objects: a lookup by identity spares building the key per request. */
   #byTarget = new WeakMap<BackendTarget, Upstream>();
+  /** Queue deadlines passed per backend since start (kept across pool retirements, for the counter). */
+  readonly queueTimeouts: Record<string, number> = { legacy: 0, new: 0 };
 
   get(target: BackendTarget): Upstream {
     const known = this.#byTarget.get(target);
@@ -32,7 +34,8 @@ export class BackendPools {
         bodyTimeout: target.readTimeoutMs,
         allowH2: false,
       });
-      up = { pool, gate: new PoolGate(target.connections, target.queueTimeoutMs), target };
+      const name = target.name;
+      up = { pool, gate: new PoolGate(target.connections, target.queueTimeoutMs, () => void (this.queueTimeouts[name] = (this.queueTimeouts[name] ?? 0) + 1)), target };
       this.#upstreams.set(key, up);
     }
     this.#byTarget.set(target, up);

@@ -6,6 +6,8 @@ export interface AccessRecord {
   req_id: string;
   method: string;
   path: string;
+  /** The path sent upstream when it differs from `path` (the canonical form that was matched). */
+  upstream_path?: string;
   status: number;
   backend: string | null;
   /** Feature that claimed the request and why the backend was chosen (routing decision). */

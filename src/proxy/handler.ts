@@ -167,9 +167,12 @@ function localAuthority(req: IncomingMessage): string {
 function checkRequest(req: IncomingMessage, facts: RequestHeaderFacts, authority: string | undefined): ErrorCode | null {
   if (req.httpVersionMajor !== 1) return "SY_HTTP_VERSION";
   if (facts.hostCount > 1) return "SY_DUPLICATE_HOST";
+  if (facts.hostCount === 0 && req.httpVersionMinor === 1 && authority === undefined) return "SY_BAD_HOST";
   if (facts.host !== undefined && !isValidHost(facts.host)) return "SY_BAD_HOST";
   if (authority !== undefined && !isValidHost(authority)) return "SY_BAD_HOST";
   if (req.method === "CONNECT") return "SY_METHOD_NOT_ALLOWED";
+  const expect = req.headers.expect;
+  if (expect !== undefined && expect.toLowerCase() !== "100-continue") return "SY_EXPECTATION_FAILED";
   if (facts.transferEncoding !== undefined) {
     if (req.httpVersionMinor === 0) return "SY_BAD_REQUEST";
     if (facts.transferEncoding.trim().toLowerCase() !== "chunked") return "SY_UNSUPPORTED_TRANSFER_ENCODING";
@@ -179,8 +182,9 @@ function checkRequest(req: IncomingMessage, facts: RequestHeaderFacts, authority
 
 function refusalDetail(code: ErrorCode, req: IncomingMessage, facts: RequestHeaderFacts): string | undefined {
   switch (code) {
+    case "SY_EXPECTATION_FAILED": return `Expect: ${req.headers.expect} (only 100-continue is supported)`;
     case "SY_HTTP_VERSION": return `HTTP/${req.httpVersion} (only HTTP/1.x here)`;
-    case "SY_BAD_HOST": return "Host must be a name, IPv4 address or [IPv6] address with an optional :port";
+    case "SY_BAD_HOST": return facts.hostCount === 0 ? "HTTP/1.1 requires a Host header" : "Host must be a name, IPv4 address or [IPv6] address with an optional :port";
     case "SY_BAD_REQUEST": return "Transfer-Encoding is not allowed in HTTP/1.0";
     case "SY_UNSUPPORTED_TRANSFER_ENCODING": return `Transfer-Encoding ${JSON.stringify(facts.transferEncoding)}: only "chunked" is accepted`;
     default: return undefined;

@@ -30,7 +30,9 @@ export function createServer(listener: ListenerConfig, limits: Config["limits"],
     // Node checks the two timeouts above only this often (30 s by default), so a 10 s header deadline
     // would really be 40 s; check at a tenth of the deadline instead.
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.header_timeout / 10) || 1000)),
-    requireHostHeader: true,
+    // Node would answer a missing Host itself, then go on parsing what is pipelined behind it; the
+    // handler refuses it instead, so the refusal closes the connection like every other.
+    requireHostHeader: false,
     joinDuplicateHeaders: false,
     noDelay: true,
     // Node >= 24.9: only accepted Upgrade tokens become 'upgrade' events; others (h2c, ...) are served
