@@ -9,7 +9,7 @@ export default defineConfig({
       {
         test: {
           name: "integration",
-          include: ["test/integration/**/*.test.ts", "test/regressions/**/*.test.ts"],
+          include: ["test/integration/**/*.test.ts", "test/regressions/**/*.test.ts", "test/battery/**/*.test.ts"],
           testTimeout: 60_000,
           hookTimeout: 30_000,
         },
