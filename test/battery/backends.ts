@@ -37,7 +37,7 @@ export interface RecordingBackend {
 
 /**
  * A Node HTTP server behind a recording TCP relay. It answers `{"backend", "url", "bytes"}` after
- * reading the body; `/slow/<ms>` waits that long first; `/hang` never answers.
+ * reading the body; `/slow/<ms>` waits that long first; `/hang...` never answers.
  */
 export async function recordingBackend(name: string): Promise<RecordingBackend> {
   const seen: SeenRequest[] = [];
@@ -52,7 +52,7 @@ export async function recordingBackend(name: string): Promise<RecordingBackend> 
     req.on("end", () => {
       entry.body = Buffer.concat(chunks);
       entry.complete = true;
-      if (req.url === "/hang") return;
+      if (req.url?.startsWith("/hang")) return;
       const slow = /^\/slow\/(\d+)/.exec(req.url ?? "");
       const answer = () => {
         if (res.destroyed) return;
