@@ -3,8 +3,11 @@
 // never holds a pool slot; larger ones stream with backpressure. Either way the body has a deadline
 // between chunks (nginx client_body_timeout), a size limit, and a way to be stopped when the client's
 // framing breaks: each ends the exchange with 400/408/413 and aborts the upstream request.
+//
+// A streamed body is an async iterator undici pulls from, one chunk at a time: the client is paused
+// whenever a chunk waits here, so each upload holds at most one chunk in the proxy besides what the
+// sockets hold (a Readable in between would hold one more per upload).
 import type { IncomingMessage } from "node:http";
-import { Readable } from "node:stream";
 import type { BodyLimits } from "../config/compile.ts";
 import { ProxyError, type ErrorCode } from "../errors/codes.ts";
 import type { Exchange } from "../forward/exchange.ts";
@@ -16,13 +19,13 @@ export interface BodyTap {
   bodyEnd(): void;
 }
 
-const noop = () => {};
-
 function onBodyTimeout(body: RequestBody): void {
   body.timedOut();
 }
 
-export class RequestBody extends Readable implements BodyReader {
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+export class RequestBody implements BodyReader, AsyncIterableIterator<Buffer> {
   readonly #req: IncomingMessage;
   readonly #ex: Exchange;
   readonly #limits: BodyLimits;
@@ -31,20 +34,22 @@ export class RequestBody extends Readable implements BodyReader {
   #chunks: Buffer[] | null;
   #bytes = 0;
   #timer: NodeJS.Timeout | null = null;
-  /** The client is held back because the upstream side is not reading. */
-  #held = false;
+  /** Chunks read but not yet pulled (streaming; the client is paused while any wait). */
+  #pending: Buffer[] = [];
+  /** undici waiting for the next chunk. */
+  #pull: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void } | null = null;
+  #ended = false;
+  #failed: ProxyError | null = null;
   #done = false;
-  #ready: ((body: Buffer | Readable) => void) | null = null;
+  #ready: ((body: Buffer | AsyncIterable<Buffer>) => void) | null = null;
 
   /** `declared` is the Content-Length, or -1 for a chunked body. */
   constructor(req: IncomingMessage, ex: Exchange, limits: BodyLimits, declared: number) {
-    super({ highWaterMark: 64 * 1024 });
     this.#req = req;
     this.#ex = ex;
     this.#limits = limits;
     this.#chunks = limits.bufferBytes > 0 && declared <= limits.bufferBytes ? [] : null;
     ex.bodyComplete = false;
-    this.on("error", noop); // undici may destroy it with an error after an abort; nobody else listens
     setBodyReader(req.socket, this);
     req.on("data", this.#onData);
     req.on("end", this.#onEnd);
@@ -52,25 +57,37 @@ export class RequestBody extends Readable implements BodyReader {
     this.#arm();
   }
 
-  /** True when the body will be read whole before the request goes upstream. */
-  get buffering(): boolean {
-    return this.#chunks !== null;
-  }
-
   /**
-   * Hand the body over when it is ready to go upstream: at once (this stream) when streaming, or as
+   * Hand the body over when it is ready to go upstream: at once (this iterator) when streaming, or as
    * one Buffer when the whole body has arrived; a body over the buffer size switches to streaming.
    */
-  whenReady(ready: (body: Buffer | Readable) => void): void {
+  whenReady(ready: (body: Buffer | AsyncIterable<Buffer>) => void): void {
     if (this.#chunks === null) ready(this);
     else this.#ready = ready;
   }
 
-  override _read(): void {
-    if (!this.#held) return;
-    this.#held = false;
-    this.#req.resume();
-    this.#arm();
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<Buffer>> {
+    if (this.#failed !== null) return Promise.reject(this.#failed);
+    const chunk = this.#pending.shift();
+    if (chunk !== undefined) {
+      if (this.#pending.length === 0 && !this.#ended) this.#release();
+      return Promise.resolve({ done: false, value: chunk });
+    }
+    if (this.#ended) return Promise.resolve(DONE);
+    return new Promise((resolve, reject) => {
+      this.#pull = { resolve, reject };
+    });
+  }
+
+  /** undici stopped reading (the request failed): let go of the client. */
+  return(): Promise<IteratorResult<Buffer>> {
+    this.#pending = [];
+    if (!this.#done) this.#finish();
+    return Promise.resolve(DONE);
   }
 
   #onData = (chunk: Buffer): void => {
@@ -90,22 +107,38 @@ export class RequestBody extends Readable implements BodyReader {
       if (this.#bytes <= this.#limits.bufferBytes) return;
       // Larger than the buffer (a chunked body): stream from here on, buffered chunks first.
       this.#chunks = null;
-      for (const c of chunks) this.push(c);
+      this.#pending = chunks;
+      this.#hold();
       const ready = this.#ready;
       this.#ready = null;
       ready?.(this);
       return;
     }
-    if (!this.push(chunk)) {
-      this.#held = true;
-      this.#req.pause();
-      this.#disarm(); // the client is not idle: we are holding it back
+    const pull = this.#pull;
+    if (pull !== null) {
+      this.#pull = null;
+      pull.resolve({ done: false, value: chunk });
+      return;
     }
+    this.#pending.push(chunk);
+    this.#hold();
   };
+
+  /** Stop reading from the client until undici pulls: the client is not idle, we are holding it back. */
+  #hold(): void {
+    this.#req.pause();
+    this.#disarm();
+  }
+
+  #release(): void {
+    this.#req.resume();
+    this.#arm();
+  }
 
   #onEnd = (): void => {
     if (this.#done) return;
     this.#finish();
+    this.#ended = true;
     this.#ex.bodyComplete = true;
     this.tap?.bodyEnd();
     const chunks = this.#chunks;
@@ -116,13 +149,20 @@ export class RequestBody extends Readable implements BodyReader {
       ready?.(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#bytes));
       return;
     }
-    this.push(null);
     this.#ex.bodySent();
+    const pull = this.#pull;
+    if (pull !== null && this.#pending.length === 0) {
+      this.#pull = null;
+      pull.resolve(DONE);
+    }
   };
 
   /** The client connection closed before the body ended: the exchange sees its client gone. */
   #onClose = (): void => {
-    if (!this.#done) this.#finish();
+    if (this.#done) return;
+    this.#finish();
+    this.#failed = new ProxyError("SY_CLIENT_CLOSED", "the client left during the request body");
+    this.#rejectPull();
   };
 
   /** Node's parser rejected the body's framing, or its request deadline passed (see proxy/server.ts). */
@@ -140,8 +180,21 @@ export class RequestBody extends Readable implements BodyReader {
     this.#finish();
     this.#chunks = null;
     this.#ready = null;
+    this.#pending = [];
+    const err = new ProxyError(code, detail);
+    this.#failed = err;
     this.#ex.mustClose = true;
-    this.#ex.abort(new ProxyError(code, detail));
+    // The exchange aborts the upstream request first (its connection is not reused), then undici's
+    // pending pull is failed so its writer lets go; it never sees an end it could take for a whole body.
+    this.#ex.abort(err);
+    this.#rejectPull();
+  }
+
+  #rejectPull(): void {
+    const pull = this.#pull;
+    if (pull === null) return;
+    this.#pull = null;
+    pull.reject(this.#failed!);
   }
 
   #finish(): void {

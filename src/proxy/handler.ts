@@ -146,7 +146,7 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
   const body = new RequestBody(req, ex, snap.bodyLimits, facts.transferEncoding !== undefined ? -1 : declared);
   body.tap = tap;
   body.whenReady((ready) => {
-    opts.body = ready;
+    opts.body = ready as Buffer | Readable; // undici pulls an async iterable chunk by chunk
     ex.send(upstream, opts, backend.responseHeaderTimeoutMs, ready === body);
   });
 }
