@@ -6,8 +6,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY src ./src
 COPY config ./config
-# Runtime overrides (admin API changes) persist here: the config directory is often a read-only mount.
+# Runtime files (overrides, guard state, the shadow store) live here: the config directory is often
+# a read-only mount.
 RUN mkdir -p /var/lib/switchyard && chown node:node /var/lib/switchyard
+ENV SWITCHYARD_STATE_DIR=/var/lib/switchyard
+# The overrides file keeps the name earlier images gave it.
 ENV SWITCHYARD_STATE_FILE=/var/lib/switchyard/state.json
 VOLUME /var/lib/switchyard
 USER node

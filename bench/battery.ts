@@ -251,7 +251,8 @@ async function main(): Promise<void> {
   else log(`battery: nginx ${opts.against === "nginx" ? "is not installed (apt-get install nginx-light)" : "not requested"}; Switchyard alone`);
   const node = spawnSync(process.execPath, ["--version"], { encoding: "utf8" }).stdout.trim();
   const nginxVersion = nginx ? spawnSync("nginx", ["-v"], { encoding: "utf8" }).stderr.trim().replace("nginx version: ", "") : "-";
-  process.stdout.write(`# Battery: Switchyard (${root}, Node ${node}) vs ${nginx ? nginxVersion : "nothing"}\n`);
+  const rev = spawnSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout.trim() || root;
+  process.stdout.write(`# Battery: Switchyard ${rev} (Node ${node}) vs ${nginx ? nginxVersion : "nothing"}\n`);
   const backends = [legacy, neu];
   let failures = 0;
   failures += await requestSection("A1: malformed and smuggling requests (each hides GET /internal/smuggled, routed to new)", A1, targets, backends);
