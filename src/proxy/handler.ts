@@ -155,7 +155,7 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
  * undici's own header timeout stays on as a backstop a little behind ours (its timers tick every
  * 500 ms, so it would fire up to 25 % late; the exchange keeps a precise one).
  */
-const HEADER_TIMEOUT_BACKSTOP_MS = 1000;
+export const HEADER_TIMEOUT_BACKSTOP_MS = 1000;
 
 /** "127.0.0.1:8080": the listener address a client reached, for HTTP/1.0 requests without a Host. */
 function localAuthority(req: IncomingMessage): string {

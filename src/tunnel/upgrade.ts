@@ -7,7 +7,7 @@ import type { Dispatcher } from "undici";
 import { ERRORS } from "../errors/codes.ts";
 import type { Exchange } from "../forward/exchange.ts";
 import { isRefused } from "../proxy/connection.ts";
-import { route, type HandlerDeps, type ListenerInfo } from "../proxy/handler.ts";
+import { HEADER_TIMEOUT_BACKSTOP_MS, route, type HandlerDeps, type ListenerInfo } from "../proxy/handler.ts";
 import { buildClientHeaders } from "../proxy/response-headers.ts";
 import { clientHandshakeProblem, requestedProtocol, upstreamAcceptProblem } from "./handshake.ts";
 import type { TunnelRegistry } from "./registry.ts";
@@ -115,7 +115,7 @@ function handleUpgrade(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingM
     },
   };
 
-  const opts = { path, method: "GET" as const, headers, body: null, upgrade: protocol, headersTimeout: ws.handshake_timeout + 1000, bodyTimeout: backend.readTimeoutMs };
+  const opts = { path, method: "GET" as const, headers, body: null, upgrade: protocol, headersTimeout: ws.handshake_timeout + HEADER_TIMEOUT_BACKSTOP_MS, bodyTimeout: backend.readTimeoutMs };
   ex.send(deps.state.pools.get(backend), opts, ws.handshake_timeout, false);
 }
 

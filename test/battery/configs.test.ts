@@ -1,18 +1,20 @@
 // RELIABILITY.md G2: bad configs saved over a running proxy. Each is refused with a place
 // (file:line:column and field path), counted once as a failed load, and the old config serves on.
 import fc from "fast-check";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { json, send } from "../helpers/client.ts";
-import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { baseYaml, closeAfterEach, configDir, openControlled, type Controlled } from "../helpers/control.ts";
 import { stampingBackends } from "../helpers/servers.ts";
 
 let running: Controlled | undefined;
-let servers: Awaited<ReturnType<typeof stampingBackends>> | undefined;
-afterEach(async () => {
-  await running?.close();
-  await servers?.close();
-  running = servers = undefined;
-});
+const started: { close(): Promise<void> }[] = [];
+closeAfterEach(() => running, () => (running = undefined), started);
+/** Two stamping backends, closed after the test. */
+async function backends() {
+  const b = await stampingBackends();
+  started.push(b);
+  return b;
+}
 
 const features = `features:
   ping:
@@ -56,7 +58,7 @@ const BAD: [string, (good: string) => string, string][] = [
 
 describe("G2: bad configs are refused with their place; the old config serves on", () => {
   it(`refuses ${BAD.length} bad saves, each once, located, with the proxy serving throughout`, async () => {
-    servers = await stampingBackends();
+    const servers = await backends();
     const good = baseYaml(servers.legacy.url, servers.new.url) + features;
     const { file, save } = configDir("atomic-rename", good);
     running = await openControlled(file, { env: {} });
@@ -77,7 +79,7 @@ describe("G2: bad configs are refused with their place; the old config serves on
   });
 
   it("survives 100 random truncations of a good file: each applies or fails located, never throws", async () => {
-    servers = await stampingBackends();
+    const servers = await backends();
     const good = baseYaml(servers.legacy.url, servers.new.url) + features;
     const { file, save } = configDir("in-place", good);
     running = await openControlled(file, { env: {} });

@@ -8,19 +8,21 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { json, send } from "../helpers/client.ts";
-import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { baseYaml, closeAfterEach, configDir, openControlled, type Controlled } from "../helpers/control.ts";
 import { stampingBackends, waitFor } from "../helpers/servers.ts";
 
 const CLI = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 let running: Controlled | undefined;
-let servers: Awaited<ReturnType<typeof stampingBackends>> | undefined;
-afterEach(async () => {
-  await running?.close();
-  await servers?.close();
-  running = servers = undefined;
-});
+const started: { close(): Promise<void> }[] = [];
+closeAfterEach(() => running, () => (running = undefined), started);
+/** Two stamping backends, closed after the test. */
+async function backends() {
+  const b = await stampingBackends();
+  started.push(b);
+  return b;
+}
 
 const ping = 'features:\n  ping:\n    routes: ["GET /api/1/ping"]\n    target: new\n';
 
@@ -36,7 +38,7 @@ describe("a route path without a leading /", () => {
   });
 
   it("fails a live reload (counted, located) and POST /reload answers the errors, not a 500", async () => {
-    servers = await stampingBackends();
+    const servers = await backends();
     const good = baseYaml(servers.legacy.url, servers.new.url) + ping;
     const { file, save } = configDir("atomic-rename", good);
     running = await openControlled(file);
@@ -54,7 +56,7 @@ describe("a route path without a leading /", () => {
 
 describe("one bad save is one failed reload", () => {
   it("while a shadow store next to the config keeps writing", async () => {
-    servers = await stampingBackends();
+    const servers = await backends();
     const good = `${baseYaml(servers.legacy.url, servers.new.url)}${ping}shadow:\n  enabled: true\n  percent: 100\n  store:\n    path: ./beside.shadow.db\n    flush_interval: 50ms\n`;
     const { file, dir, save } = configDir("in-place", good);
     running = await openControlled(file, { env: {} });
@@ -75,7 +77,7 @@ describe("one bad save is one failed reload", () => {
 
 describe("$SWITCHYARD_ADMIN_TOKEN", () => {
   it("is required by the server when the file sets no token", async () => {
-    servers = await stampingBackends();
+    const servers = await backends();
     const { file } = configDir("in-place", baseYaml(servers.legacy.url, servers.new.url) + ping);
     running = await openControlled(file, { env: { SWITCHYARD_ADMIN_TOKEN: "s3cret" } });
     const anonymous = await send(running.admin.url, { method: "PUT", path: "/features/ping?enabled=false" });
@@ -100,7 +102,7 @@ describe("$SWITCHYARD_ADMIN_TOKEN", () => {
 
 describe("runtime files", () => {
   it("no shadow store with shadow off, and no state next to the config", async () => {
-    servers = await stampingBackends();
+    const servers = await backends();
     const { file, dir } = configDir("in-place", baseYaml(servers.legacy.url, servers.new.url) + ping);
     running = await openControlled(file);
     expect((await send(running.admin.url, { method: "PUT", path: "/features/ping?enabled=false" })).status).toBe(200);
