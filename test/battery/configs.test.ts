@@ -1,20 +1,11 @@
-// RELIABILITY.md G2: bad configs saved over a running proxy. Each is refused with a place
+// RELIABILITY.md G2: bad configs saved over a t.running proxy. Each is refused with a place
 // (file:line:column and field path), counted once as a failed load, and the old config serves on.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { json, send } from "../helpers/client.ts";
-import { baseYaml, closeAfterEach, configDir, openControlled, type Controlled } from "../helpers/control.ts";
-import { stampingBackends } from "../helpers/servers.ts";
+import { baseYaml, configDir, controlledTests, openControlled } from "../helpers/control.ts";
 
-let running: Controlled | undefined;
-const started: { close(): Promise<void> }[] = [];
-closeAfterEach(() => running, () => (running = undefined), started);
-/** Two stamping backends, closed after the test. */
-async function backends() {
-  const b = await stampingBackends();
-  started.push(b);
-  return b;
-}
+const t = controlledTests();
 
 const features = `features:
   ping:
@@ -58,44 +49,44 @@ const BAD: [string, (good: string) => string, string][] = [
 
 describe("G2: bad configs are refused with their place; the old config serves on", () => {
   it(`refuses ${BAD.length} bad saves, each once, located, with the proxy serving throughout`, async () => {
-    const servers = await backends();
+    const servers = await t.backends();
     const good = baseYaml(servers.legacy.url, servers.new.url) + features;
     const { file, save } = configDir("atomic-rename", good);
-    running = await openControlled(file, { env: {} });
-    const hash = running.cp.app.snapshot.hash;
+    t.running = await openControlled(file, { env: {} });
+    const hash = t.running.cp.app.snapshot.hash;
     for (const [name, mutate, path] of BAD) {
-      const failedBefore = running.cp.reloads.failed;
+      const failedBefore = t.running.cp.reloads.failed;
       save(mutate(good));
-      const record = await running.cp.reload("api");
+      const record = await t.running.cp.reload("api");
       expect(record.ok, name).toBe(false);
-      expect(running.cp.reloads.failed, name).toBe(failedBefore + 1);
+      expect(t.running.cp.reloads.failed, name).toBe(failedBefore + 1);
       expect(record.errors.length, name).toBeGreaterThan(0);
       for (const e of record.errors) expect(e, name).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}:\\d+(:\\d+)?: `));
       if (path) expect(record.errors.some((e) => e.includes(`: ${path}: `)), `${name}: ${record.errors.join(" | ")}`).toBe(true);
-      expect(running.cp.app.snapshot.hash, name).toBe(hash);
-      const res = await send(running.url, { path: "/api/1/ping" });
+      expect(t.running.cp.app.snapshot.hash, name).toBe(hash);
+      const res = await send(t.running.url, { path: "/api/1/ping" });
       expect(json(res).backend, name).toBe("new");
     }
   });
 
   it("survives 100 random truncations of a good file: each applies or fails located, never throws", async () => {
-    const servers = await backends();
+    const servers = await t.backends();
     const good = baseYaml(servers.legacy.url, servers.new.url) + features;
     const { file, save } = configDir("in-place", good);
-    running = await openControlled(file, { env: {} });
+    t.running = await openControlled(file, { env: {} });
     const cuts = fc.sample(fc.integer({ min: 0, max: good.length - 1 }), { numRuns: 100, seed: 12 });
     let failed = 0;
     for (const cut of cuts) {
       save(good.slice(0, cut));
-      const record = await running.cp.reload("api");
+      const record = await t.running.cp.reload("api");
       if (!record.ok) {
         failed++;
         for (const e of record.errors) expect(e).toMatch(/:\d+(:\d+)?: /);
       }
-      expect((await send(running.url, { path: "/api/1/reports/x" })).status).toBe(200);
+      expect((await send(t.running.url, { path: "/api/1/reports/x" })).status).toBe(200);
     }
     expect(failed).toBeGreaterThan(50);
     save(good);
-    expect((await running.cp.reload("api")).ok).toBe(true);
+    expect((await t.running.cp.reload("api")).ok).toBe(true);
   });
 });

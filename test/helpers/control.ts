@@ -9,6 +9,7 @@ import { afterEach } from "vitest";
 import { startAdmin, type AdminServer } from "../../src/admin/server.ts";
 import { ControlPlane, type OpenOptions } from "../../src/control/control-plane.ts";
 import { createLogger } from "../../src/observe/logger.ts";
+import { stampingBackends } from "./servers.ts";
 
 export interface Controlled {
   cp: ControlPlane;
@@ -147,4 +148,22 @@ export function closeAfterEach(current: () => Controlled | undefined, forget: ()
     forget();
     for (const s of servers.splice(0)) await s.close();
   });
+}
+
+/**
+ * The usual control-plane test setup: `t.running` (set it to the proxy a test opens) and the stamping
+ * backends from `t.backends()` are closed after each test.
+ */
+export function controlledTests(): { running: Controlled | undefined; backends(): ReturnType<typeof stampingBackends> } {
+  const started: { close(): Promise<void> }[] = [];
+  const t = {
+    running: undefined as Controlled | undefined,
+    async backends() {
+      const b = await stampingBackends();
+      started.push(b);
+      return b;
+    },
+  };
+  closeAfterEach(() => t.running, () => (t.running = undefined), started);
+  return t;
 }

@@ -10,19 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { json, send } from "../helpers/client.ts";
-import { baseYaml, closeAfterEach, configDir, openControlled, type Controlled } from "../helpers/control.ts";
-import { stampingBackends, waitFor } from "../helpers/servers.ts";
+import { baseYaml, configDir, controlledTests, openControlled } from "../helpers/control.ts";
+import { waitFor } from "../helpers/servers.ts";
 
 const CLI = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-let running: Controlled | undefined;
-const started: { close(): Promise<void> }[] = [];
-closeAfterEach(() => running, () => (running = undefined), started);
-/** Two stamping backends, closed after the test. */
-async function backends() {
-  const b = await stampingBackends();
-  started.push(b);
-  return b;
-}
+const t = controlledTests();
 
 const ping = 'features:\n  ping:\n    routes: ["GET /api/1/ping"]\n    target: new\n';
 
@@ -38,53 +30,53 @@ describe("a route path without a leading /", () => {
   });
 
   it("fails a live reload (counted, located) and POST /reload answers the errors, not a 500", async () => {
-    const servers = await backends();
+    const servers = await t.backends();
     const good = baseYaml(servers.legacy.url, servers.new.url) + ping;
     const { file, save } = configDir("atomic-rename", good);
-    running = await openControlled(file);
+    t.running = await openControlled(file);
     save(good.replace("GET /api", "GET api"));
-    await waitFor(() => running!.cp.lastLoad.ok === false, "the failed reload");
-    expect(running.cp.reloads.failed).toBe(1);
-    expect(running.cp.lastLoad.errors).toEqual([`${file}:13:14: features.ping.routes[0]: a route path must start with "/", got "api/1/ping"`]);
-    const res = await send(running.admin.url, { method: "POST", path: "/reload" });
+    await waitFor(() => t.running!.cp.lastLoad.ok === false, "the failed reload");
+    expect(t.running.cp.reloads.failed).toBe(1);
+    expect(t.running.cp.lastLoad.errors).toEqual([`${file}:13:14: features.ping.routes[0]: a route path must start with "/", got "api/1/ping"`]);
+    const res = await send(t.running.admin.url, { method: "POST", path: "/reload" });
     expect(res.status).toBe(200);
-    expect(json(res)).toMatchObject({ ok: false, errors: running.cp.lastLoad.errors });
-    expect(running.cp.reloads.failed).toBe(2); // an explicit reload is an attempt of its own
-    expect(json(await send(running.url, { path: "/api/1/ping" })).backend).toBe("new");
+    expect(json(res)).toMatchObject({ ok: false, errors: t.running.cp.lastLoad.errors });
+    expect(t.running.cp.reloads.failed).toBe(2); // an explicit reload is an attempt of its own
+    expect(json(await send(t.running.url, { path: "/api/1/ping" })).backend).toBe("new");
   });
 });
 
 describe("one bad save is one failed reload", () => {
   it("while a shadow store next to the config keeps writing", async () => {
-    const servers = await backends();
+    const servers = await t.backends();
     const good = `${baseYaml(servers.legacy.url, servers.new.url)}${ping}shadow:\n  enabled: true\n  percent: 100\n  store:\n    path: ./beside.shadow.db\n    flush_interval: 50ms\n`;
     const { file, dir, save } = configDir("in-place", good);
-    running = await openControlled(file, { env: {} });
+    t.running = await openControlled(file, { env: {} });
     save(good.replace("percent: 100", "percent: 1000"));
-    await waitFor(() => running!.cp.lastLoad.ok === false, "the failed reload");
+    await waitFor(() => t.running!.cp.lastLoad.ok === false, "the failed reload");
     // Traffic makes the store write beside the config for a while.
     for (let i = 0; i < 40; i++) {
-      await send(running.url, { path: "/api/1/ping" });
+      await send(t.running.url, { path: "/api/1/ping" });
       await new Promise((r) => setTimeout(r, 25));
     }
     expect(readdirSync(dir).some((n) => n.startsWith("beside.shadow.db"))).toBe(true);
-    expect(running.cp.reloads.failed).toBe(1);
-    expect(running.logs.filter((l) => String(l.msg).startsWith("config reload failed"))).toHaveLength(1);
+    expect(t.running.cp.reloads.failed).toBe(1);
+    expect(t.running.logs.filter((l) => String(l.msg).startsWith("config reload failed"))).toHaveLength(1);
     save(good.replace("percent: 100", "percent: 50"));
-    await waitFor(() => running!.cp.lastLoad.ok, "the fixed file to apply");
+    await waitFor(() => t.running!.cp.lastLoad.ok, "the fixed file to apply");
   });
 });
 
 describe("$SWITCHYARD_ADMIN_TOKEN", () => {
   it("is required by the server when the file sets no token", async () => {
-    const servers = await backends();
+    const servers = await t.backends();
     const { file } = configDir("in-place", baseYaml(servers.legacy.url, servers.new.url) + ping);
-    running = await openControlled(file, { env: { SWITCHYARD_ADMIN_TOKEN: "s3cret" } });
-    const anonymous = await send(running.admin.url, { method: "PUT", path: "/features/ping?enabled=false" });
+    t.running = await openControlled(file, { env: { SWITCHYARD_ADMIN_TOKEN: "s3cret" } });
+    const anonymous = await send(t.running.admin.url, { method: "PUT", path: "/features/ping?enabled=false" });
     expect(anonymous.status).toBe(401);
-    expect((await send(running.admin.url, { path: "/status" })).status).toBe(401);
-    expect(running.cp.overrides.size).toBe(0);
-    const authed = await send(running.admin.url, { method: "PUT", path: "/features/ping?enabled=false", headers: { authorization: "Bearer s3cret" } });
+    expect((await send(t.running.admin.url, { path: "/status" })).status).toBe(401);
+    expect(t.running.cp.overrides.size).toBe(0);
+    const authed = await send(t.running.admin.url, { method: "PUT", path: "/features/ping?enabled=false", headers: { authorization: "Bearer s3cret" } });
     expect(authed.status).toBe(200);
   });
 
@@ -102,13 +94,13 @@ describe("$SWITCHYARD_ADMIN_TOKEN", () => {
 
 describe("runtime files", () => {
   it("no shadow store with shadow off, and no state next to the config", async () => {
-    const servers = await backends();
+    const servers = await t.backends();
     const { file, dir } = configDir("in-place", baseYaml(servers.legacy.url, servers.new.url) + ping);
-    running = await openControlled(file);
-    expect((await send(running.admin.url, { method: "PUT", path: "/features/ping?enabled=false" })).status).toBe(200);
-    expect((await send(running.admin.url, { path: "/shadow" })).status).toBe(404);
-    await running.close();
-    running = undefined;
+    t.running = await openControlled(file);
+    expect((await send(t.running.admin.url, { method: "PUT", path: "/features/ping?enabled=false" })).status).toBe(200);
+    expect((await send(t.running.admin.url, { path: "/shadow" })).status).toBe(404);
+    await t.running.close();
+    t.running = undefined;
     expect(readdirSync(dir)).toEqual(["switchyard.yaml"]);
     const stateDir = process.env.SWITCHYARD_STATE_DIR!;
     expect(readdirSync(stateDir).filter((n) => n.startsWith("switchyard-") && n.endsWith(".state.json")).length).toBeGreaterThan(0);
