@@ -230,7 +230,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       this.#armHeaderTimer();
       return;
     }
-    const problem = statusCode === 101 ? "101 Switching Protocols to a request that did not ask to upgrade" : statusCode > 599 ? `status ${statusCode} is not an HTTP status` : responseFramingProblem(raw);
+    const problem = statusCode === 101 ? (this.upgrade === null ? "101 Switching Protocols to a request that did not ask to upgrade" : "101 Switching Protocols without Connection: upgrade") : statusCode > 599 ? `status ${statusCode} is not an HTTP status` : responseFramingProblem(raw);
     if (problem !== null) {
       // Never relay what a client could read differently from us; the connection is not reused.
       controller.abort(new ProxyError("SY_UPSTREAM_BAD_RESPONSE", problem));
