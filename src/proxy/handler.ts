@@ -6,7 +6,7 @@ import type { BackendTarget, Snapshot } from "../config/compile.ts";
 import type { ErrorCode } from "../errors/codes.ts";
 import { Exchange, type ProxyState } from "../forward/exchange.ts";
 import { decide, describeDecision, stickyCookie, type RequestFacts } from "../routing/decide.ts";
-import { canonicalPath, splitTarget } from "../routing/normalize.ts";
+import { canonicalPath } from "../routing/normalize.ts";
 import type { ShadowRunner, ShadowTicket } from "../shadow/mirror.ts";
 import { RequestBody } from "./body.ts";
 import { isTrusted, normalizeIp, resolveClientIp } from "./client-ip.ts";
@@ -67,18 +67,20 @@ export function route(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMe
     ex.fail(refusal, refusalDetail(refusal, req, facts));
     return null;
   }
-  const split = splitTarget(target!.path);
-  const canonical = canonicalPath(split.path);
+  const raw = target!.path;
+  const q = raw.indexOf("?");
+  const rawPath = q === -1 ? raw : raw.slice(0, q);
+  const canonical = canonicalPath(rawPath);
   if (canonical === null) {
     ex.fail("SY_BAD_REQUEST_TARGET", "the path has a broken percent-escape or an encoded NUL");
     return null;
   }
-  if (canonical !== split.path && snap.pathNormalization === "refuse") {
+  if (canonical !== rawPath && snap.pathNormalization === "refuse") {
     ex.fail("SY_NON_CANONICAL_PATH", `send ${canonical} instead (proxy.path_normalization: refuse)`);
     return null;
   }
   // What is matched is what is sent: the canonical path, the query as the client wrote it.
-  const path = canonical === split.path ? target!.path : canonical + split.query;
+  const path = canonical === rawPath ? raw : q === -1 ? canonical : canonical + raw.slice(q);
   const authority = target!.authority;
 
   const declared = facts.contentLength === undefined ? -1 : Number(facts.contentLength);

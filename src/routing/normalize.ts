@@ -84,12 +84,6 @@ export function canonicalPath(path: string): string | null {
   return `/${out.join("/")}${trailing ? "/" : ""}`;
 }
 
-/** The request target split at "?": the path and the query with its "?" (or ""). */
-export function splitTarget(target: string): { path: string; query: string } {
-  const q = target.indexOf("?");
-  return q === -1 ? { path: target, query: "" } : { path: target.slice(0, q), query: target.slice(q) };
-}
-
 /**
  * The path routes are matched against: the canonical path without query and trailing "/". A path
  * with no canonical form (the proxy refuses those before routing) is matched as written.
