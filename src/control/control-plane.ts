@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Switchyard, type StartOptions } from "../app.ts";
+import { compileSnapshot } from "../config/compile.ts";
 import { parseConfigText } from "../config/load.ts";
 import { effectiveAdminToken, type Config } from "../config/schema.ts";
 import type { GuardState } from "../guard/evaluate.ts";
@@ -178,8 +179,7 @@ export class ControlPlane {
         const before = this.app.snapshot.config;
         const restart = needsRestart(this.#fileConfig, result.config);
         // Compiled before anything is swapped: a file that validates but cannot be compiled fails whole.
-        const effective = applyOverrides(result.config, this.#overrides);
-        compileRoutingTable(effective.routing, effective.features);
+        compileSnapshot(applyOverrides(result.config, this.#overrides));
         this.#fileConfig = result.config;
         this.#fileHash = hash;
         this.#failedHash = null;
