@@ -7,7 +7,7 @@ import { BackendPools } from "./forward/pools.ts";
 import { createLogger, type Logger } from "./observe/logger.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { ShadowRunner } from "./shadow/mirror.ts";
-import { ShadowStore } from "./shadow/store.ts";
+import { ShadowStore } from "./shadow/store/store.ts";
 import { createRequestHandler } from "./proxy/handler.ts";
 import { createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART } from "./tunnel/handshake.ts";
@@ -58,7 +58,7 @@ export class Switchyard {
   #openStore(): ShadowStore | null {
     if (this.#store !== null || this.#storePath === null || !this.#snapshot.shadow.enabled) return this.#store;
     const s = this.#snapshot.config.shadow.store;
-    this.#store = new ShadowStore(this.#storePath, { maxBytes: s.max_size, maxAgeMs: s.max_age, flushIntervalMs: s.flush_interval }, (err) => this.logger.error({ err, store: this.#storePath }, "shadow store write failed"));
+    this.#store = new ShadowStore(this.#storePath, { maxBytes: s.max_size, maxAgeMs: s.max_age, flushIntervalMs: s.flush_interval }, (err: Error) => this.logger.error({ err, store: this.#storePath }, err.message));
     this.logger.info({ store: this.#storePath }, "shadow comparisons stored");
     return this.#store;
   }

@@ -19,7 +19,7 @@ import { WindowStats } from "../observe/window.ts";
 import { NoiseModel } from "./noise.ts";
 import { redactDiffs, redactTarget } from "./redact.ts";
 import { chooseShadow, type ShadowPlan, type ShadowSettings, type SkipReason } from "./settings.ts";
-import type { ShadowStore } from "./store.ts";
+import type { ShadowStore } from "./store/store.ts";
 
 const OUTCOMES = ["mirrored", "compared", "matched", "mismatched", "noise_only", "not_compared", "shadow_error", "primary_error", "dropped"] as const;
 type Outcome = (typeof OUTCOMES)[number];
@@ -212,7 +212,7 @@ export class ShadowRunner {
     this.#pools.clear();
     const store = this.store;
     this.#closed = true;
-    store?.close();
+    await store?.close();
   }
 }
 

@@ -1,58 +1,107 @@
-// The comparison store on a real file: batched writes, counters, retention by age and by size.
+// The comparison store on a real file: the proxy-side buffer and its worker thread, and the writer's
+// retention (age, size, WAL and freed pages accounted for, never below the limit, oldest first).
 import { mkdtempSync } from "node:fs";
+import { DatabaseSync } from "node:sqlite";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ShadowStore, type PairRecord } from "../../../src/shadow/store.ts";
+import { ShadowStore } from "../../../src/shadow/store/store.ts";
+import { PRUNE_BATCH, StoreWriter, type PairRecord } from "../../../src/shadow/store/writer.ts";
 
 const record = (ts: number, i = 0): PairRecord => ({
   ts, req_id: `r${i}`, feature: "f", route: "/f", method: "GET", path: "/f", primary_backend: "legacy", legacy_status: 200, new_status: 200,
   legacy_ms: 1, new_ms: 1, legacy_bytes: 10, new_bytes: 10, verdict: "match", diffs: "[]", replay_diffs: null, presets: "[]", body_compared: 1, error: null,
 });
+const fat = (ts: number, i: number) => ({ ...record(ts, i), diffs: JSON.stringify([{ path: "$.x", kind: "value", legacy: "y".repeat(1000), new: "z".repeat(1000) }]) });
+const file = () => join(mkdtempSync(join(tmpdir(), "sy-store-")), "s.db");
+const count = (db: DatabaseSync) => (db.prepare("SELECT count(*) AS n FROM pairs").get() as { n: number }).n;
 
-describe("ShadowStore", () => {
-  it("buffers, then writes in one flush; counts per minute", () => {
-    let now = 1_800_000_000_000;
-    const s = new ShadowStore(join(mkdtempSync(join(tmpdir(), "sy-store-")), "s.db"), { maxBytes: 1e9, maxAgeMs: 3_600_000, flushIntervalMs: 60_000, now: () => now });
+describe("ShadowStore (the proxy's side)", () => {
+  it("buffers, then hands everything to its worker on flush; counts per minute", async () => {
+    const now = 1_800_000_000_000;
+    const path = file();
+    const s = new ShadowStore(path, { maxBytes: 1e9, maxAgeMs: 0, flushIntervalMs: 60_000, now: () => now });
     for (let i = 0; i < 100; i++) s.add(record(now, i));
     s.count("f", "mirrored", 100);
     s.count("f", "skipped_cap", 3);
-    expect((s.db.prepare("SELECT count(*) AS n FROM pairs").get() as { n: number }).n).toBe(0);
-    s.flush();
-    expect((s.db.prepare("SELECT count(*) AS n FROM pairs").get() as { n: number }).n).toBe(100);
+    const stats = await s.flush();
+    expect(stats).toMatchObject({ path, records: 100, oldest: now, newest: now });
+    expect(stats.bytes).toBeGreaterThan(0);
+    expect(s.stats).toEqual(stats);
     s.count("f", "mirrored", 5);
-    s.flush();
-    expect(s.db.prepare("SELECT name, value FROM counters ORDER BY name").all()).toEqual([{ name: "mirrored", value: 105 }, { name: "skipped_cap", value: 3 }].map((r) => ({ ...r })));
-    now += 1;
-    s.close();
+    await s.close();
+    const db = new DatabaseSync(path, { readOnly: true });
+    expect(db.prepare("SELECT name, value FROM counters ORDER BY name").all().map((r) => ({ ...r }))).toEqual([{ name: "mirrored", value: 105 }, { name: "skipped_cap", value: 3 }]);
+    db.close();
   });
 
-  it("bounds the buffer and counts what it drops", () => {
-    const s = new ShadowStore(join(mkdtempSync(join(tmpdir(), "sy-store-")), "s.db"), { maxBytes: 1e9, maxAgeMs: 3_600_000, flushIntervalMs: 60_000, maxPending: 10 });
+  it("bounds the buffer and counts what it drops", async () => {
+    const s = new ShadowStore(file(), { maxBytes: 1e9, maxAgeMs: 0, flushIntervalMs: 60_000, maxPending: 10 });
     for (let i = 0; i < 15; i++) s.add(record(Date.now(), i));
     expect(s.losses.overflow).toBe(5);
-    s.close();
+    expect((await s.flush()).records).toBe(10);
+    await s.close();
   });
 
-  it("deletes records past max_age, and the oldest while over max_size", () => {
-    let now = 1_800_000_000_000;
-    const s = new ShadowStore(join(mkdtempSync(join(tmpdir(), "sy-store-")), "s.db"), { maxBytes: 1e9, maxAgeMs: 60_000, flushIntervalMs: 60_000, now: () => now });
-    for (let i = 0; i < 50; i++) s.add(record(now - 120_000, i)); // two minutes old
-    for (let i = 0; i < 50; i++) s.add(record(now, 100 + i));
-    s.flush();
-    s.prune();
-    expect((s.db.prepare("SELECT count(*) AS n FROM pairs").get() as { n: number }).n).toBe(50);
-    s.close();
+  it("runs retention in its worker: records past max_age go without a call from the proxy", async () => {
+    const path = file();
+    const seed = new StoreWriter(path, { maxBytes: 0, maxAgeMs: 0 });
+    seed.write(Array.from({ length: 3000 }, (_, i) => record(Date.now() - 3_600_000, i)));
+    seed.close();
+    const s = new ShadowStore(path, { maxBytes: 0, maxAgeMs: 60_000, flushIntervalMs: 60_000, pruneIntervalMs: 50 });
+    s.add(record(Date.now(), 9));
+    for (let i = 0; i < 100 && (await s.flush()).records !== 1; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(s.stats?.records).toBe(1);
+    await s.close();
+  });
+});
 
-    const big = new ShadowStore(join(mkdtempSync(join(tmpdir(), "sy-store-")), "s.db"), { maxBytes: 256 * 1024, maxAgeMs: 3_600_000, flushIntervalMs: 60_000, now: () => now });
-    const fat = (i: number) => ({ ...record(now + i, i), diffs: JSON.stringify([{ path: "$.x", kind: "value", legacy: "y".repeat(1000), new: "z".repeat(1000) }]) });
-    for (let i = 0; i < 1000; i++) big.add(fat(i)); // ~2 MB of records
-    big.flush(); // writes, then prunes (the first flush always checks)
-    expect(big.sizeBytes()).toBeLessThanOrEqual(256 * 1024);
-    const left = big.db.prepare("SELECT min(ts) AS oldest, count(*) AS n FROM pairs").get() as { oldest: number; n: number };
-    expect(left.n).toBeGreaterThan(0);
-    expect(left.n).toBeLessThan(1000);
+describe("StoreWriter retention", () => {
+  it("deletes records past max_age (in batches) and gives the pages back", () => {
+    const now = 1_800_000_000_000;
+    const w = new StoreWriter(file(), { maxBytes: 0, maxAgeMs: 60_000, now: () => now });
+    w.write(Array.from({ length: PRUNE_BATCH * 2 + 10 }, (_, i) => fat(now - 120_000, i))); // two minutes old
+    w.write(Array.from({ length: 50 }, (_, i) => record(now, 100_000 + i)));
+    const before = w.sizeBytes();
+    let steps = 0;
+    while (w.pruneStep()) steps++;
+    expect(steps).toBe(3); // three batches of old records, then nothing to do
+    expect(count(w.db)).toBe(50);
+    expect(w.sizeBytes()).toBeLessThan(before / 5);
+    w.close();
+  });
+
+  it("never prunes a store under its size limit, however big the WAL an age delete leaves", () => {
+    const now = 1_800_000_000_000;
+    const path = file();
+    const w = new StoreWriter(path, { maxBytes: 0, maxAgeMs: 0, now: () => now });
+    w.write(Array.from({ length: 2000 }, (_, i) => fat(now - 120_000, i))); // old: deleted by age
+    w.write(Array.from({ length: 2000 }, (_, i) => fat(now, 10_000 + i))); // young: all must stay
+    w.close();
+    const young = 2000;
+    const sized = new StoreWriter(path, { maxBytes: 0, maxAgeMs: 0 });
+    sized.db.exec("DELETE FROM pairs WHERE ts < 1800000000000 - 60000; PRAGMA wal_checkpoint(TRUNCATE); PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);");
+    const youngBytes = sized.sizeBytes();
+    sized.close();
+    // A limit 20 % above what the young records take: before, the WAL of the age delete counted.
+    const r = new StoreWriter(path, { maxBytes: Math.ceil(youngBytes * 1.2), maxAgeMs: 60_000, now: () => now });
+    r.write(Array.from({ length: 2000 }, (_, i) => fat(now - 120_000, 20_000 + i)));
+    r.prune();
+    expect(count(r.db)).toBe(young);
+    expect(r.sizeBytes()).toBeLessThanOrEqual(Math.ceil(youngBytes * 1.2));
+    r.close();
+  });
+
+  it("over max_size, drops only the oldest records that bring the file under it", () => {
+    const now = 1_800_000_000_000;
+    const w = new StoreWriter(file(), { maxBytes: 512 * 1024, maxAgeMs: 0, now: () => now });
+    w.write(Array.from({ length: 1000 }, (_, i) => fat(now + i, i))); // ~2 MB
+    w.prune();
+    expect(w.sizeBytes()).toBeLessThanOrEqual(512 * 1024);
+    expect(w.sizeBytes()).toBeGreaterThan(0.8 * 512 * 1024); // trimmed to about 90 % of the limit, not far below
+    const left = w.db.prepare("SELECT min(ts) AS oldest, count(*) AS n FROM pairs").get() as { oldest: number; n: number };
     expect(left.oldest).toBe(now + 1000 - left.n); // the oldest went first: what is left is the newest
-    big.close();
+    expect(w.stats()).toMatchObject({ records: left.n, oldest: left.oldest, newest: now + 999 });
+    w.close();
   });
 });

@@ -1,0 +1,132 @@
+// The shadow store as the proxy sees it: records and counters are buffered here (bounded; overflow is
+// counted, never queued) and handed to the store's worker thread once per flush interval. Nothing on
+// the request path touches SQLite, and neither does retention: both run in the worker (worker.ts).
+import { Worker } from "node:worker_threads";
+import type { FromWorker, StoreWorkerData, ToWorker } from "./worker.ts";
+import type { CounterDelta, PairRecord, StoreStats } from "./writer.ts";
+
+export type { PairRecord, StoreStats } from "./writer.ts";
+
+export interface StoreOptions {
+  maxBytes: number;
+  maxAgeMs: number;
+  flushIntervalMs: number;
+  /** Most records waiting for a flush; more are dropped and counted. */
+  maxPending?: number;
+  /** How often retention runs in the worker. Default 60 s. */
+  pruneIntervalMs?: number;
+  now?: () => number;
+}
+
+export class ShadowStore {
+  readonly path: string;
+  /** Records dropped because the buffer was full, and records a failed write lost. */
+  readonly losses = { overflow: 0, failedWrites: 0 };
+  /** The store as the worker last reported it (size, records, oldest), null until it has. */
+  stats: StoreStats | null = null;
+  readonly #worker: Worker;
+  readonly #maxPending: number;
+  readonly #now: () => number;
+  readonly #onError: (err: Error) => void;
+  #pending: PairRecord[] = [];
+  #counters = new Map<string, number>();
+  #timer: NodeJS.Timeout;
+  #nextId = 0;
+  readonly #waiting = new Map<number, (stats: StoreStats) => void>();
+  #closed: Promise<void> | null = null;
+
+  constructor(path: string, opts: StoreOptions, onError: (err: Error) => void = () => {}) {
+    this.path = path;
+    this.#maxPending = opts.maxPending ?? 10_000;
+    this.#now = opts.now ?? Date.now;
+    this.#onError = onError;
+    const data: StoreWorkerData = { path, maxBytes: opts.maxBytes, maxAgeMs: opts.maxAgeMs, pruneIntervalMs: opts.pruneIntervalMs ?? 60_000 };
+    this.#worker = new Worker(new URL("./worker.ts", import.meta.url), { workerData: data });
+    this.#worker.unref(); // a store left open never keeps the process alive; close() waits for it
+    this.#worker.on("message", (m: FromWorker) => this.#onMessage(m));
+    this.#worker.on("error", (err) => this.#onError(err));
+    this.#worker.on("exit", () => {
+      for (const resolve of this.#waiting.values()) resolve(this.stats ?? { path, bytes: 0, records: 0, oldest: null, newest: null });
+      this.#waiting.clear();
+    });
+    this.#timer = setInterval(() => this.#send(), opts.flushIntervalMs);
+    this.#timer.unref();
+  }
+
+  add(record: PairRecord): void {
+    if (this.#pending.length >= this.#maxPending) {
+      this.losses.overflow++;
+      return;
+    }
+    this.#pending.push(record);
+  }
+
+  /** Per-minute counters (mirrored, skipped by reason, ...) for effective sample rates in reports. */
+  count(feature: string, name: string, n = 1): void {
+    const key = `${Math.floor(this.#now() / 60_000)}\u0000${feature}\u0000${name}`;
+    this.#counters.set(key, (this.#counters.get(key) ?? 0) + n);
+  }
+
+  /** Everything buffered so far is written (a report started after this sees it); resolves with fresh stats. */
+  flush(): Promise<StoreStats> {
+    this.#send();
+    return this.#ask();
+  }
+
+  /** Write what is buffered, then close the worker and the file. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      clearInterval(this.#timer);
+      this.#send();
+      const id = this.#nextId++;
+      const done = new Promise<void>((resolve) => this.#waiting.set(id, () => resolve()));
+      this.#post({ type: "close", id });
+      await done;
+      await this.#worker.terminate();
+    })();
+    return this.#closed;
+  }
+
+  #send(): void {
+    if (this.#pending.length === 0 && this.#counters.size === 0) return;
+    const records = this.#pending;
+    const counters: CounterDelta[] = [];
+    for (const [key, value] of this.#counters) {
+      const [minute, feature, name] = key.split("\u0000") as [string, string, string];
+      counters.push([Number(minute), feature, name, value]);
+    }
+    this.#pending = [];
+    this.#counters = new Map();
+    this.#post({ type: "write", records, counters });
+  }
+
+  #ask(): Promise<StoreStats> {
+    const id = this.#nextId++;
+    return new Promise<StoreStats>((resolve) => {
+      this.#waiting.set(id, resolve);
+      this.#post({ type: "sync", id });
+    });
+  }
+
+  #post(m: ToWorker): void {
+    try {
+      this.#worker.postMessage(m);
+    } catch (err) {
+      this.#onError(err as Error);
+    }
+  }
+
+  #onMessage(m: FromWorker): void {
+    if (m.type === "error") {
+      this.losses.failedWrites += m.lost;
+      this.#onError(new Error(m.message));
+      return;
+    }
+    this.stats = m.stats;
+    if (m.type === "ack") {
+      const resolve = this.#waiting.get(m.id);
+      this.#waiting.delete(m.id);
+      resolve?.(m.stats);
+    }
+  }
+}
