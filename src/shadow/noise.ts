@@ -25,17 +25,28 @@ export class NoiseModel {
   replays = 0;
   readonly raw = new Map<string, number>();
   readonly self = new Map<string, number>();
+  /** Most distinct paths counted per side; differences on paths beyond it count as real. */
+  readonly #maxPaths: number;
+
+  constructor(maxPaths = Number.POSITIVE_INFINITY) {
+    this.#maxPaths = maxPaths;
+  }
 
   /** One compared pair: the normalised paths that differed (each counted once). */
   addPair(paths: Iterable<string>): void {
     this.pairs++;
-    for (const p of new Set(paths)) this.raw.set(p, (this.raw.get(p) ?? 0) + 1);
+    this.countPaths(paths);
+  }
+
+  /** The paths one compared pair differed on, when `pairs` is counted elsewhere (a SQL count). */
+  countPaths(paths: Iterable<string>): void {
+    bump(this.raw, paths, this.#maxPaths);
   }
 
   /** One replay: the paths that differed between two answers of the serving backend. */
   addReplay(paths: Iterable<string>): void {
     this.replays++;
-    for (const p of new Set(paths)) this.self.set(p, (this.self.get(p) ?? 0) + 1);
+    bump(this.self, paths, this.#maxPaths);
   }
 
   /** Whether differences on this path are noise under the rule. */
@@ -58,6 +69,14 @@ export class NoiseModel {
   /** Paths seen only between a backend and itself (noise that never showed between the backends). */
   noiseOnly(): string[] {
     return [...this.self.keys()].filter((p) => !this.raw.has(p)).sort();
+  }
+}
+
+function bump(counts: Map<string, number>, paths: Iterable<string>, max: number): void {
+  for (const p of new Set(paths)) {
+    const n = counts.get(p);
+    if (n !== undefined) counts.set(p, n + 1);
+    else if (counts.size < max) counts.set(p, 1);
   }
 }
 

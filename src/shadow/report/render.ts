@@ -1,6 +1,6 @@
 // The report for people: Markdown (terminals, tickets) and one self-contained HTML file with inline SVG
 // charts (latency distributions side by side, match rate over time) that reads offline.
-import type { FeatureReport, Report } from "./build.ts";
+import { MAX_PATHS, type FeatureReport, type Report } from "./build.ts";
 
 const pct = (x: number | null, d = 2) => (x === null ? "n/a" : `${(x * 100).toFixed(d)} %`);
 const ms = (x: number | null) => (x === null ? "n/a" : x < 10 ? `${x.toFixed(2)} ms` : `${x.toFixed(0)} ms`);
@@ -15,8 +15,14 @@ function significance(f: FeatureReport): string {
   const hl = f.latency.hodges_lehmann_ms;
   if (!mw || !hl) return "n/a (no pairs with both latencies)";
   const dir = hl.shift < 0 ? "new faster" : hl.shift > 0 ? "new slower" : "no shift";
-  return `Mann-Whitney p ${mw.p < 0.0001 ? "< 0.0001" : `= ${mw.p.toFixed(4)}`} (${mw.p < 0.05 ? "significant" : "not significant"} at 5 %); Hodges-Lehmann shift ${hl.shift.toFixed(2)} ms [95 % CI ${hl.low.toFixed(2)}, ${hl.high.toFixed(2)}] (${dir})`;
+  const m = f.latency.method;
+  const how = m.sampled < m.pairs
+    ? ` Tests on a seeded random sample of ${m.sampled.toLocaleString("en-US")} of ${m.pairs.toLocaleString("en-US")} pairs; quantiles from 7 %-wide buckets (within 3.5 %).`
+    : ` Exact, on all ${m.pairs.toLocaleString("en-US")} pairs with both latencies.`;
+  return `Mann-Whitney p ${mw.p < 0.0001 ? "< 0.0001" : `= ${mw.p.toFixed(4)}`} (${mw.p < 0.05 ? "significant" : "not significant"} at 5 %); Hodges-Lehmann shift ${hl.shift.toFixed(2)} ms [95 % CI ${hl.low.toFixed(2)}, ${hl.high.toFixed(2)}] (${dir}).${how}`;
 }
+
+const untracked = (f: FeatureReport) => (f.untracked_paths > 0 ? ` ${f.untracked_paths} more differences on paths beyond the ${MAX_PATHS.toLocaleString("en-US")} tracked are not itemised.` : "");
 
 export function renderMarkdown(r: Report): string {
   const out: string[] = [];
@@ -42,7 +48,7 @@ export function renderMarkdown(r: Report): string {
     else {
       out.push("| JSON path / field | kind | pairs | rate | noise rate | example legacy | example new |", "|---|---|---|---|---|---|---|");
       for (const d of f.differences.slice(0, 25)) out.push(`| \`${d.path}\` | ${d.kinds.join(", ")} | ${d.count} | ${pct(d.rate)} | ${pct(d.noise_rate)} | \`${show(d.examples[0]?.legacy)}\` | \`${show(d.examples[0]?.new)}\` |`);
-      out.push("");
+      out.push(untracked(f).trim(), "");
     }
     out.push("### Noise (excluded: differs between two answers of the same backend)", "");
     out.push(f.noise.length === 0 ? "None learned." : f.noise.map((d) => `- \`${d.path}\`: differs in ${pct(d.rate)} of pairs, ${pct(d.noise_rate)} of replays`).join("\n"), "");
@@ -110,7 +116,7 @@ ${f.sampling.mirrored > 0 ? `Sampling: ${f.sampling.mirrored} mirrored${f.sampli
 <p>${esc(significance(f))}</p>
 <p>Errors: legacy ${f.errors.legacy.count} (${pct(f.errors.legacy.rate)}, ${f.errors.legacy.timeouts} timeouts); new ${f.errors.new.count} (${pct(f.errors.new.rate)}, ${f.errors.new.timeouts} timeouts).</p>
 <div class="charts">${latencyChart(f)}${timelineChart(f)}</div>
-<h3>Differences (noise excluded)</h3>${diffs}
+<h3>Differences (noise excluded)</h3>${diffs}${f.untracked_paths > 0 ? `<p>${esc(untracked(f))}</p>` : ""}
 <h3>Noise (excluded)</h3>${noise}
 <h3>Status codes (legacy × new)</h3>${confusion}
 ${f.routes.length > 1 ? `<h3>Routes</h3><table><tr><th>route</th><th>pairs</th><th>identical</th></tr>${f.routes.map((rt) => `<tr><td><code>${esc(rt.route)}</code></td><td class="n">${rt.pairs}</td><td class="n">${pct(rt.match_rate)}</td></tr>`).join("")}</table>` : ""}

@@ -59,16 +59,54 @@ export function hodgesLehmann(x: readonly number[], y: readonly number[], maxPer
   const diffs = new Float64Array(xs.length * ys.length);
   let k = 0;
   for (const b of ys) for (const a of xs) diffs[k++] = b - a;
-  diffs.sort();
   const m = diffs.length;
-  const shift = m % 2 ? diffs[(m - 1) / 2]! : (diffs[m / 2 - 1]! + diffs[m / 2]!) / 2;
   const n1 = xs.length;
   const n2 = ys.length;
   // The k-th smallest and k-th largest differences bound the 95 % interval (normal approximation).
   const c = Math.floor((n1 * n2) / 2 - 1.96 * Math.sqrt((n1 * n2 * (n1 + n2 + 1)) / 12));
   const lo = Math.max(0, Math.min(m - 1, c));
   const hi = Math.max(0, Math.min(m - 1, m - 1 - c));
-  return { shift, low: diffs[lo]!, high: diffs[hi]!, n1, n2 };
+  // Order statistics by selection (linear time) instead of sorting millions of differences: the
+  // median first, then each bound within the half the median's partition left it in.
+  const upper = Math.floor(m / 2);
+  const med = select(diffs, upper);
+  const shift = m % 2 ? med : (select(diffs, upper - 1, 0, upper - 1) + med) / 2;
+  const low = lo <= upper ? select(diffs, lo, 0, upper) : select(diffs, lo, upper, m - 1);
+  const high = hi >= upper ? select(diffs, hi, upper, m - 1) : select(diffs, hi, 0, upper);
+  return { shift, low, high, n1, n2 };
+}
+
+/**
+ * The k-th smallest value (0-based), rearranging `a` around it: quickselect with Hoare's partition,
+ * which splits runs of equal values (common: latencies are rounded) evenly instead of going quadratic.
+ * Later calls on the same array stay correct: each only partitions further; `from`..`to` limits the
+ * search to a range already known to hold the k-th value (after an earlier selection).
+ */
+export function select(a: Float64Array, k: number, from = 0, to = a.length - 1): number {
+  let left = from;
+  let right = to;
+  while (left < right) {
+    const x = a[left]!;
+    const y = a[(left + right) >>> 1]!;
+    const z = a[right]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y; // median of three
+    let i = left;
+    let j = right;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i++] = a[j]!;
+        a[j--] = t;
+      }
+    }
+    // Now [left, j] <= pivot <= [i, right], and anything between j and i equals the pivot.
+    if (k <= j) right = j;
+    else if (k >= i) left = i;
+    else return a[k]!;
+  }
+  return a[left]!;
 }
 
 /** Every k-th value of the sorted sample, so at most `max` remain (deterministic). */

@@ -1,6 +1,6 @@
 // Mann-Whitney U and Hodges-Lehmann against hand-checked values, and quantiles.
 import { describe, expect, it } from "vitest";
-import { hodgesLehmann, mannWhitney, normalCdf, quantile } from "../../../src/shadow/report/stats.ts";
+import { hodgesLehmann, mannWhitney, normalCdf, quantile, select } from "../../../src/shadow/report/stats.ts";
 
 describe("quantile", () => {
   it("takes the nearest rank", () => {
@@ -65,5 +65,19 @@ describe("Hodges-Lehmann", () => {
     expect(a).toMatchObject({ n1: 500, n2: 500 });
     expect(a.shift).toBe(hodgesLehmann(x, y, 500)!.shift);
     expect(Math.abs(a.shift - 5)).toBeLessThan(10);
+  });
+});
+
+describe("select", () => {
+  it("finds every order statistic, with and without runs of equal values", () => {
+    let seed = 1;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+    for (const make of [() => rnd() * 100, () => Math.round(rnd() * 5), () => 7]) {
+      const values = Float64Array.from({ length: 501 }, make);
+      const sorted = [...values].sort((a, b) => a - b);
+      for (const k of [0, 1, 250, 499, 500]) expect(select(Float64Array.from(values), k)).toBe(sorted[k]);
+      const shared = Float64Array.from(values); // successive selections on one array
+      for (const k of [250, 10, 400, 0, 500]) expect(select(shared, k)).toBe(sorted[k]);
+    }
   });
 });
