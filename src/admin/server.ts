@@ -13,7 +13,8 @@ import { normalizeIp } from "../proxy/client-ip.ts";
 import { probeConcurrency, probeProblem } from "./probe.ts";
 import { buildStats, buildStatus } from "./status.ts";
 import { parseDuration } from "../config/units.ts";
-import { buildReport } from "../shadow/report/build.ts";
+import type { Report } from "../shadow/report/build.ts";
+import { ReportRunner } from "../shadow/report/runner.ts";
 
 const MAX_BODY = 64 * 1024;
 
@@ -60,18 +61,25 @@ function safeHost(origin: string): string | null {
   }
 }
 
-/** The report's data over the last `since` (default 1h) from the live store, flushed first. */
-function shadowSummary(cp: ControlPlane, url: URL) {
+/**
+ * The report over the last `since` (default 1h, at most shadow.store.max_age) from the live store:
+ * pending records written first, then built in the report worker (cached per window for a few seconds).
+ */
+async function shadowSummary(cp: ControlPlane, url: URL, reports: ReportRunner): Promise<Report> {
   const store = cp.app.shadow.store;
   if (store === null) throw new HttpError(404, "no shadow store: shadow is off, or the proxy was started without a store path");
-  store.flush();
   const sinceText = url.searchParams.get("since") ?? "1h";
-  const ago = parseDuration(sinceText);
-  if (ago === undefined) throw new HttpError(400, `since must be a duration such as 15m, 1h, 7d (got "${sinceText}")`);
-  const cfg = cp.app.snapshot.config;
-  const now = Date.now();
-  const configuredPercent = Object.fromEntries([["none", cfg.shadow.percent], ...Object.entries(cfg.features).map(([n, f]) => [n, f.shadow?.percent ?? cfg.shadow.percent])]);
-  return buildReport(store.db, { since: now - ago, until: now + 1, feature: url.searchParams.get("feature") ?? undefined, thresholds: cfg.shadow.report, noise: { relative: cfg.shadow.noise.relative, absolute: cfg.shadow.noise.absolute }, configuredPercent });
+  const asked = parseDuration(sinceText);
+  if (asked === undefined) throw new HttpError(400, `since must be a duration such as 15m, 1h, 7d (got "${sinceText}")`);
+  const feature = url.searchParams.get("feature") ?? undefined;
+  await store.flush();
+  return reports.get({ paths: [store.path], window: `${sinceText}|${feature ?? ""}` }, () => {
+    const cfg = cp.app.snapshot.config;
+    const ago = cfg.shadow.store.max_age > 0 ? Math.min(asked, cfg.shadow.store.max_age) : asked; // nothing older is kept
+    const now = Date.now();
+    const configuredPercent = Object.fromEntries([["none", cfg.shadow.percent], ...Object.entries(cfg.features).map(([n, f]) => [n, f.shadow?.percent ?? cfg.shadow.percent])]);
+    return { since: now - ago, until: now + 1, feature, thresholds: cfg.shadow.report, noise: { relative: cfg.shadow.noise.relative, absolute: cfg.shadow.noise.absolute }, configuredPercent };
+  });
 }
 
 let page: string | null = null;
@@ -81,8 +89,9 @@ export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Prom
   // The file's admin.token, else $SWITCHYARD_ADMIN_TOKEN: a token set anywhere is always required.
   const secret = cp.adminToken;
   const token = secret ? Buffer.from(secret) : null;
+  const reports = new ReportRunner();
   const server = http.createServer((req, res) => {
-    handle(cp, token, req).then(
+    handle(cp, token, req, reports).then(
       (out) => (out instanceof Raw ? res.writeHead(200, { "content-type": out.type, "content-length": Buffer.byteLength(out.text), "cache-control": "no-store" }).end(out.text) : reply(res, out.status, out.body)),
       (err: unknown) => {
         const known = err instanceof HttpError || err instanceof OverrideError || err instanceof GuardError;
@@ -102,11 +111,13 @@ export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Prom
   cp.app.logger.info({ admin: url, auth: token ? "bearer token" : "none (loopback only)" }, "admin API listening");
   return {
     url,
-    close: () =>
-      new Promise<void>((r) => {
+    close: async () => {
+      await new Promise<void>((r) => {
         server.closeAllConnections();
         server.close(() => r());
-      }),
+      });
+      await reports.close();
+    },
   };
 }
 
@@ -117,7 +128,7 @@ function reply(res: http.ServerResponse, status: number, body: unknown, scheme: 
   res.writeHead(status, headers).end(text);
 }
 
-async function handle(cp: ControlPlane, token: Buffer | null, req: http.IncomingMessage): Promise<{ status: number; body: unknown } | Raw> {
+async function handle(cp: ControlPlane, token: Buffer | null, req: http.IncomingMessage, reports: ReportRunner): Promise<{ status: number; body: unknown } | Raw> {
   const url = new URL(req.url ?? "/", "http://admin");
   const isPage = req.method === "GET" && (url.pathname === "/" || url.pathname === "/ui");
   const creds = credentials(req.headers.authorization);
@@ -153,7 +164,7 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
     cp.remember({ who, action: `schedule ${what} ${feature}`, changes: [], ok: true });
     return { status: 200, body: { feature, schedule: what, state } };
   }
-  if (route === "GET /shadow") return { status: 200, body: shadowSummary(cp, url) };
+  if (route === "GET /shadow") return { status: 200, body: await shadowSummary(cp, url, reports) };
   if (route === "GET /healthz") return { status: 200, body: { ok: true, config_hash: cp.app.snapshot.hash } };
   if (route === "GET /overrides") return { status: 200, body: Object.fromEntries(cp.overrides) };
   if (route === "POST /reload") return { status: 200, body: await cp.reload("api") };

@@ -62,6 +62,7 @@ export function buildStatus(cp: ControlPlane) {
       Object.values(snap.backends).map((b) => [b.name, { url: b.origin, ...health(b.name), pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
     ),
     guard: cp.guard.status(),
+    shadow_store: shadowStoreStatus(cp),
     tunnels: cp.app.tunnels.stats(),
     inflight: cp.app.state.inflight,
     listeners: cp.app.urls,
@@ -91,4 +92,26 @@ export function buildStats(cp: ControlPlane) {
     }
   }
   return { generated_at: new Date().toISOString(), config_hash: cp.app.snapshot.hash, windows: Object.keys(WINDOWS), features, comparison };
+}
+
+/** The shadow store as its worker last measured it, and how long max_size lasts at the rate seen. */
+function shadowStoreStatus(cp: ControlPlane) {
+  const store = cp.app.shadow.store;
+  if (store === null) return null;
+  const st = store.stats;
+  const cfg = cp.app.snapshot.config.shadow.store;
+  const spanMs = st && st.oldest !== null && st.newest !== null ? st.newest - st.oldest : 0;
+  // Records per hour over the stored span, and the bytes each takes on disk, give max_size in hours.
+  const holdsHours = st && st.records > 1 && spanMs >= 60_000 && cfg.max_size > 0 ? Math.round(((cfg.max_size / (st.bytes / st.records)) / (st.records / (spanMs / 3_600_000))) * 10) / 10 : null;
+  return {
+    path: store.path,
+    bytes: st?.bytes ?? null,
+    records: st?.records ?? null,
+    oldest: st?.oldest ? new Date(st.oldest).toISOString() : null,
+    newest: st?.newest ? new Date(st.newest).toISOString() : null,
+    max_size: cfg.max_size,
+    max_age_ms: cfg.max_age,
+    max_size_holds_hours: holdsHours,
+    lost: { ...store.losses },
+  };
 }

@@ -99,6 +99,13 @@ export function formatStatus(s: Record<string, unknown>): string {
       lines.push(`  ${name.padEnd(width)}  at ${g.percent}%: ${health}${sched}`);
     }
   }
+  const store = s.shadow_store as { path: string; bytes: number | null; records: number | null; oldest: string | null; max_size_holds_hours: number | null; lost: { overflow: number; failedWrites: number } } | null | undefined;
+  if (store) {
+    const size = store.bytes === null ? "size not measured yet" : `${(store.bytes / 1048576).toFixed(1)} MiB, ${store.records ?? 0} records${store.oldest ? ` since ${store.oldest}` : ""}`;
+    const holds = store.max_size_holds_hours === null ? "" : `; at this rate max_size holds ~${store.max_size_holds_hours} h`;
+    const lost = store.lost.overflow + store.lost.failedWrites > 0 ? `; LOST ${store.lost.overflow} (buffer full) + ${store.lost.failedWrites} (failed writes)` : "";
+    lines.push(`shadow store: ${store.path}: ${size}${holds}${lost}`);
+  }
   lines.push("backends:");
   for (const [name, b] of Object.entries(s.backends as Record<string, { url: string; state: string; last_minute: { requests: number; errors: number }; pool: { connected: number; running: number; pending: number } }>)) {
     lines.push(`  ${name.padEnd(width)}  ${b.url}  ${b.state} (last minute: ${b.last_minute.requests} requests, ${b.last_minute.errors} errors); connections ${b.pool.connected}, running ${b.pool.running}, queued ${b.pool.pending}`);

@@ -51,11 +51,12 @@ Talking to a running proxy (admin API; every change is validated, audit-logged a
   switchyard reload            re-read the config file now (like SIGHUP)
   switchyard schedule pause|resume|approve FEATURE
                                control a feature's progressive rollout (features.NAME.schedule)
-  switchyard report [--db FILE] [--since 24h|ISO] [--until ISO] [--feature F] [--out F.html|F.md|F.json]
+  switchyard report [--db FILE]... [--since 24h|ISO] [--until ISO] [--feature F] [--out F.html|F.md|F.json]
                                shadow comparison report from the store (default --db: the store of
-                               -c FILE); per feature: match rate, differing JSON paths, noise, status
-                               confusion, errors, latency with significance, success criteria
-                               (exit 3 when a verdict is FAIL)
+                               -c FILE; --db again for each replica's store, read as one); per
+                               feature: match rate, differing JSON paths, noise, status confusion,
+                               errors, latency with significance, success criteria (exit 3 when a
+                               verdict is FAIL)
   switchyard probe-concurrency --backend legacy|new --path /x [-n 20] [--method GET] [--timeout 60s]
                                seed 004's check: the proxy times one request alone, then N at once,
                                and says whether the backend serves them concurrently or sequentially
@@ -199,7 +200,7 @@ async function main(argv: string[]): Promise<number> {
         n: { type: "string", short: "n" },
         method: { type: "string" },
         timeout: { type: "string" },
-        db: { type: "string" },
+        db: { type: "string", multiple: true },
         since: { type: "string" },
         until: { type: "string" },
         feature: { type: "string" },
@@ -269,17 +270,19 @@ async function probe(target: ReturnType<typeof resolveAdmin>, flags: AdminFlags)
   return r.verdict === "concurrent" ? 0 : r.verdict === "failed" ? 1 : 3;
 }
 
-function report(configPath: string | undefined, flags: { db?: string; since?: string; until?: string; feature?: string; out?: string }): number {
+function report(configPath: string | undefined, flags: { db?: string[]; since?: string; until?: string; feature?: string; out?: string }): number {
   let config: Config | null = null;
   if (configPath) {
     config = load(configPath);
     if (!config) return 1;
   }
-  const dbPath = flags.db ?? (config && configPath ? shadowStoreFor(configPath, config) : undefined);
-  if (!dbPath) throw new UsageError("report needs --db FILE (or -c FILE to find the store)");
-  if (!existsSync(dbPath)) {
-    process.stderr.write(`switchyard: ${dbPath}: no shadow store there (is shadow.enabled on, and is this the store path?)\n`);
-    return 1;
+  const dbPaths = flags.db ?? (config && configPath ? [shadowStoreFor(configPath, config)] : []);
+  if (dbPaths.length === 0) throw new UsageError("report needs --db FILE (or -c FILE to find the store)");
+  for (const dbPath of dbPaths) {
+    if (!existsSync(dbPath)) {
+      process.stderr.write(`switchyard: ${dbPath}: no shadow store there (is shadow.enabled on, and is this the store path?)\n`);
+      return 1;
+    }
   }
   const now = Date.now();
   const since = flags.since === undefined ? now - 24 * 3_600_000 : parseWhen(flags.since, now, "--since");
@@ -287,13 +290,14 @@ function report(configPath: string | undefined, flags: { db?: string; since?: st
   const format = flags.out === undefined ? "md" : /\.html?$/i.test(flags.out) ? "html" : /\.json$/i.test(flags.out) ? "json" : /\.md$/i.test(flags.out) ? "md" : null;
   if (format === null) throw new UsageError(`--out must end in .html, .md or .json, got "${flags.out}"`);
   const shadow = config?.shadow ?? ShadowSchema.parse({});
-  const db = new DatabaseSync(dbPath, { readOnly: true });
+  const dbs: DatabaseSync[] = [];
   let r;
   try {
+    for (const dbPath of dbPaths) dbs.push(new DatabaseSync(dbPath, { readOnly: true }));
     const configuredPercent = config ? Object.fromEntries([["none", shadow.percent], ...Object.entries(config.features).map(([n, f]) => [n, f.shadow?.percent ?? shadow.percent])]) : undefined;
-    r = buildReport(db, { since, until, feature: flags.feature, thresholds: shadow.report, noise: { relative: shadow.noise.relative, absolute: shadow.noise.absolute }, configuredPercent });
+    r = buildReport(dbs, { since, until, feature: flags.feature, thresholds: shadow.report, noise: { relative: shadow.noise.relative, absolute: shadow.noise.absolute }, configuredPercent });
   } finally {
-    db.close();
+    for (const db of dbs) db.close();
   }
   const text = format === "json" ? `${JSON.stringify(r, null, 2)}\n` : format === "html" ? renderHtml(r) : renderMarkdown(r);
   if (flags.out === undefined) process.stdout.write(text);

@@ -146,6 +146,12 @@ describe("shadow traffic", () => {
     // The live summary in the admin API, then the report from the file after shutdown.
     const live = json(await send(running.admin.url, { path: "/shadow?since=1h" })) as unknown as Report;
     expect(live.features.map((f) => f.feature)).toEqual(["archive", "orders", "users"]);
+    // The store as its worker measured it, in /status and `switchyard status`.
+    const status = json(await send(running.admin.url, { path: "/status" })) as { shadow_store: { path: string; records: number; bytes: number; oldest: string; lost: { overflow: number } } };
+    expect(status.shadow_store).toMatchObject({ path: store, records: 600, lost: { overflow: 0, failedWrites: 0 } });
+    expect(status.shadow_store.bytes).toBeGreaterThan(0);
+    expect(Date.parse(status.shadow_store.oldest)).toBeGreaterThan(Date.now() - 600_000);
+    expect((await cli("status", "--admin", running.admin.url)).stdout).toMatch(new RegExp(`\nshadow store: ${store.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}: [\\d.]+ MiB, 600 records since `));
     await running.close();
     running = undefined;
 
