@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { DatabaseSync } from "node:sqlite";
 import { buildReport, type ReportOptions } from "../src/shadow/report/build.ts";
 import { renderHtml, renderMarkdown } from "../src/shadow/report/render.ts";
+import { REPORT_NODE_FLAGS } from "../src/shadow/report/runner.ts";
 import { StoreWriter, type PairRecord } from "../src/shadow/store/writer.ts";
 
 const T0 = Date.UTC(2026, 11, 1);
@@ -45,7 +46,8 @@ const reportOptions = (): ReportOptions => ({
   noise: { relative: 0.2, absolute: 0.0003 },
 });
 
-function runOne(n: number, features: number, dir: string): void {
+/** Fill a store with n pairs; prints the insert rate. */
+function fill(n: number, features: number, dir: string): void {
   const path = join(dir, `s-${n}.db`);
   const w = new StoreWriter(path, { maxBytes: 0, maxAgeMs: 0 });
   const started = performance.now();
@@ -60,6 +62,12 @@ function runOne(n: number, features: number, dir: string): void {
   w.write(batch);
   const insertS = (performance.now() - started) / 1000;
   w.close();
+  process.stdout.write(`${JSON.stringify({ insertPerS: n / insertS, bytes: statSync(path).size })}\n`);
+}
+
+/** Build the report over a filled store in each format; prints times, HTML size and this process's peak RSS. */
+function report(n: number, dir: string): void {
+  const path = join(dir, `s-${n}.db`);
   const db = new DatabaseSync(path, { readOnly: true });
   const time = (f: () => unknown) => {
     const t = performance.now();
@@ -70,8 +78,7 @@ function runOne(n: number, features: number, dir: string): void {
   const md = time(() => renderMarkdown(buildReport(db, reportOptions())));
   const html = time(() => renderHtml(buildReport(db, reportOptions())));
   db.close();
-  const bytes = statSync(path).size;
-  process.stdout.write(`${JSON.stringify({ n, insertPerS: n / insertS, bytes, jsonMs: json.ms, mdMs: md.ms, htmlMs: html.ms, htmlBytes: Buffer.byteLength(html.out as string), maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
+  process.stdout.write(`${JSON.stringify({ jsonMs: json.ms, mdMs: md.ms, htmlMs: html.ms, htmlBytes: Buffer.byteLength(html.out as string), maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
 }
 
 function main(): void {
@@ -79,27 +86,33 @@ function main(): void {
     options: {
       sizes: { type: "string", default: "10000,100000,1000000" },
       features: { type: "string", default: "10" },
-      /** Internal: run one size in this process and print a JSON line. */
-      one: { type: "string" },
+      /** Internal: fill (or report on) one size in this process and print a JSON line. */
+      fill: { type: "string" },
+      report: { type: "string" },
       dir: { type: "string" },
     },
   });
-  if (opts.one !== undefined) return runOne(Number(opts.one), Number(opts.features), opts.dir!);
+  if (opts.fill !== undefined) return fill(Number(opts.fill), Number(opts.features), opts.dir!);
+  if (opts.report !== undefined) return report(Number(opts.report), opts.dir!);
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-report-"));
   const rows: string[] = [];
   try {
     for (const n of opts.sizes.split(",").map(Number)) {
-      // A process per size, so peak RSS belongs to that size alone.
-      const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, "--one", String(n), "--features", opts.features, "--dir", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-      if (r.status !== 0) throw new Error(`size ${n} failed (${r.status})`);
-      const x = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Record<string, number>;
+      // A process to fill and one to report, so the peak RSS is the report's alone.
+      const run = (mode: string) => {
+        const flags = mode === "--report" ? REPORT_NODE_FLAGS : []; // as the proxy's report process runs
+        const r = spawnSync(process.execPath, [...flags, new URL(import.meta.url).pathname, mode, String(n), "--features", opts.features, "--dir", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+        if (r.status !== 0) throw new Error(`${mode} ${n} failed (${r.status})`);
+        return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Record<string, number>;
+      };
+      const x: Record<string, number> = { n, ...run("--fill"), ...run("--report") };
       rows.push(`| ${x.n!.toLocaleString("en-US")} | ${Math.round(x.insertPerS!).toLocaleString("en-US")} | ${(x.bytes! / 1048576).toFixed(1)} MiB | ${(x.jsonMs! / 1000).toFixed(2)} s | ${(x.mdMs! / 1000).toFixed(2)} s | ${(x.htmlMs! / 1000).toFixed(2)} s | ${x.maxRssMiB!.toFixed(0)} MiB | ${(x.htmlBytes! / 1024).toFixed(0)} KiB |`);
       process.stderr.write(`bench:report: ${n} done\n`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  process.stdout.write(`Shadow report at scale (Node ${process.version}, ${opts.features} features, a day of pairs; each size in a fresh process)\n\n`);
+  process.stdout.write(`Shadow report at scale (Node ${process.version}, ${opts.features} features, a day of pairs; the reports built in a fresh process per size, peak RSS is that process's)\n\n`);
   process.stdout.write(`| pairs | inserts/s | store | report JSON | Markdown | HTML | peak RSS | HTML size |\n|---|---|---|---|---|---|---|---|\n${rows.join("\n")}\n`);
 }
 

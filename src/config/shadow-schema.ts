@@ -96,8 +96,8 @@ export const ShadowSchema = z
     store: z
       .strictObject({
         path: z.string().optional().meta({ description: "SQLite file for comparison records (relative to the config file). Default <config name>-<hash>.shadow.db in the state directory (see admin.state_file)." }),
-        max_size: size("Largest store file; the oldest records are deleted beyond it.", "256MiB"),
-        max_age: duration("Records older than this are deleted.", "7d"),
+        max_size: size("Largest store file (with its WAL); past it the oldest records are deleted until it is at 90 %. A pair takes 220-320 bytes: 256MiB holds about a day at 10 mirrored pairs per second.", "256MiB"),
+        max_age: duration("Records older than this are deleted; it only bounds what max_size would keep longer.", "7d"),
         redact_fields: z.array(z.string().min(1)).default(["password", "passwd", "secret", "token", "access_token", "refresh_token", "api_key", "apikey", "authorization", "cookie", "ssn", "credit_card"])
           .meta({ description: "JSON keys (any depth, case-insensitive) whose values never reach the store; Authorization, Cookie and Set-Cookie headers never do either." }),
         flush_interval: duration("How often buffered records are written, in one transaction.", "500ms"),

@@ -85,6 +85,7 @@ export class StoreWriter {
   readonly #opts: Required<RetentionOptions>;
   readonly #insert: StatementSync;
   readonly #bump: StatementSync;
+  #trimming = false;
 
   constructor(path: string, opts: RetentionOptions) {
     this.path = path;
@@ -130,7 +131,12 @@ export class StoreWriter {
     if (max === 0) return false;
     this.#reclaim();
     const bytes = this.sizeBytes();
-    if (bytes <= max) return false;
+    // Once over the limit, trim to 90 % of it, so a busy store does not trim a little every minute.
+    if (bytes <= (this.#trimming ? max * 0.9 : max)) {
+      this.#trimming = false;
+      return false;
+    }
+    this.#trimming = true;
     const records = this.#count();
     if (records === 0) return false;
     // Bytes per record from the file itself, then just enough of the oldest to land at 90 %.
