@@ -4,6 +4,7 @@ import { compileSnapshot } from "./config/compile.ts";
 import type { Config } from "./config/schema.ts";
 import type { ProxyState } from "./forward/exchange.ts";
 import { BackendPools } from "./forward/pools.ts";
+import { HealthRegistry } from "./health/registry.ts";
 import { createLogger, type Logger } from "./observe/logger.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { ShadowRunner } from "./shadow/mirror.ts";
@@ -39,6 +40,7 @@ export class Switchyard {
   #shutdown: Promise<ShutdownResult> | null = null;
 
   readonly metrics: Metrics;
+  readonly health: HealthRegistry;
   readonly shadow: ShadowRunner;
   readonly #storePath: string | null;
   #store: ShadowStore | null = null;
@@ -47,7 +49,9 @@ export class Switchyard {
     this.#snapshot = compileSnapshot(config);
     this.logger = logger;
     this.metrics = new Metrics({ processMetrics: opts.processMetrics });
-    this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, onIdle: null, pools: this.pools, perClient: new Map() };
+    this.health = new HealthRegistry(logger, this.metrics);
+    this.health.configure(this.#snapshot);
+    this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, onIdle: null, pools: this.pools, perClient: new Map(), health: this.health };
     this.#tunnelMetrics();
     this.#storePath = opts.shadowStorePath ?? config.shadow.store.path ?? null;
     this.shadow = new ShadowRunner(logger, this.metrics, () => this.#openStore());
@@ -125,6 +129,7 @@ export class Switchyard {
       l.server.keepAliveTimeout = next.config.limits.keep_alive_timeout;
     }
     if (previous !== next) void this.pools.retainOnly(Object.values(next.backends));
+    this.health.configure(next); // health survives for backends whose address did not change
     if (next.shadow.enabled) this.#openStore();
     const tunnels = this.tunnels.reconsider(next.routing, config.websocket.move_drain_timeout, CLOSE_SERVICE_RESTART);
     this.logger.debug({ config_hash: next.hash, tunnels_moved: tunnels }, "snapshot swapped");
@@ -187,6 +192,7 @@ export class Switchyard {
     await Promise.all(closed);
     await (drained ? this.pools.close() : this.pools.destroy());
     await this.shadow.close();
+    this.health.close();
     this.logger.info({ drained, cut }, "shutdown: done");
     return { drained, cut };
   }

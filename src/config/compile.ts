@@ -2,6 +2,7 @@
 // Snapshots are swapped whole; a request reads the current one once and keeps it to the end.
 import { createHash } from "node:crypto";
 import { compileTrustedProxies, type TrustedProxies } from "../proxy/client-ip.ts";
+import type { ActiveCheck, ActiveRules, PassiveRules } from "../health/state.ts";
 import { compileRoutingTable, type RoutingTable } from "../routing/table.ts";
 import { compileShadowPlan, type ShadowPlan } from "../shadow/settings.ts";
 import { BACKEND_NAMES, type BackendName, type Config } from "./schema.ts";
@@ -19,6 +20,15 @@ export interface BackendTarget {
   readonly responseHeaderTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** Health rules: passive detection, and the thresholds of active checks (null: none). */
+  readonly health: { readonly passive: PassiveRules; readonly active: ActiveRules | null };
+  readonly activeCheck: ActiveCheck | null;
+}
+
+/** Whether a feature's requests may go to the other backend, and which methods after being sent. */
+export interface FailoverPolicy {
+  readonly enabled: boolean;
+  readonly methods: ReadonlySet<string>;
 }
 
 /** Request body limits, as the proxy applies them per request. */
@@ -52,6 +62,9 @@ export interface Snapshot {
   readonly shadow: ShadowPlan;
   /** Request headers meant for the proxy alone (force override, its secret): never sent upstream. */
   readonly proxyOnlyHeaders: ReadonlySet<string> | null;
+  /** Failover per feature name; `failoverDefault` for requests no feature claims. */
+  readonly failover: ReadonlyMap<string, FailoverPolicy>;
+  readonly failoverDefault: FailoverPolicy;
 }
 
 export function compileSnapshot(config: Config): Snapshot {
@@ -69,6 +82,13 @@ export function compileSnapshot(config: Config): Snapshot {
       responseHeaderTimeoutMs: b.timeouts.response_header,
       readTimeoutMs: b.timeouts.read,
       idleTimeoutMs: b.timeouts.idle,
+      health: Object.freeze({
+        passive: { consecutiveFailures: b.health.passive.consecutive_failures, windowMs: b.health.passive.window, ejectionMs: b.health.passive.ejection, maxEjectionMs: b.health.passive.max_ejection },
+        active: b.health.active ? { healthyThreshold: b.health.active.healthy_threshold, unhealthyThreshold: b.health.active.unhealthy_threshold } : null,
+      }),
+      activeCheck: b.health.active
+        ? Object.freeze({ path: b.health.active.path, intervalMs: b.health.active.interval, timeoutMs: b.health.active.timeout, jitterMs: b.health.active.jitter, expected: b.health.active.expected_status })
+        : null,
     });
   }
   return Object.freeze({
@@ -90,7 +110,18 @@ export function compileSnapshot(config: Config): Snapshot {
     configHashHeader: config.proxy.config_hash_header,
     metricsEnabled: config.metrics.enabled,
     shadow: compileShadowPlan(config),
+    ...compileFailover(config),
   });
+}
+
+function compileFailover(config: Config): { failover: ReadonlyMap<string, FailoverPolicy>; failoverDefault: FailoverPolicy } {
+  const g = config.failover;
+  const failoverDefault: FailoverPolicy = Object.freeze({ enabled: g.enabled, methods: new Set(g.methods) });
+  const failover = new Map<string, FailoverPolicy>();
+  for (const [name, f] of Object.entries(config.features)) {
+    failover.set(name, f.failover ? Object.freeze({ enabled: f.failover.enabled ?? g.enabled, methods: new Set(f.failover.methods ?? g.methods) }) : failoverDefault);
+  }
+  return { failover, failoverDefault };
 }
 
 function proxyOnlyHeaders(config: Config): ReadonlySet<string> | null {

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { parseRoute } from "../routing/routes.ts";
 import { cidr } from "./cidr.ts";
 import { FeatureGuardSchema, ScheduleSchema } from "./guard-schema.ts";
+import { FeatureFailoverSchema } from "./health-schema.ts";
 import { FeatureShadowSchema } from "./shadow-schema.ts";
 import { parseDuration } from "./units.ts";
 
@@ -71,6 +72,7 @@ export const FeatureSchema = z
     shadow: FeatureShadowSchema.optional().meta({ description: "Shadow settings for this feature, over the global shadow block." }),
     guard: FeatureGuardSchema.optional(),
     schedule: ScheduleSchema.optional(),
+    failover: FeatureFailoverSchema.optional(),
   });
 
 const IdentitySource = z

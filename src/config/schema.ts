@@ -7,6 +7,7 @@ import { cidr } from "./cidr.ts";
 import * as D from "./defaults.ts";
 import { FeaturesSchema, RoutingSchema } from "./routing-schema.ts";
 import { GuardSchema } from "./guard-schema.ts";
+import { BackendHealthSchema, FailoverSchema } from "./health-schema.ts";
 import { ShadowSchema } from "./shadow-schema.ts";
 import { duration, size } from "./fields.ts";
 
@@ -68,6 +69,7 @@ export const BackendSchema = z.strictObject({
     })
     .prefault({})
     .meta({ description: "Upstream timeouts." }),
+  health: BackendHealthSchema,
 });
 
 export const BACKEND_NAMES = ["legacy", "new"] as const;
@@ -106,6 +108,7 @@ export const ConfigSchema = z
       .meta({ description: "Structured JSON logs on stdout." }),
     shadow: ShadowSchema.prefault({}),
     guard: GuardSchema.prefault({}),
+    failover: FailoverSchema,
     metrics: z
       .strictObject({
         enabled: z.boolean().default(true)
@@ -187,6 +190,15 @@ export const ConfigSchema = z
         ctx.addIssue({ code: "custom", path: ["admin", "port"], message: `admin port ${cfg.admin.port} is also bound by listeners[${i}]; choose another port` });
       }
     });
+    for (const name of BACKEND_NAMES) {
+      const h = cfg.backends[name].health;
+      if (h.passive.ejection > h.passive.max_ejection) {
+        ctx.addIssue({ code: "custom", path: ["backends", name, "health", "passive", "ejection"], message: "ejection must not exceed max_ejection" });
+      }
+      if (h.active && h.active.timeout > h.active.interval) {
+        ctx.addIssue({ code: "custom", path: ["backends", name, "health", "active", "timeout"], message: "a check's timeout must not exceed its interval" });
+      }
+    }
     if (cfg.limits.request_timeout !== 0 && cfg.limits.header_timeout > cfg.limits.request_timeout) {
       ctx.addIssue({ code: "custom", path: ["limits", "header_timeout"], message: "header_timeout must not exceed request_timeout (or set request_timeout to 0)" });
     }

@@ -3,7 +3,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { randomUUID } from "node:crypto";
-import type { BackendTarget, Snapshot } from "../config/compile.ts";
+import type { BackendTarget, FailoverPolicy, Snapshot } from "../config/compile.ts";
 import type { Decision } from "../routing/decide.ts";
 import { ERRORS, ProxyError, errorBody, type ErrorCode, type ErrorSpec } from "../errors/codes.ts";
 import { logAccess, round3 } from "../observe/access-log.ts";
@@ -14,6 +14,7 @@ import { buildClientHeaders, filterTrailers } from "../proxy/response-headers.ts
 import { classifyUpstreamError } from "./classify.ts";
 import type { Waiter } from "./gate.ts";
 import type { BackendPools, Upstream } from "./pools.ts";
+import { failedBeforeSending, failoverReason, type FailoverReason, type HealthRegistry } from "../health/registry.ts";
 import { responseFramingProblem } from "./response-checks.ts";
 
 /** Process-wide state an exchange reads and reports to. */
@@ -28,6 +29,7 @@ export interface ProxyState {
   readonly pools: BackendPools;
   /** Requests in flight per client address (kept only when limits.max_requests_per_client is on). */
   readonly perClient: Map<string, number>;
+  readonly health: HealthRegistry;
 }
 
 type Controller = Dispatcher.DispatchController;
@@ -38,6 +40,12 @@ export interface ResponseTap {
   primaryData(chunk: Buffer): void;
   primaryEnd(error: ErrorCode | undefined, upstreamMs: number | null, clientGone: boolean): void;
 }
+
+/**
+ * undici's own header timeout stays on as a backstop a little behind the exchange's (its timers tick
+ * every 500 ms, so it would fire up to 25 % late; the exchange keeps a precise one).
+ */
+export const HEADER_TIMEOUT_BACKSTOP_MS = 1000;
 
 /** RFC 9112 reason-phrase: HTAB, SP, VCHAR, obs-text. */
 const REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -75,6 +83,11 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
   bodyComplete = true;
   /** Counted in ProxyState.perClient until the exchange ends. */
   countedForClient = false;
+  /** Set by the routing step when this request may go once to `failoverTo` (null: it may not). */
+  failoverPolicy: FailoverPolicy | null = null;
+  failoverTo: BackendTarget | null = null;
+  /** The backend the request moved away from, and why, once it did (it never moves twice). */
+  failedOver: { from: string; reason: FailoverReason } | null = null;
   /** Set for upgrade requests: what to do when the backend answers. */
   upgrade: {
     onSwitch(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: import("node:net").Socket): void;
@@ -89,6 +102,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
   #upstream: Upstream | null = null;
   #dispatch: Dispatcher.DispatchOptions | null = null;
   #holdsSlot = false;
+  /** An attempt went to a backend (its outcome says something of that backend's health). */
+  #dispatched = false;
   #cancelQueued: (() => void) | null = null;
   /** A streamed request body is still on its way upstream: the header deadline starts when it is done. */
   #bodyStreaming = false;
@@ -149,11 +164,13 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       this.#cancelQueued = this.#upstream.gate.enter(this);
       return;
     }
+    this.#dispatched = true;
     upstream.pool.dispatch(this.#dispatch!, this);
   }
 
   queueExpired(waitedMs: number): void {
     this.#cancelQueued = null;
+    if (this.#tryFailover("SY_POOL_QUEUE_TIMEOUT", null)) return;
     const up = this.#upstream!;
     this.fail("SY_POOL_QUEUE_TIMEOUT", `waited ${Math.round(waitedMs)} ms for one of ${up.gate.limit} connections to ${up.target.name} (backends.${up.target.name}.pool.queue_timeout)`);
   }
@@ -282,6 +299,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     this.#releaseSlot();
     if (this.clientGone || this.#answered) return;
     const code = classifyUpstreamError(err);
+    if (!this.res.headersSent && this.#tryFailover(code, this.upstreamStartedAt > 0 ? performance.now() - this.upstreamStartedAt : null)) return;
     if (!this.res.headersSent) {
       this.fail(code, err.message);
       return;
@@ -290,6 +308,56 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     this.error = code;
     this.errorDetail = err.message;
     this.res.destroy();
+  }
+
+  // --- failover ---
+
+  /**
+   * Send the request once to the other backend when this attempt failed before any answer reached
+   * the client: for any method when nothing was sent (connect refused, pool deadline), for the
+   * policy's methods when it was (reset, timeout, invalid answer). Never twice, never a streamed body
+   * (it cannot be sent again), never an upgrade, never past the retry budget or to an ejected backend.
+   * The failed attempt counts against its backend (metrics, the guard's windows, health).
+   */
+  #tryFailover(code: ErrorCode, upstreamMs: number | null): boolean {
+    const policy = this.failoverPolicy;
+    const other = this.failoverTo;
+    if (policy === null || other === null || this.failedOver !== null || this.upgrade !== null || this.clientGone) return false;
+    const reason = failoverReason(code);
+    if (reason === null) return false;
+    if (!failedBeforeSending(code) && !policy.methods.has(this.req.method ?? "")) return false;
+    const opts = this.#dispatch!;
+    if (opts.body !== null && opts.body !== undefined && !Buffer.isBuffer(opts.body)) return false;
+    const health = this.state.health;
+    if (!health.available(other) || !health.budget.take(performance.now())) return false;
+    const from = this.backend!;
+    const feature = this.decision?.feature ?? null;
+    health.observe(from, code, ERRORS[code].status);
+    health.countFailover(feature, from.name, other.name, reason);
+    if (this.snapshot.metricsEnabled) {
+      this.state.metrics.record({ feature, backend: from.name, method: this.req.method ?? "", status: ERRORS[code].status, upstreamSeconds: upstreamMs === null ? null : upstreamMs / 1000, totalSeconds: (performance.now() - this.startedAt) / 1000, error: code });
+    }
+    // The shadow comparison was of the chosen backend's answer: there is none to compare.
+    this.tap?.primaryEnd(code, upstreamMs, false);
+    this.tap = null;
+    this.failedOver = { from: from.name, reason };
+    this.backend = other;
+    this.#noteInDecisionHeader(`; failover ${from.name}->${other.name} (${reason})`);
+    this.#controller = null;
+    this.#aborted = null;
+    this.upstreamStartedAt = 0;
+    this.upstreamEndedAt = 0;
+    this.#dispatched = false;
+    this.#headerTimeoutMs = other.responseHeaderTimeoutMs;
+    const headers = this.snapshot.preserveHost ? opts.headers : withHost(opts.headers as string[], from.hostHeader, other.hostHeader);
+    this.send(this.state.pools.get(other), { ...opts, headers, headersTimeout: other.responseHeaderTimeoutMs + HEADER_TIMEOUT_BACKSTOP_MS, bodyTimeout: other.readTimeoutMs }, other.responseHeaderTimeoutMs, false);
+    return true;
+  }
+
+  #noteInDecisionHeader(note: string): void {
+    const extra = this.extraHeaders;
+    if (extra === null) return;
+    for (let i = 0; i < extra.length; i += 2) if (extra[i] === "x-switchyard-decision") extra[i + 1] += note;
   }
 
   // --- local answers ---
@@ -364,6 +432,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
         error: this.error,
       });
     }
+    if (this.#dispatched && this.backend !== null && !this.clientGone) this.state.health.observe(this.backend, this.error, status);
     const path = this.req.url ?? "";
     const sent = this.upstreamStartedAt > 0 ? this.#dispatch!.path : path;
     logAccess(this.state.logger, this.snapshot.config.log.access_log, {
@@ -372,6 +441,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       path,
       // What the backend got, when it differs from what the client sent (the canonical path).
       ...(sent !== path && { upstream_path: sent }),
+      ...(this.failedOver !== null && { failover: `${this.failedOver.from}->${this.backend?.name} (${this.failedOver.reason})` }),
       status,
       backend: this.backend?.name ?? null,
       feature: this.decision?.feature ?? null,
@@ -386,4 +456,11 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     const state = this.state;
     if (--state.inflight === 0 && state.onIdle) state.onIdle();
   };
+}
+
+/** The header block with the Host a backend's own host gave replaced by another backend's. */
+function withHost(headers: readonly string[], from: string, to: string): string[] {
+  const out = [...headers];
+  for (let i = 0; i < out.length; i += 2) if (out[i] === "host" && out[i + 1] === from) out[i + 1] = to;
+  return out;
 }

@@ -8,6 +8,8 @@ export interface AccessRecord {
   path: string;
   /** The path sent upstream when it differs from `path` (the canonical form that was matched). */
   upstream_path?: string;
+  /** "new->legacy (connect)": the request went to the other backend, and why. */
+  failover?: string;
   status: number;
   backend: string | null;
   /** Feature that claimed the request and why the backend was chosen (routing decision). */

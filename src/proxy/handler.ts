@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
 import type { ErrorCode } from "../errors/codes.ts";
-import { Exchange, type ProxyState } from "../forward/exchange.ts";
+import { Exchange, HEADER_TIMEOUT_BACKSTOP_MS, type ProxyState } from "../forward/exchange.ts";
 import { decide, describeDecision, stickyCookie, type RequestFacts } from "../routing/decide.ts";
 import { canonicalPath } from "../routing/normalize.ts";
 import type { ShadowRunner, ShadowTicket } from "../shadow/mirror.ts";
@@ -103,11 +103,27 @@ export function route(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMe
 
   const decisionFacts: RequestFacts = { method: req.method!, target: path, host: clientHost, clientIp, headers: req.headers, requestId, mintId: ex.mintId };
   const decision = decide(decisionFacts, snap.routing);
-  const backend = snap.backends[decision.backend];
+  let backend = snap.backends[decision.backend];
+  const health = deps.state.health;
+  health.budget.request(startedAt);
+  const policy = decision.feature === null ? snap.failoverDefault : (snap.failover.get(decision.feature) ?? snap.failoverDefault);
+  const other = snap.backends[decision.backend === "legacy" ? "new" : "legacy"];
+  if (policy.enabled && other.origin !== backend.origin) {
+    // The user's backend is out of rotation: the other stack answers until it is back (the routing
+    // decision itself does not change, so the user returns to it then).
+    if (!health.available(backend) && health.available(other)) {
+      health.countFailover(decision.feature, backend.name, other.name, "ejected");
+      ex.failedOver = { from: backend.name, reason: "ejected" };
+      backend = other;
+    } else {
+      ex.failoverPolicy = policy;
+      ex.failoverTo = other;
+    }
+  }
   ex.backend = backend;
   ex.decision = decision;
   if (decision.identity?.minted) ex.addResponseHeader("set-cookie", stickyCookie(snap.routing, decision.identity.key, listener.proto === "https"));
-  if (snap.routing.decisionHeader) ex.addResponseHeader("x-switchyard-decision", describeDecision(decision));
+  if (snap.routing.decisionHeader) ex.addResponseHeader("x-switchyard-decision", describeDecision(decision) + (ex.failedOver === null ? "" : `; failover ${ex.failedOver.from}->${backend.name} (ejected)`));
   if (snap.configHashHeader) ex.addResponseHeader("x-switchyard-config", snap.hash);
 
   const headers = buildUpstreamHeaders(req.rawHeaders, facts, {
@@ -137,7 +153,8 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
   const upstream = deps.state.pools.get(backend);
   const opts = { path, method: req.method as "GET", headers, body: null as Buffer | Readable | null, headersTimeout: backend.responseHeaderTimeoutMs + HEADER_TIMEOUT_BACKSTOP_MS, bodyTimeout: backend.readTimeoutMs };
   let tap: ShadowTicket | null = null;
-  if (snap.shadow.enabled && deps.shadow) {
+  // A request moved off its ejected backend has no answer of the chosen one to compare.
+  if (snap.shadow.enabled && deps.shadow && ex.failedOver === null) {
     tap = deps.shadow.begin({ snap, decision: ex.decision!, backend, method: req.method!, path, headers, requestId: ex.requestId, bodyBytes: !hasBody ? 0 : facts.transferEncoding !== undefined ? -1 : declared });
     if (tap !== null) ex.tap = tap;
   }
@@ -152,12 +169,6 @@ function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage,
     ex.send(upstream, opts, backend.responseHeaderTimeoutMs, ready === body);
   });
 }
-
-/**
- * undici's own header timeout stays on as a backstop a little behind ours (its timers tick every
- * 500 ms, so it would fire up to 25 % late; the exchange keeps a precise one).
- */
-export const HEADER_TIMEOUT_BACKSTOP_MS = 1000;
 
 /** "127.0.0.1:8080": the listener address a client reached, for HTTP/1.0 requests without a Host. */
 function localAuthority(req: IncomingMessage): string {

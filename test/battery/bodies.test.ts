@@ -84,7 +84,7 @@ describe("P1: bad bodies cost their own requests only", () => {
 
 describe("the pool queue has a deadline", () => {
   it("answers 503 SY_POOL_QUEUE_TIMEOUT once queue_timeout passes with every connection busy, and counts it", async () => {
-    b = await startBattery();
+    b = await startBattery("failover:\n  enabled: false\n");
     const holders = Array.from({ length: POOL }, (_, i) => wire(b!.proxy.port, `GET /slow/1800?${i} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, { idleMs: 4000 }));
     await waitFor(() => b!.legacy.seen.length === POOL);
     const queued = await wire(b.proxy.port, "GET /public/queued HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", { idleMs: 3000 });

@@ -87,18 +87,20 @@ describe("/metrics", () => {
     expect(status.backends.new).toMatchObject({ state: "ok", last_minute: { requests: 50, errors: 0 } });
   });
 
-  it("counts connect failures and reload results, and shows a failed reload", async () => {
+  it("counts connect failures (each failed over to legacy) and reload results, and shows a failed reload", async () => {
     const legacy = await stamping("legacy");
     servers.push(legacy);
     const dead = `http://127.0.0.1:${await closedPort()}`;
     const dir = configDir("atomic-rename", yaml(legacy.url, dead));
     running = await openControlled(dir.file);
-    for (let i = 0; i < 3; i++) expect((await send(running.url, { path: "/api/search/x" })).status).toBe(502);
+    for (let i = 0; i < 3; i++) expect((await send(running.url, { path: "/api/search/x" })).status).toBe(200);
     dir.save(yaml(legacy.url, dead).replace("target: new", "target: newish"));
     await waitFor(() => running!.cp.reloads.failed === 1, "the failed reload");
     const m = parseProm((await send(running.admin.url, { path: "/metrics" })).body.toString());
     expect(m.get('switchyard_upstream_errors_total{backend="new",kind="connect"}')).toBe(3);
     expect(m.get('switchyard_requests_total{backend="new",feature="search",method="GET",status_class="5xx"}')).toBe(3);
+    expect(m.get('switchyard_requests_total{backend="legacy",feature="search",method="GET",status_class="2xx"}')).toBe(3);
+    expect(m.get('switchyard_failovers_total{feature="search",from="new",to="legacy",reason="connect"}')).toBe(3);
     expect(m.get('switchyard_config_reloads_total{result="failed"}')).toBe(1);
     expect(m.get("switchyard_config_last_reload_successful")).toBe(0);
   });
