@@ -59,7 +59,7 @@ export function buildStatus(cp: ControlPlane) {
     features,
     overrides: Object.fromEntries(cp.overrides),
     backends: Object.fromEntries(
-      Object.values(snap.backends).map((b) => [b.name, { url: b.origin, ...health(b.name), pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
+      Object.values(snap.backends).map((b) => [b.name, { url: b.origin, ...health(b.name), health: healthOf(cp, b), pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
     ),
     guard: cp.guard.status(),
     shadow_store: shadowStoreStatus(cp),
@@ -113,5 +113,17 @@ function shadowStoreStatus(cp: ControlPlane) {
     max_age_ms: cfg.max_age,
     max_size_holds_hours: holdsHours,
     lost: { ...store.losses },
+  };
+}
+
+/** A backend's rotation state (active checks and passive detection), with times as ISO strings. */
+function healthOf(cp: ControlPlane, b: import("../config/compile.ts").BackendTarget) {
+  const h = cp.app.health.status(b);
+  const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+  return {
+    ...h,
+    since: iso(h.since),
+    ejected_until: iso(h.ejected_until),
+    active: h.active === null ? null : { ...h.active, path: b.activeCheck?.path ?? null, last: h.active.last === null ? null : { ...h.active.last, at: iso(h.active.last.at) } },
   };
 }

@@ -107,8 +107,9 @@ export function formatStatus(s: Record<string, unknown>): string {
     lines.push(`shadow store: ${store.path}: ${size}${holds}${lost}`);
   }
   lines.push("backends:");
-  for (const [name, b] of Object.entries(s.backends as Record<string, { url: string; state: string; last_minute: { requests: number; errors: number }; pool: { connected: number; running: number; pending: number } }>)) {
-    lines.push(`  ${name.padEnd(width)}  ${b.url}  ${b.state} (last minute: ${b.last_minute.requests} requests, ${b.last_minute.errors} errors); connections ${b.pool.connected}, running ${b.pool.running}, queued ${b.pool.pending}`);
+  for (const [name, b] of Object.entries(s.backends as Record<string, { url: string; state: string; last_minute: { requests: number; errors: number }; health: { state: string; reason: string | null; ejected_until: string | null }; pool: { connected: number; running: number; pending: number } }>)) {
+    const rotation = b.health.state === "healthy" ? "in rotation" : `${b.health.state.toUpperCase().replace("_", "-")}${b.health.ejected_until ? ` until ${b.health.ejected_until}` : ""}: ${b.health.reason}`;
+    lines.push(`  ${name.padEnd(width)}  ${b.url}  ${rotation}; ${b.state} (last minute: ${b.last_minute.requests} requests, ${b.last_minute.errors} errors); connections ${b.pool.connected}, running ${b.pool.running}, queued ${b.pool.pending}`);
   }
   return lines.join("\n");
 }
