@@ -108,19 +108,29 @@ http {
   throw new Error("nginx did not start");
 }
 
-function startSwitchyard(backend: string, name = "switchyard", metrics = true, shadowPercent = 0): Promise<string> {
+function startSwitchyard(backend: string, name = "switchyard", metrics = true, shadowPercent = 0, resilience?: { newBackend: string; on: boolean }): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-"));
   const file = join(dir, "switchyard.yaml");
   // Everything on: access log (to the pipe, discarded), request ids, X-Forwarded-*, limits, metrics,
   // a feature claiming the path (so the routing decision and the metrics labels do real work).
   writeFileSync(
     file,
-    `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n  new:\n    url: ${backend}\nadmin:\n  port: 0\nlog:\n  access_log: true\n` +
+    `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n${resilienceBackend("legacy", resilience)}  new:\n    url: ${resilience?.newBackend ?? backend}\n${resilienceBackend("new", resilience)}admin:\n  port: 0\nlog:\n  access_log: true\n` +
+      (resilience && !resilience.on ? "failover:\n  enabled: false\n" : "") +
       `metrics:\n  enabled: ${metrics}\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n` +
       // Shadow: no caps binding (the whole sample is mirrored), store and one log line per pair as in production.
       (shadowPercent > 0 ? `shadow:\n  enabled: true\n  percent: ${shadowPercent}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : ""),
   );
   return start(name, process.execPath, ["src/cli/main.ts", "start", "-c", file]);
+}
+
+/**
+ * Health settings for the resilience pair: two backend processes (so failover has somewhere to go),
+ * active checks every second and passive detection on, or everything off.
+ */
+function resilienceBackend(_name: string, r: { on: boolean } | undefined): string {
+  if (r === undefined) return "";
+  return r.on ? "    health:\n      active: { path: /healthz, interval: 1s, timeout: 500ms }\n" : "    health:\n      passive: { consecutive_failures: 0 }\n";
 }
 
 interface Sample { rps: number; p50: number; p99: number; errors: number; cpuUs?: number }
@@ -164,6 +174,15 @@ async function main(): Promise<void> {
   if (want("switchyard-no-metrics")) targets.push(["switchyard-no-metrics", await startSwitchyard(backend, "switchyard-no-metrics", false)]);
   // Shadow traffic costs, on request only (--only switchyard,switchyard-shadow-10,switchyard-shadow-100).
   for (const p of [10, 100]) if (only?.includes(`switchyard-shadow-${p}`)) targets.push([`switchyard-shadow-${p}`, await startSwitchyard(backend, `switchyard-shadow-${p}`, true, p)]);
+  // The cost of health checks and of the failover path when nothing fails, on request only
+  // (--only switchyard-resilience-on,switchyard-resilience-off): two backends, a 50 % split.
+  if (only?.some((n) => n.startsWith("switchyard-resilience"))) {
+    const second = await start("backend-2", process.execPath, ["bench/targets/backend.ts"]);
+    for (const on of [true, false]) {
+      const name = `switchyard-resilience-${on ? "on" : "off"}`;
+      if (only.includes(name)) targets.push([name, await startSwitchyard(backend, name, true, 0, { newBackend: second, on })]);
+    }
+  }
   if (want("nginx")) {
     const nginx = await startNginx(backend);
     if (nginx) targets.push(["nginx", nginx]);

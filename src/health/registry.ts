@@ -137,7 +137,10 @@ export class HealthRegistry {
     const kind = error !== undefined ? FAILURE_OF[error] : status === 502 || status === 503 || status === 504 ? "5xx" : undefined;
     if (error !== undefined && kind === undefined) return; // the client's doing (gone, refused): says nothing of the backend
     const now = this.#now();
-    this.#record(e, () => (kind === undefined ? e.health.succeeded(now) : e.health.failed(kind, now)));
+    const before = e.health.state;
+    if (kind === undefined) e.health.succeeded(now);
+    else e.health.failed(kind, now);
+    if (e.health.state !== before) this.#logTransition(e, before);
   }
 
   countFailover(feature: string | null, from: string, to: string, reason: FailoverReason): void {
@@ -149,8 +152,11 @@ export class HealthRegistry {
   #record(e: Entry, change: () => unknown): void {
     const before = e.health.state;
     change();
+    if (e.health.state !== before) this.#logTransition(e, before);
+  }
+
+  #logTransition(e: Entry, before: string): void {
     const after = e.health.state;
-    if (after === before) return;
     const line = { backend: e.name, origin: e.origin, from: before, to: after, reason: e.health.reason };
     if (after === "healthy") this.#logger.info(line, `backend ${e.name} is healthy again`);
     else if (after === "half_open") this.#logger.info(line, `backend ${e.name} is half-open: ${e.health.reason}`);
