@@ -321,3 +321,23 @@ describe("WebSocket upgrades", () => {
     expect(answer).toBe("legacy: hello");
   });
 });
+
+describe("health across a reload", () => {
+  it("is kept for a backend whose address did not change, and starts fresh for one that moved", async () => {
+    const dead = net.createServer();
+    await new Promise<void>((r) => dead.listen(0, "127.0.0.1", r));
+    const port = (dead.address() as AddressInfo).port;
+    await new Promise<void>((r) => dead.close(() => r()));
+    const { legacy, proxy: p } = await setup(`http://127.0.0.1:${port}`);
+    for (let i = 0; i < 3; i++) await send(p.url, { path: "/eject" });
+    expect(p.app.health.status(p.app.snapshot.backends.new)).toMatchObject({ state: "ejected", ejections: 1 });
+    // Another setting changes: new keeps its ejection.
+    p.app.applyConfig({ ...p.app.snapshot.config, routing: { ...p.app.snapshot.config.routing, decision_header: false } });
+    expect(p.app.health.status(p.app.snapshot.backends.new)).toMatchObject({ state: "ejected", ejections: 1 });
+    expect(backendOf((await send(p.url, { path: "/after-reload" })).body)).toBe("legacy");
+    // new moves to another address: what was known of the old one does not apply.
+    const cfg = p.app.snapshot.config;
+    p.app.applyConfig({ ...cfg, backends: { ...cfg.backends, new: { ...cfg.backends.new, url: legacy.url } } });
+    expect(p.app.health.status(p.app.snapshot.backends.new).state).toBe("healthy");
+  });
+});
