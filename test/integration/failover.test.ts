@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { parseConfigText } from "../../src/config/load.ts";
 import { parseProm } from "../helpers/prom.ts";
-import { startBackend, startProxyWithConfig, waitFor, type TestBackend, type TestProxy } from "../helpers/servers.ts";
+import { closedPort, startBackend, startProxyWithConfig, waitFor, type TestBackend, type TestProxy } from "../helpers/servers.ts";
 import { send } from "../helpers/client.ts";
 
 const SCRIPT = new URL("../helpers/child-backend.ts", import.meta.url).pathname;
@@ -190,10 +190,7 @@ describe("writes through every fault", () => {
   });
 
   it("fails a POST over when nothing was sent (connect refused), exactly once", async () => {
-    const dead = net.createServer();
-    await new Promise<void>((r) => dead.listen(0, "127.0.0.1", r));
-    const port = (dead.address() as AddressInfo).port;
-    await new Promise<void>((r) => dead.close(() => r()));
+    const port = await closedPort();
     const { legacy, proxy: p } = await setup(`http://127.0.0.1:${port}`);
     const res = await send(p.url, { method: "POST", path: "/pay/1", body: "payload", headers: { "content-length": 7 } });
     expect(res.status).toBe(200);
@@ -278,10 +275,7 @@ describe("the retry budget", () => {
 
 describe("shadow comparisons and failover", () => {
   it("never compare a failed-over answer as if the chosen backend gave it", async () => {
-    const dead = net.createServer();
-    await new Promise<void>((r) => dead.listen(0, "127.0.0.1", r));
-    const port = (dead.address() as AddressInfo).port;
-    await new Promise<void>((r) => dead.close(() => r()));
+    const port = await closedPort();
     const { proxy: p } = await setup(`http://127.0.0.1:${port}`, `{ passive: ${PASSIVE} }`, "shadow:\n  enabled: true\n  percent: 100\n");
     for (let i = 0; i < 6; i++) expect(backendOf((await send(p.url, { path: `/s/${i}` })).body)).toBe("legacy");
     await new Promise((r) => setTimeout(r, 200));
@@ -301,10 +295,7 @@ describe("WebSocket upgrades", () => {
     wss.on("connection", (sock) => sock.on("message", (m) => sock.send(`legacy: ${m.toString()}`)));
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     servers.push({ close: () => new Promise<void>((r) => { wss.close(); server.closeAllConnections(); server.close(() => r()); }) });
-    const dead = net.createServer();
-    await new Promise<void>((r) => dead.listen(0, "127.0.0.1", r));
-    const port = (dead.address() as AddressInfo).port;
-    await new Promise<void>((r) => dead.close(() => r()));
+    const port = await closedPort();
     const loaded = parseConfigText(`listeners: [{ host: 127.0.0.1, port: 0 }]\nbackends:\n  legacy: { url: "http://127.0.0.1:${(server.address() as AddressInfo).port}" }\n  new: { url: "http://127.0.0.1:${port}", health: { passive: ${PASSIVE} } }\nadmin: { port: 0 }\nfeatures:\n  everything:\n    routes: ["/**"]\n    target: new\n`, "ws.yaml", {});
     if (!loaded.ok) throw new Error("config");
     proxy = await startProxyWithConfig(loaded.config);
@@ -324,10 +315,7 @@ describe("WebSocket upgrades", () => {
 
 describe("health across a reload", () => {
   it("is kept for a backend whose address did not change, and starts fresh for one that moved", async () => {
-    const dead = net.createServer();
-    await new Promise<void>((r) => dead.listen(0, "127.0.0.1", r));
-    const port = (dead.address() as AddressInfo).port;
-    await new Promise<void>((r) => dead.close(() => r()));
+    const port = await closedPort();
     const { legacy, proxy: p } = await setup(`http://127.0.0.1:${port}`);
     for (let i = 0; i < 3; i++) await send(p.url, { path: "/eject" });
     expect(p.app.health.status(p.app.snapshot.backends.new)).toMatchObject({ state: "ejected", ejections: 1 });
