@@ -97,6 +97,7 @@ http {
   const child = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
+  pids.set(url, child.pid!); // master_process off: this one process serves
   for (let i = 0; i < 50; i++) {
     try {
       await fetch(url);
@@ -108,20 +109,34 @@ http {
   throw new Error("nginx did not start");
 }
 
-function startSwitchyard(backend: string, name = "switchyard", metrics = true, shadowPercent = 0, resilience?: { newBackend: string; on: boolean }): Promise<string> {
+interface SwitchyardVariant {
+  name: string;
+  metrics?: boolean;
+  accessLog?: boolean;
+  /** A feature claiming every path with a 50 % sticky split (routing, sticky cookie, labels do real work). */
+  features?: boolean;
+  shadowPercent?: number;
+  resilience?: { newBackend: string; on: boolean };
+  workers?: number;
+}
+
+function startSwitchyard(backend: string, v: SwitchyardVariant): Promise<string> {
+  const { metrics = true, accessLog = true, features = true, shadowPercent = 0, resilience } = v;
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-"));
   const file = join(dir, "switchyard.yaml");
-  // Everything on: access log (to the pipe, discarded), request ids, X-Forwarded-*, limits, metrics,
-  // a feature claiming the path (so the routing decision and the metrics labels do real work).
+  // Everything on by default: access log (to the pipe, discarded), request ids, X-Forwarded-*, limits,
+  // metrics, a feature claiming the path (so the routing decision and the metrics labels do real work).
   writeFileSync(
     file,
-    `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n${resilienceBackend("legacy", resilience)}  new:\n    url: ${resilience?.newBackend ?? backend}\n${resilienceBackend("new", resilience)}admin:\n  port: 0\nlog:\n  access_log: true\n` +
+    `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n${resilienceBackend("legacy", resilience)}  new:\n    url: ${resilience?.newBackend ?? backend}\n${resilienceBackend("new", resilience)}admin:\n  port: 0\nlog:\n  access_log: ${accessLog}\n` +
       (resilience && !resilience.on ? "failover:\n  enabled: false\n" : "") +
-      `metrics:\n  enabled: ${metrics}\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n` +
+      (v.workers !== undefined ? `workers: ${v.workers}\n` : "") +
+      `metrics:\n  enabled: ${metrics}\n` +
+      (features ? "features:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n" : "") +
       // Shadow: no caps binding (the whole sample is mirrored), store and one log line per pair as in production.
       (shadowPercent > 0 ? `shadow:\n  enabled: true\n  percent: ${shadowPercent}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : ""),
   );
-  return start(name, process.execPath, ["src/cli/main.ts", "start", "-c", file]);
+  return start(v.name, process.execPath, ["src/cli/main.ts", "start", "-c", file]);
 }
 
 /**
@@ -133,7 +148,18 @@ function resilienceBackend(_name: string, r: { on: boolean } | undefined): strin
   return r.on ? "    health:\n      active: { path: /healthz, interval: 1s, timeout: 500ms }\n" : "    health:\n      passive: { consecutive_failures: 0 }\n";
 }
 
-interface Sample { rps: number; p50: number; p99: number; errors: number; cpuUs?: number }
+interface Sample { rps: number; p50: number; p99: number; errors: number; cpuUs?: number; rssMiB?: number }
+
+/** Resident set size of a process in MiB (Linux /proc; undefined elsewhere). */
+function rssMiB(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+    return Number.isFinite(kb) ? kb / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 async function loadAutocannon(url: string, seconds: number): Promise<Sample> {
   const cpu0 = cpuSeconds(pids.get(url));
@@ -142,12 +168,16 @@ async function loadAutocannon(url: string, seconds: number): Promise<Sample> {
   // The target process's own CPU per request: fair on a shared machine, where req/s also pays for
   // the load generator and the backend.
   const cpuUs = cpu0 !== null && cpu1 !== null && r.requests.total > 0 ? ((cpu1 - cpu0) * 1e6) / r.requests.total : undefined;
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx, cpuUs };
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx, cpuUs, rssMiB: rssMiB(pids.get(url)) };
 }
 
 function loadWrk(url: string, seconds: number): Sample | null {
   if (opts["no-wrk"] || !has("wrk")) return null;
+  const cpu0 = cpuSeconds(pids.get(url));
   const r = spawnSync("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", url], { encoding: "utf8", timeout: (seconds + 10) * 1000 });
+  const cpu1 = cpuSeconds(pids.get(url));
+  const total = Number(/(\d+) requests in/.exec(r.stdout)?.[1]);
+  const cpuUs = cpu0 !== null && cpu1 !== null && total > 0 ? ((cpu1 - cpu0) * 1e6) / total : undefined;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
   const ms = (label: string) => {
     const m = new RegExp(`\\s${label}%\\s+([\\d.]+)(us|ms|s)`).exec(r.stdout);
@@ -155,7 +185,7 @@ function loadWrk(url: string, seconds: number): Sample | null {
     return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
   };
   const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0) + Number(/Socket errors:.*?(\d+)/.exec(r.stdout)?.[1] ?? 0);
-  return { rps, p50: ms("50"), p99: ms("99"), errors };
+  return { rps, p50: ms("50"), p99: ms("99"), errors, cpuUs, rssMiB: rssMiB(pids.get(url)) };
 }
 
 const median = (xs: number[]) => {
@@ -169,18 +199,22 @@ async function main(): Promise<void> {
   const targets: [string, string][] = [["direct", backend]];
   const only = opts.only?.split(",");
   const want = (n: string) => !only || only.includes(n);
-  if (want("switchyard")) targets.push(["switchyard", await startSwitchyard(backend)]);
+  if (want("switchyard")) targets.push(["switchyard", await startSwitchyard(backend, { name: "switchyard" })]);
   // The cost of metrics on the hot path: the same proxy with metrics.enabled false.
-  if (want("switchyard-no-metrics")) targets.push(["switchyard-no-metrics", await startSwitchyard(backend, "switchyard-no-metrics", false)]);
+  if (want("switchyard-no-metrics")) targets.push(["switchyard-no-metrics", await startSwitchyard(backend, { name: "switchyard-no-metrics", metrics: false })]);
+  // On request: the access log's share, and Switchyard with nothing on (one backend, no features,
+  // no metrics, no access log) - what the proxy core costs beside the bare undici proxy.
+  if (only?.includes("switchyard-no-log")) targets.push(["switchyard-no-log", await startSwitchyard(backend, { name: "switchyard-no-log", accessLog: false })]);
+  if (only?.includes("switchyard-bare")) targets.push(["switchyard-bare", await startSwitchyard(backend, { name: "switchyard-bare", accessLog: false, metrics: false, features: false })]);
   // Shadow traffic costs, on request only (--only switchyard,switchyard-shadow-10,switchyard-shadow-100).
-  for (const p of [10, 100]) if (only?.includes(`switchyard-shadow-${p}`)) targets.push([`switchyard-shadow-${p}`, await startSwitchyard(backend, `switchyard-shadow-${p}`, true, p)]);
+  for (const p of [10, 100]) if (only?.includes(`switchyard-shadow-${p}`)) targets.push([`switchyard-shadow-${p}`, await startSwitchyard(backend, { name: `switchyard-shadow-${p}`, shadowPercent: p })]);
   // The cost of health checks and of the failover path when nothing fails, on request only
   // (--only switchyard-resilience-on,switchyard-resilience-off): two backends, a 50 % split.
   if (only?.some((n) => n.startsWith("switchyard-resilience"))) {
     const second = await start("backend-2", process.execPath, ["bench/targets/backend.ts"]);
     for (const on of [true, false]) {
       const name = `switchyard-resilience-${on ? "on" : "off"}`;
-      if (only.includes(name)) targets.push([name, await startSwitchyard(backend, name, true, 0, { newBackend: second, on })]);
+      if (only.includes(name)) targets.push([name, await startSwitchyard(backend, { name, resilience: { newBackend: second, on } })]);
     }
   }
   if (want("nginx")) {
@@ -188,6 +222,8 @@ async function main(): Promise<void> {
     if (nginx) targets.push(["nginx", nginx]);
     else log("bench: nginx not on PATH (apt-get install nginx-light) - skipping that peer");
   }
+  // The floor: a bare undici dispatch proxy, the reference of the performance goals (on request).
+  if (only?.includes("undici-proxy")) targets.push(["undici-proxy", await start("undici-proxy", process.execPath, ["bench/targets/undici-proxy.ts", backend])]);
   if (want("node-http-proxy")) targets.push(["node-http-proxy", await start("node-http-proxy", process.execPath, ["bench/targets/node-http-proxy.ts", backend])]);
   if (want("fastify-http-proxy")) targets.push(["fastify-http-proxy", await start("fastify-http-proxy", process.execPath, ["bench/targets/fastify-proxy.ts", backend])]);
 
@@ -206,23 +242,23 @@ async function main(): Promise<void> {
 
   const summary = targets.map(([name]) => {
     const s = samples.get(name)!;
-    const pick = (xs: Sample[], k: "rps" | "p50" | "p99") => median(xs.map((x) => x[k]));
-    return {
-      name,
-      ac: { rps: pick(s.ac, "rps"), p50: pick(s.ac, "p50"), p99: pick(s.ac, "p99"), errors: s.ac.reduce((a, x) => a + x.errors, 0), cpuUs: median(s.ac.flatMap((x) => (x.cpuUs === undefined ? [] : [x.cpuUs]))) },
-      wrk: s.wrk.length ? { rps: pick(s.wrk, "rps"), p50: pick(s.wrk, "p50"), p99: pick(s.wrk, "p99"), errors: s.wrk.reduce((a, x) => a + x.errors, 0) } : null,
-    };
+    const pick = (xs: Sample[], k: "rps" | "p50" | "p99" | "cpuUs" | "rssMiB") => median(xs.flatMap((x) => (x[k] === undefined ? [] : [x[k]])));
+    const sum = (xs: Sample[]) => ({ rps: pick(xs, "rps"), p50: pick(xs, "p50"), p99: pick(xs, "p99"), cpuUs: pick(xs, "cpuUs"), rssMiB: pick(xs, "rssMiB"), errors: xs.reduce((a, x) => a + x.errors, 0) });
+    return { name, ac: sum(s.ac), wrk: s.wrk.length ? sum(s.wrk) : null };
   });
   const ref = (n: string, tool: "ac" | "wrk") => summary.find((s) => s.name === n)?.[tool]?.rps;
+  const refCpu = (n: string) => summary.find((s) => s.name === n)?.wrk?.cpuUs ?? summary.find((s) => s.name === n)?.ac.cpuUs;
   const ratio = (v: number | undefined, r: number | undefined) => (v && r ? `${(v / r).toFixed(2)}x` : "-");
   const f0 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? "-" : Math.round(n).toLocaleString("en-US"));
   const f2 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? "-" : n.toFixed(2));
 
-  const header = ["target", "ac req/s", "ac p50 ms", "ac p99 ms", "cpu us/req", "vs nginx", "vs http-proxy", "wrk req/s", "wrk p50 ms", "wrk p99 ms", "wrk vs nginx", "wrk vs http-proxy", "errors"];
+  // CPU per request is the figure that holds on a shared machine; wrk's is the fairer (autocannon
+  // itself takes about twice wrk's CPU per request from the same two cores).
+  const header = ["target", "wrk req/s", "wrk p50 ms", "wrk p99 ms", "wrk cpu us/req", "cpu vs undici-proxy", "wrk vs nginx", "ac req/s", "ac p50 ms", "ac p99 ms", "ac cpu us/req", "ac vs nginx", "ac vs http-proxy", "rss MiB", "errors"];
   const rows = summary.map((s) => [
-    s.name, f0(s.ac.rps), f2(s.ac.p50), f2(s.ac.p99), f2(s.ac.cpuUs), ratio(s.ac.rps, ref("nginx", "ac")), ratio(s.ac.rps, ref("node-http-proxy", "ac")),
-    f0(s.wrk?.rps), f2(s.wrk?.p50), f2(s.wrk?.p99), ratio(s.wrk?.rps, ref("nginx", "wrk")), ratio(s.wrk?.rps, ref("node-http-proxy", "wrk")),
-    String(s.ac.errors + (s.wrk?.errors ?? 0)),
+    s.name, f0(s.wrk?.rps), f2(s.wrk?.p50), f2(s.wrk?.p99), f2(s.wrk?.cpuUs), ratio(s.wrk?.cpuUs ?? s.ac.cpuUs, refCpu("undici-proxy")), ratio(s.wrk?.rps, ref("nginx", "wrk")),
+    f0(s.ac.rps), f2(s.ac.p50), f2(s.ac.p99), f2(s.ac.cpuUs), ratio(s.ac.rps, ref("nginx", "ac")), ratio(s.ac.rps, ref("node-http-proxy", "ac")),
+    f0(Math.max(s.ac.rssMiB, s.wrk?.rssMiB ?? 0)), String(s.ac.errors + (s.wrk?.errors ?? 0)),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;

@@ -1,4 +1,11 @@
 // One structured line per request, whatever its fate, written in one place so nothing is logged twice.
+//
+// The lines have the shape pino gives every other log line ({"level","time","service",...,"msg"}),
+// but are built here by a fixed-shape writer: pino's generic serialisation and an ISO timestamp per
+// line cost about a third of a request's CPU in the bench. Strings are escaped only when they need
+// it, and the timestamp is formatted once per millisecond. Each line goes straight to the logger's
+// destination (which batches write(2) itself), so it is in order with pino's own lines.
+import pino from "pino";
 import { ERRORS, type ErrorCode } from "../errors/codes.ts";
 import type { Logger } from "./logger.ts";
 
@@ -8,8 +15,6 @@ export interface AccessRecord {
   path: string;
   /** The path sent upstream when it differs from `path` (the canonical form that was matched). */
   upstream_path?: string;
-  /** "new->legacy (connect)": the request went to the other backend, and why. */
-  failover?: string;
   status: number;
   backend: string | null;
   /** Feature that claimed the request and why the backend was chosen (routing decision). */
@@ -22,17 +27,66 @@ export interface AccessRecord {
   total_ms: number;
   bytes_in: number;
   bytes_out: number;
+  /** "new->legacy (connect)": the request went to the other backend, and why. */
+  failover?: string;
   error?: ErrorCode;
   error_detail?: string;
 }
 
+const LEVEL_VALUE = { info: 30, warn: 40, error: 50 } as const;
+/** Characters that JSON must escape (and the separators JavaScript treats as line ends). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/;
+
+const q = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+const qn = (s: string | null): string => (s === null ? "null" : q(s));
+const n = (x: number | null): string => (x === null ? "null" : String(x));
+
+/** Builds access lines for one logger's destination. */
+class AccessLogWriter {
+  readonly #logger: Logger;
+  readonly #dest: { write(chunk: string): unknown };
+  #ms = -1;
+  #iso = "";
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+    this.#dest = (logger as unknown as Record<symbol, { write(chunk: string): unknown }>)[pino.symbols.streamSym]!;
+  }
+
+  write(level: keyof typeof LEVEL_VALUE, r: AccessRecord): void {
+    if (LEVEL_VALUE[level] < this.#logger.levelVal) return;
+    const now = Date.now();
+    if (now !== this.#ms) {
+      this.#ms = now;
+      this.#iso = new Date(now).toISOString();
+    }
+    let line = `{"level":"${level}","time":"${this.#iso}","service":"switchyard","req_id":${q(r.req_id)},"method":${q(r.method)},"path":${q(r.path)}`;
+    if (r.upstream_path !== undefined) line += `,"upstream_path":${q(r.upstream_path)}`;
+    line += `,"status":${r.status},"backend":${qn(r.backend)}`;
+    if (r.feature !== undefined) line += `,"feature":${qn(r.feature)}`;
+    if (r.reason !== undefined) line += `,"reason":${qn(r.reason)}`;
+    line += `,"client_ip":${q(r.client_ip)},"upstream_ms":${n(r.upstream_ms)},"total_ms":${r.total_ms},"bytes_in":${r.bytes_in},"bytes_out":${r.bytes_out}`;
+    if (r.failover !== undefined) line += `,"failover":${q(r.failover)}`;
+    if (r.error !== undefined) line += `,"error":"${r.error}","error_detail":${q(r.error_detail ?? ERRORS[r.error].message)}`;
+    this.#dest.write(`${line},"msg":"request"}\n`);
+  }
+}
+
+const writers = new WeakMap<Logger, AccessLogWriter>();
+
+function writerFor(logger: Logger): AccessLogWriter {
+  let w = writers.get(logger);
+  if (w === undefined) writers.set(logger, (w = new AccessLogWriter(logger)));
+  return w;
+}
+
 export function logAccess(logger: Logger, accessLog: boolean, rec: AccessRecord): void {
   if (rec.error === undefined) {
-    if (accessLog) logger.info(rec, "request");
+    if (accessLog) writerFor(logger).write("info", rec);
     return;
   }
   // Error lines are written even with the access log off: every failure leaves exactly one line.
-  logger[ERRORS[rec.error].level](rec, "request");
+  writerFor(logger).write(ERRORS[rec.error].level, rec);
 }
 
 export const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;

@@ -1,0 +1,110 @@
+// The access line is built by hand for speed; it must be the line pino would have written for the
+// same record: valid JSON, same keys in the same order, same escaping, one line per record.
+import { Writable } from "node:stream";
+import fc from "fast-check";
+import pino from "pino";
+import { describe, expect, it } from "vitest";
+import { logAccess, type AccessRecord } from "../../src/observe/access-log.ts";
+import { createLogger } from "../../src/observe/logger.ts";
+
+function capture(level = "info"): { logger: pino.Logger; lines: string[] } {
+  const lines: string[] = [];
+  let buf = "";
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      buf += chunk.toString();
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+      cb();
+    },
+  });
+  return { logger: createLogger({ level, destination }), lines };
+}
+
+const base: AccessRecord = {
+  req_id: "r-1",
+  method: "GET",
+  path: "/api/1/ping",
+  status: 200,
+  backend: "legacy",
+  client_ip: "127.0.0.1",
+  upstream_ms: 1.25,
+  total_ms: 1.5,
+  bytes_in: 0,
+  bytes_out: 42,
+};
+
+/** What pino itself writes for the record (the reference the fixed-shape writer replaces). */
+function pinoLine(level: "info" | "warn" | "error", rec: AccessRecord): Record<string, unknown> {
+  const { logger, lines } = capture();
+  logger[level](rec, "request");
+  return JSON.parse(lines[0]!) as Record<string, unknown>;
+}
+
+const withoutTime = (o: Record<string, unknown>): Record<string, unknown> => {
+  const { time, ...rest } = o;
+  expect(typeof time).toBe("string");
+  expect(new Date(time as string).toISOString()).toBe(time);
+  return rest;
+};
+
+describe("access log line", () => {
+  it("has pino's shape and key order for a plain request", () => {
+    const { logger, lines } = capture();
+    logAccess(logger, true, base);
+    expect(lines).toHaveLength(1);
+    const got = JSON.parse(lines[0]!) as Record<string, unknown>;
+    const want = pinoLine("info", base);
+    expect(Object.keys(got)).toEqual(Object.keys(want));
+    expect(withoutTime(got)).toEqual(withoutTime(want));
+  });
+
+  it("carries optional fields, the error code and its level", () => {
+    const { logger, lines } = capture();
+    const rec: AccessRecord = {
+      ...base,
+      upstream_path: "/api/1/x",
+      feature: "assets",
+      reason: "route",
+      status: 502,
+      backend: "new",
+      upstream_ms: null,
+      failover: "new->legacy (connect)",
+      error: "SY_UPSTREAM_CONNECT_REFUSED",
+      error_detail: 'connect ECONNREFUSED "x"',
+    };
+    logAccess(logger, false, rec);
+    expect(lines).toHaveLength(1);
+    const got = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(got.level).toBe("error");
+    expect(withoutTime(got)).toEqual(withoutTime(pinoLine("error", rec)));
+  });
+
+  it("writes nothing for a success with the access log off, and honours the level", () => {
+    const off = capture();
+    logAccess(off.logger, false, base);
+    expect(off.lines).toHaveLength(0);
+    const quiet = capture("warn");
+    logAccess(quiet.logger, true, base);
+    expect(quiet.lines).toHaveLength(0);
+  });
+
+  it("escapes any string exactly as JSON.stringify does (quotes, controls, separators, lone surrogates)", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary" }), fc.string({ unit: "grapheme" }), (path, feature) => {
+        const { logger, lines } = capture();
+        const rec = { ...base, path, feature, req_id: `${path}\u2028"\\` };
+        logAccess(logger, true, rec);
+        expect(lines).toHaveLength(1);
+        const got = JSON.parse(lines[0]!) as Record<string, unknown>;
+        expect(got.path).toBe(path.isWellFormed() ? path : JSON.parse(JSON.stringify(path)));
+        expect(got.feature).toBe(feature);
+        expect(got.req_id).toBe(rec.req_id.isWellFormed() ? rec.req_id : JSON.parse(JSON.stringify(rec.req_id)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
