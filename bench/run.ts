@@ -3,7 +3,7 @@
 // loads each with autocannon (and wrk when installed), interleaving targets over several rounds, and
 // prints medians with ratios to nginx and node-http-proxy. Loopback only; every run is time-bounded.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,20 +27,38 @@ const children: ChildProcess[] = [];
 /** Target URL -> the pid serving it (processes started here), for CPU per request. */
 const pids = new Map<string, number>();
 
-/** CPU seconds (user + system) a process has used so far (Linux /proc; null elsewhere). */
+/** A process and its live descendants (a `workers: N` primary and its workers), Linux /proc. */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const kids = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      if (kids !== "") for (const k of kids.split(" ")) out.push(...processTree(Number(k)));
+    }
+  } catch {
+    // gone, or not Linux
+  }
+  return out;
+}
+
+/** CPU seconds (user + system) a process and its live descendants have used so far (Linux /proc; null elsewhere). */
 function cpuSeconds(pid: number | undefined): number | null {
   if (pid === undefined) return null;
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
+    let total = 0;
+    for (const p of processTree(pid)) {
+      const fields = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
+      total += (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
+    }
+    return total;
   } catch {
     return null;
   }
 }
 const cleanup: (() => void)[] = [];
 
-function start(name: string, cmd: string, args: string[]): Promise<string> {
-  const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+function start(name: string, cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
   children.push(child);
   return new Promise((resolve, reject) => {
     let out = "";
@@ -118,6 +136,8 @@ interface SwitchyardVariant {
   shadowPercent?: number;
   resilience?: { newBackend: string; on: boolean };
   workers?: number;
+  /** Connection distribution between workers: round-robin through the primary (rr, the default) or workers accepting on the shared socket (none). */
+  sched?: "none" | "rr";
 }
 
 function startSwitchyard(backend: string, v: SwitchyardVariant): Promise<string> {
@@ -136,7 +156,7 @@ function startSwitchyard(backend: string, v: SwitchyardVariant): Promise<string>
       // Shadow: no caps binding (the whole sample is mirrored), store and one log line per pair as in production.
       (shadowPercent > 0 ? `shadow:\n  enabled: true\n  percent: ${shadowPercent}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : ""),
   );
-  return start(v.name, process.execPath, ["src/cli/main.ts", "start", "-c", file]);
+  return start(v.name, process.execPath, ["src/cli/main.ts", "start", "-c", file], v.sched ? { NODE_CLUSTER_SCHED_POLICY: v.sched } : {});
 }
 
 /**
@@ -150,11 +170,12 @@ function resilienceBackend(_name: string, r: { on: boolean } | undefined): strin
 
 interface Sample { rps: number; p50: number; p99: number; errors: number; cpuUs?: number; rssMiB?: number }
 
-/** Resident set size of a process in MiB (Linux /proc; undefined elsewhere). */
+/** Resident set size of a process and its live descendants in MiB (Linux /proc; undefined elsewhere). */
 function rssMiB(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+    let kb = 0;
+    for (const p of processTree(pid)) kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1]);
     return Number.isFinite(kb) ? kb / 1024 : undefined;
   } catch {
     return undefined;
@@ -206,6 +227,12 @@ async function main(): Promise<void> {
   // no metrics, no access log) - what the proxy core costs beside the bare undici proxy.
   if (only?.includes("switchyard-no-log")) targets.push(["switchyard-no-log", await startSwitchyard(backend, { name: "switchyard-no-log", accessLog: false })]);
   if (only?.includes("switchyard-bare")) targets.push(["switchyard-bare", await startSwitchyard(backend, { name: "switchyard-bare", accessLog: false, metrics: false, features: false })]);
+  // Every core, on request only (--only switchyard-workers-1,switchyard-workers-2,switchyard-workers-2-shared):
+  // everything on, served by N workers; CPU and RSS are the whole process tree's.
+  for (const name of only ?? []) {
+    const m = /^switchyard-workers-(\d+)(-shared)?$/.exec(name);
+    if (m) targets.push([name, await startSwitchyard(backend, { name, workers: Number(m[1]), sched: m[2] ? "none" : "rr" })]);
+  }
   // Shadow traffic costs, on request only (--only switchyard,switchyard-shadow-10,switchyard-shadow-100).
   for (const p of [10, 100]) if (only?.includes(`switchyard-shadow-${p}`)) targets.push([`switchyard-shadow-${p}`, await startSwitchyard(backend, { name: `switchyard-shadow-${p}`, shadowPercent: p })]);
   // The cost of health checks and of the failover path when nothing fails, on request only

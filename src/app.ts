@@ -8,7 +8,7 @@ import { HealthRegistry } from "./health/registry.ts";
 import { createLogger, type Logger } from "./observe/logger.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { ShadowRunner } from "./shadow/mirror.ts";
-import { ShadowStore } from "./shadow/store/store.ts";
+import { ShadowStore, type PairSink } from "./shadow/store/store.ts";
 import { createRequestHandler } from "./proxy/handler.ts";
 import { createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART } from "./tunnel/handshake.ts";
@@ -21,6 +21,17 @@ export interface StartOptions {
   processMetrics?: boolean;
   /** SQLite file for shadow comparisons (default: shadow.store.path, relative to the working directory). */
   shadowStorePath?: string;
+  /**
+   * false: the control plane of a `workers: N` primary - no listeners, no health probes; its windows
+   * and shadow store are fed by the workers. Default true.
+   */
+  serve?: boolean;
+  /** A worker's data plane: compared pairs go here (to the primary's store) instead of a store of its own. */
+  shadowSink?: PairSink;
+  /** A worker's data plane: keep window records for the primary (Metrics.drainWindowDeltas). */
+  trackDeltas?: boolean;
+  /** A worker's data plane: how many workers share the caps (compileSnapshot's workerShare). Default 1. */
+  workers?: number;
 }
 
 export interface ShutdownResult {
@@ -44,18 +55,35 @@ export class Switchyard {
   readonly shadow: ShadowRunner;
   readonly #storePath: string | null;
   #store: ShadowStore | null = null;
+  readonly #serve: boolean;
+  readonly #applied: ((config: Config, keepListenersOf: Config | undefined) => void)[] = [];
+
+  readonly #workers: number;
 
   private constructor(config: Config, logger: Logger, opts: StartOptions) {
-    this.#snapshot = compileSnapshot(config);
+    this.#workers = opts.workers ?? 1;
+    this.#snapshot = compileSnapshot(config, this.#workers);
     this.logger = logger;
-    this.metrics = new Metrics({ processMetrics: opts.processMetrics });
+    this.#serve = opts.serve !== false;
+    this.metrics = new Metrics({ processMetrics: opts.processMetrics, trackDeltas: opts.trackDeltas });
     this.health = new HealthRegistry(logger, this.metrics);
-    this.health.configure(this.#snapshot);
+    if (this.#serve) this.health.configure(this.#snapshot);
     this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, onIdle: null, pools: this.pools, perClient: new Map(), health: this.health };
     this.#tunnelMetrics();
-    this.#storePath = opts.shadowStorePath ?? config.shadow.store.path ?? null;
-    this.shadow = new ShadowRunner(logger, this.metrics, () => this.#openStore());
+    const sink = opts.shadowSink;
+    this.#storePath = sink ? null : (opts.shadowStorePath ?? config.shadow.store.path ?? null);
+    this.shadow = new ShadowRunner(logger, this.metrics, sink ? () => sink : () => this.#openStore(), { trackDeltas: opts.trackDeltas });
     if (this.#snapshot.shadow.enabled) this.#openStore();
+  }
+
+  /** The comparison store this process writes (null in a worker, whose pairs go to the primary's). */
+  get shadowStore(): ShadowStore | null {
+    return this.#openStore();
+  }
+
+  /** Called after every applied config (the primary of `workers: N` hands it to each worker). */
+  onApply(listener: (config: Config, keepListenersOf: Config | undefined) => void): void {
+    this.#applied.push(listener);
   }
 
   /** The comparison store, opened when shadowing is first on (never created while shadow is off). */
@@ -98,6 +126,7 @@ export class Switchyard {
   static async start(config: Config, opts: StartOptions = {}): Promise<Switchyard> {
     const logger = opts.logger ?? createLogger({ level: config.log.level });
     const app = new Switchyard(config, logger, opts);
+    if (!app.#serve) return app;
     try {
       for (const lc of config.listeners) await app.#bind(lc);
     } catch (err) {
@@ -119,7 +148,7 @@ export class Switchyard {
    */
   applyConfig(config: Config, keepListenersOf?: Config): { hash: string; tunnels: { kept: number; draining: number; closed: number } } {
     // Bound sockets cannot move: listener and admin settings stay those the process started with.
-    const next = compileSnapshot(keepListenersOf ? { ...config, listeners: keepListenersOf.listeners, admin: keepListenersOf.admin } : config);
+    const next = compileSnapshot(keepListenersOf ? { ...config, listeners: keepListenersOf.listeners, admin: keepListenersOf.admin } : config, this.#workers);
     const previous = this.#snapshot;
     this.#snapshot = next;
     // Client-side timeouts can change on live servers; pools whose settings changed drain and close.
@@ -129,10 +158,11 @@ export class Switchyard {
       l.server.keepAliveTimeout = next.config.limits.keep_alive_timeout;
     }
     if (previous !== next) void this.pools.retainOnly(Object.values(next.backends));
-    this.health.configure(next); // health survives for backends whose address did not change
+    if (this.#serve) this.health.configure(next); // health survives for backends whose address did not change
     if (next.shadow.enabled) this.#openStore();
     const tunnels = this.tunnels.reconsider(next.routing, config.websocket.move_drain_timeout, CLOSE_SERVICE_RESTART);
     this.logger.debug({ config_hash: next.hash, tunnels_moved: tunnels }, "snapshot swapped");
+    for (const listener of this.#applied) listener(config, keepListenersOf);
     return { hash: next.hash, tunnels };
   }
 

@@ -66,7 +66,7 @@ function safeHost(origin: string): string | null {
  * pending records written first, then built in the report worker (cached per window for a few seconds).
  */
 async function shadowSummary(cp: ControlPlane, url: URL, reports: ReportRunner): Promise<Report> {
-  const store = cp.app.shadow.store;
+  const store = cp.app.shadowStore;
   if (store === null) throw new HttpError(404, "no shadow store: shadow is off, or the proxy was started without a store path");
   const sinceText = url.searchParams.get("since") ?? "1h";
   const asked = parseDuration(sinceText);
@@ -153,7 +153,13 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   if (route === "GET /status") return { status: 200, body: buildStatus(cp) };
   if (route === "GET /audit") return { status: 200, body: { entries: cp.audit.slice(-50).reverse() } };
   if (route === "GET /stats") return { status: 200, body: buildStats(cp) };
-  if (route === "GET /metrics") return new Raw(cp.app.metrics.registry.contentType, await cp.app.metrics.registry.metrics());
+  if (route === "GET /metrics") {
+    if (cp.cluster !== null) {
+      const { contentType, text } = await cp.cluster.metricsText();
+      return new Raw(contentType, text);
+    }
+    return new Raw(cp.app.metrics.registry.contentType, await cp.app.metrics.registry.metrics());
+  }
   if (route === "GET /guard") return { status: 200, body: cp.guard.status() };
   const sm = /^\/features\/([^/]+)\/schedule\/(pause|resume|approve)$/.exec(path);
   if (sm && method === "POST") {

@@ -28,7 +28,8 @@ export function buildStatus(cp: ControlPlane) {
       routes: f.routes,
     };
   }
-  const pools = cp.app.pools.stats();
+  const cluster = cp.cluster;
+  const pools = cluster ? cluster.pools() : cp.app.pools.stats();
   // Backend health from the last minute of real traffic, over every feature.
   const lastMinute: Record<string, { requests: number; errors: number }> = {};
   for (const byBackend of Object.values(cp.app.metrics.stats())) {
@@ -63,9 +64,11 @@ export function buildStatus(cp: ControlPlane) {
     ),
     guard: cp.guard.status(),
     shadow_store: shadowStoreStatus(cp),
-    tunnels: cp.app.tunnels.stats(),
-    inflight: cp.app.state.inflight,
-    listeners: cp.app.urls,
+    tunnels: cluster ? cluster.tunnels() : cp.app.tunnels.stats(),
+    inflight: cluster ? cluster.inflight() : cp.app.state.inflight,
+    listeners: cluster ? cluster.urls : cp.app.urls,
+    // With workers: each one's state; pools, tunnels and in-flight above are their sums as of their last report (at most a second old).
+    workers: cluster ? cluster.workers() : null,
   };
 }
 
@@ -96,7 +99,7 @@ export function buildStats(cp: ControlPlane) {
 
 /** The shadow store as its worker last measured it, and how long max_size lasts at the rate seen. */
 function shadowStoreStatus(cp: ControlPlane) {
-  const store = cp.app.shadow.store;
+  const store = cp.app.shadowStore;
   if (store === null) return null;
   const st = store.stats;
   const cfg = cp.app.snapshot.config.shadow.store;
@@ -118,12 +121,17 @@ function shadowStoreStatus(cp: ControlPlane) {
 
 /** A backend's rotation state (active checks and passive detection), with times as ISO strings. */
 function healthOf(cp: ControlPlane, b: import("../config/compile.ts").BackendTarget) {
-  const h = cp.app.health.status(b);
+  // With workers each detects failures on its own traffic: show the worst, and every worker's state.
+  const seen = cp.cluster?.health(b.name) ?? [];
+  const worst = seen.find((w) => w.health.state !== "healthy") ?? seen[0];
+  const h = worst?.health ?? cp.app.health.status(b);
+  const per = seen.length > 0 ? { workers: seen.map((w) => ({ worker: w.worker, state: w.health.state, reason: w.health.reason })) } : {};
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
   return {
     ...h,
     since: iso(h.since),
     ejected_until: iso(h.ejected_until),
     active: h.active === null ? null : { ...h.active, path: b.activeCheck?.path ?? null, last: h.active.last === null ? null : { ...h.active.last, at: iso(h.active.last.at) } },
+    ...per,
   };
 }

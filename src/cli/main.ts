@@ -4,13 +4,14 @@
 // 0 (ok), 1 (config invalid or runtime failure), 2 (usage error).
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startAdmin, type AdminServer } from "../admin/server.ts";
 import { AdminCallError, callAdmin, formatStatus, resolveAdmin } from "./admin-client.ts";
 import { ControlPlane, shadowStoreFor } from "../control/control-plane.ts";
+import { ClusterPrimary } from "../cluster/primary.ts";
 import { ShadowSchema } from "../config/shadow-schema.ts";
 import { buildReport } from "../shadow/report/build.ts";
 import { renderHtml, renderMarkdown } from "../shadow/report/render.ts";
@@ -72,6 +73,9 @@ Options:
                       state directory: $SWITCHYARD_STATE_DIR, else $STATE_DIRECTORY, else
                       /var/lib/switchyard as root, else ~/.local/state/switchyard)
       --no-watch      (start) do not watch the config file; reload on SIGHUP or POST /reload only
+      --workers N     (start) processes serving traffic: a number, or auto for one per CPU core
+                      (default: the config's workers, 1); with more than 1 this process keeps
+                      the control plane and N workers share the listeners
   -h, --help          show this help
   -V, --version       print the version
 
@@ -189,6 +193,7 @@ async function main(argv: string[]): Promise<number> {
         users: { type: "string" },
         admin: { type: "string" },
         "state-file": { type: "string" },
+        workers: { type: "string" },
         percent: { type: "string" },
         enabled: { type: "boolean" },
         disabled: { type: "boolean" },
@@ -229,7 +234,7 @@ async function main(argv: string[]): Promise<number> {
     case "check":
       return check(requireConfig(configPath));
     case "start":
-      return start(requireConfig(configPath), values["state-file"] ?? (process.env.SWITCHYARD_STATE_FILE || undefined), values.watch);
+      return start(requireConfig(configPath), values["state-file"] ?? (process.env.SWITCHYARD_STATE_FILE || undefined), values.watch, parseWorkers(values.workers));
     case "demo":
       return demo();
     case undefined:
@@ -405,11 +410,30 @@ function featureSummary(c: Config): string {
   return `${features.length} feature${features.length === 1 ? "" : "s"} (${enabled} enabled)`;
 }
 
-async function start(path: string, stateFile: string | undefined, watch: boolean): Promise<number> {
+/** --workers: a whole number from 1 to 256, or auto; undefined when not given. */
+function parseWorkers(value: string | undefined): number | "auto" | undefined {
+  if (value === undefined) return undefined;
+  if (value === "auto") return "auto";
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 256) throw new UsageError(`--workers must be auto or a whole number from 1 to 256, got "${value}"`);
+  return n;
+}
+
+async function start(path: string, stateFile: string | undefined, watch: boolean, workersFlag: number | "auto" | undefined): Promise<number> {
   const config = load(path);
   if (!config) return 1;
   const logger = createLogger({ level: config.log.level });
-  const cp = await ControlPlane.open(path, { logger, stateFile, watch });
+  const asked = workersFlag ?? config.workers;
+  const workers = asked === "auto" ? availableParallelism() : asked;
+  const cp = await ControlPlane.open(path, { logger, stateFile, watch, serve: workers === 1 });
+  if (workers > 1) {
+    try {
+      cp.cluster = await ClusterPrimary.start(cp.app, workers, logger);
+    } catch (err) {
+      cp.close();
+      throw err;
+    }
+  }
   const admin = await startAdmin(cp, cp.app.snapshot.config.admin);
   return untilSignal(cp, admin, logger, []);
 }
@@ -474,6 +498,12 @@ function untilSignal(cp: ControlPlane, admin: AdminServer, logger: ReturnType<ty
       cp.close();
       void admin
         .close()
+        .then(async () => {
+          if (cp.cluster !== null) {
+            const r = await cp.cluster.shutdown(cp.app.snapshot.config.shutdown.drain_timeout);
+            logger.info({ drained: r.drained, cut: r.cut }, "workers stopped");
+          }
+        })
         .then(() => cp.app.shutdown())
         .then(() => Promise.all(backends.map((b) => b.close())))
         .then(() => {

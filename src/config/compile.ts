@@ -67,7 +67,28 @@ export interface Snapshot {
   readonly failoverDefault: FailoverPolicy;
 }
 
-export function compileSnapshot(config: Config): Snapshot {
+/**
+ * One worker's share of the caps that protect the backends (whose load is the sum over workers): the
+ * shadow budget and the tunnel limits are divided by the number of workers. A client's connections
+ * can all land on one worker, so limits.max_requests_per_client stays whole.
+ */
+export function workerShare(config: Config, workers: number): Config {
+  if (workers <= 1) return config;
+  const part = (x: number) => Math.max(1, Math.ceil(x / workers));
+  const ws = config.websocket;
+  return {
+    ...config,
+    shadow: { ...config.shadow, max_per_second: config.shadow.max_per_second / workers, max_in_flight: part(config.shadow.max_in_flight) },
+    websocket: { ...ws, max_tunnels: part(ws.max_tunnels), ...(ws.max_tunnels_per_backend !== undefined && { max_tunnels_per_backend: part(ws.max_tunnels_per_backend) }) },
+  };
+}
+
+/**
+ * Compile a config for the hot path. `workers` > 1: a worker's snapshot, with its share of the caps
+ * (workerShare); the hash stays that of the whole config, the same in every worker and the primary.
+ */
+export function compileSnapshot(whole: Config, workers = 1): Snapshot {
+  const config = workerShare(whole, workers);
   const backends = {} as Record<BackendName, BackendTarget>;
   for (const name of BACKEND_NAMES) {
     const b = config.backends[name];
@@ -93,7 +114,7 @@ export function compileSnapshot(config: Config): Snapshot {
   }
   return Object.freeze({
     config,
-    hash: createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 12),
+    hash: createHash("sha256").update(JSON.stringify(whole)).digest("hex").slice(0, 12),
     backends: Object.freeze(backends),
     routing: compileRoutingTable(config.routing, config.features),
     proxyOnlyHeaders: proxyOnlyHeaders(config),

@@ -77,6 +77,8 @@ export type BackendName = (typeof BACKEND_NAMES)[number];
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
+const WORKERS_ERROR = 'expected "auto" (one per CPU core) or a whole number of workers from 1 to 256';
+
 export const ConfigSchema = z
   .strictObject({
     listeners: z.array(ListenerSchema).min(1, { error: "expected at least one listener" })
@@ -165,6 +167,10 @@ export const ConfigSchema = z
       })
       .prefault({})
       .meta({ description: "WebSocket (and other Upgrade) tunnels." }),
+    workers: z
+      .union([z.literal("auto"), z.int({ error: WORKERS_ERROR }).min(1, { error: WORKERS_ERROR }).max(256, { error: WORKERS_ERROR })], { error: WORKERS_ERROR })
+      .default(1)
+      .meta({ description: "Processes serving traffic. 1: one process does everything. N or auto (one per CPU core): a primary keeps the control plane (config watch, admin API, guard, state file, shadow store) and N workers share the listeners; a runtime change reaches every worker, /metrics, /stats and /status cover them all, a crashed worker is restarted. Caps that protect the backends (shadow.max_per_second, shadow.max_in_flight, websocket.max_tunnels*) are shared out, 1/N per worker; limits.max_requests_per_client applies per worker. --workers overrides it. Default 1." }),
     shutdown: z
       .strictObject({
         drain_timeout: duration("On SIGTERM/SIGINT, how long in-flight requests may take to finish before connections are closed.", D.DEFAULT_DRAIN_TIMEOUT),

@@ -42,5 +42,6 @@ export function needsRestart(before: Config, after: Config): string[] {
   if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) out.push("admin listener");
   if (before.limits.max_header_size !== after.limits.max_header_size) out.push("limits.max_header_size");
   if (before.shadow.store.path !== after.shadow.store.path) out.push("shadow.store.path");
+  if (before.workers !== after.workers) out.push("workers");
   return out;
 }

@@ -17,6 +17,7 @@ import { describeChanges, needsRestart } from "./changes.ts";
 import { applyOverrides, fileValue, overrideProblem, type OverrideEntry, type OverrideValue } from "./overrides.ts";
 import { readGuardStates, readState, runtimeFileFor, stateFileFor, writeState } from "./state-file.ts";
 import { Guard } from "../guard/guard.ts";
+import type { ClusterPrimary } from "../cluster/primary.ts";
 
 export interface LoadRecord {
   ok: boolean;
@@ -72,6 +73,8 @@ export class ControlPlane {
   #env: Record<string, string | undefined>;
 
   readonly guard: Guard;
+  /** The workers serving traffic when `workers` > 1 (this process is then the control plane only). */
+  cluster: ClusterPrimary | null = null;
 
   private constructor(app: Switchyard, file: string, stateFile: string, fileConfig: Config, fileHash: string, overrides: Map<string, OverrideEntry>, env: Record<string, string | undefined>, guardStates: Map<string, GuardState>) {
     this.app = app;
@@ -277,7 +280,11 @@ export class ControlPlane {
   }
 
   #serial<T>(work: () => T): Promise<T> {
-    const run = this.#queue.then(work);
+    // With workers, a change is done when every worker runs it: the next request, wherever it lands, sees it.
+    const run = this.#queue.then(work).then(async (result) => {
+      await this.cluster?.settled();
+      return result;
+    });
     this.#queue = run.catch(() => undefined);
     return run;
   }

@@ -55,7 +55,7 @@ export class HealthRegistry {
   constructor(logger: Logger, metrics: Metrics, now: () => number = Date.now) {
     this.#logger = logger;
     this.#now = now;
-    metrics.collect("switchyard_backend_healthy", "gauge", "1 while the backend takes traffic (healthy or half-open), 0 while ejected or failing its active checks.", () =>
+    metrics.collect("switchyard_backend_healthy", "gauge", "1 while the backend takes traffic (healthy or half-open), 0 while ejected or failing its active checks (with workers: 0 when any worker has it out of rotation).", () =>
       (["legacy", "new"] as const).map((backend) => ({ labels: { backend }, value: this.#named(backend)?.health.available(this.#now()) === false ? 0 : 1 })),
     );
     metrics.collect("switchyard_backend_ejections_total", "counter", "Times a backend was taken out of rotation, by reason: passive (failed exchanges in a row) or active_check.", () =>

@@ -45,12 +45,16 @@ const n = (x: number | null): string => (x === null ? "null" : String(x));
 class AccessLogWriter {
   readonly #logger: Logger;
   readonly #dest: { write(chunk: string): unknown };
+  /** The logger's own fields as pino writes them (`,"service":"switchyard"`, and a worker's id). */
+  readonly #bindings: string;
   #ms = -1;
   #iso = "";
 
   constructor(logger: Logger) {
     this.#logger = logger;
-    this.#dest = (logger as unknown as Record<symbol, { write(chunk: string): unknown }>)[pino.symbols.streamSym]!;
+    const internals = logger as unknown as Record<symbol, unknown>;
+    this.#dest = internals[pino.symbols.streamSym] as { write(chunk: string): unknown };
+    this.#bindings = (internals[pino.symbols.chindingsSym] as string | undefined) ?? "";
   }
 
   write(level: keyof typeof LEVEL_VALUE, r: AccessRecord): void {
@@ -60,7 +64,7 @@ class AccessLogWriter {
       this.#ms = now;
       this.#iso = new Date(now).toISOString();
     }
-    let line = `{"level":"${level}","time":"${this.#iso}","service":"switchyard","req_id":${q(r.req_id)},"method":${q(r.method)},"path":${q(r.path)}`;
+    let line = `{"level":"${level}","time":"${this.#iso}"${this.#bindings},"req_id":${q(r.req_id)},"method":${q(r.method)},"path":${q(r.path)}`;
     if (r.upstream_path !== undefined) line += `,"upstream_path":${q(r.upstream_path)}`;
     line += `,"status":${r.status},"backend":${qn(r.backend)}`;
     if (r.feature !== undefined) line += `,"feature":${qn(r.feature)}`;

@@ -7,6 +7,8 @@ export type { Logger };
 export interface LoggerOptions {
   level: string;
   destination?: DestinationStream | NodeJS.WritableStream;
+  /** Fields every line carries besides service (a worker's id). */
+  base?: Record<string, unknown>;
 }
 
 /** Lines are batched up to this many bytes per write(2)... */
@@ -20,7 +22,7 @@ export function createLogger(opts: LoggerOptions): Logger {
   return pino(
     {
       level: opts.level,
-      base: { service: "switchyard" },
+      base: { service: "switchyard", ...opts.base },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -5,7 +5,7 @@
 // sliding windows behind GET /stats.
 import { collectDefaultMetrics, Registry } from "prom-client";
 import type { ErrorCode } from "../errors/codes.ts";
-import { WINDOWS, WindowStats, type WindowName, type WindowSummary } from "./window.ts";
+import { WINDOWS, WindowStats, type WindowDelta, type WindowName, type WindowSummary } from "./window.ts";
 
 /** Prometheus histogram bounds, seconds: sub-millisecond to 30 s. */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -50,11 +50,22 @@ export class Series {
   readonly total = new Histogram();
   readonly window = new WindowStats();
 
-  constructor(feature: string, backend: string) {
+  constructor(feature: string, backend: string, trackDeltas: boolean) {
     this.feature = feature;
     this.backend = backend;
+    if (trackDeltas) this.window.trackDeltas();
   }
 }
+
+/** A worker's window records for one (feature, backend), handed to the primary. */
+export interface SeriesDelta {
+  feature: string;
+  backend: string;
+  deltas: WindowDelta[];
+}
+
+/** How a metric's values from several processes (workers) combine at scrape time. */
+export type Aggregator = "sum" | "min" | "max" | "first";
 
 export interface RequestOutcome {
   feature: string | null;
@@ -72,9 +83,12 @@ export class Metrics {
   readonly #series = new Map<string, Map<string, Series>>();
   readonly #errors = new Map<string, Float64Array>();
   readonly #now: () => number;
+  readonly #trackDeltas: boolean;
 
-  constructor(opts: { processMetrics?: boolean; now?: () => number } = {}) {
+  /** trackDeltas: keep window records for drainWindowDeltas() (a worker reporting to its primary). */
+  constructor(opts: { processMetrics?: boolean; now?: () => number; trackDeltas?: boolean } = {}) {
     this.#now = opts.now ?? Date.now;
+    this.#trackDeltas = opts.trackDeltas === true;
     // Error counters exist at 0 from the start, so rate() and alerts see them before the first failure.
     for (const backend of ["legacy", "new"]) this.#errors.set(backend, new Float64Array(ERROR_KINDS.length));
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
@@ -112,8 +126,26 @@ export class Metrics {
     let byBackend = this.#series.get(feature);
     if (byBackend === undefined) this.#series.set(feature, (byBackend = new Map()));
     let s = byBackend.get(backend);
-    if (s === undefined) byBackend.set(backend, (s = new Series(feature, backend)));
+    if (s === undefined) byBackend.set(backend, (s = new Series(feature, backend, this.#trackDeltas)));
     return s;
+  }
+
+  /** Window records since the last call, per series (workers send these to the primary). */
+  drainWindowDeltas(): SeriesDelta[] {
+    const out: SeriesDelta[] = [];
+    for (const s of this.#all()) {
+      const deltas = s.window.drainDeltas();
+      if (deltas.length > 0) out.push({ feature: s.feature, backend: s.backend, deltas });
+    }
+    return out;
+  }
+
+  /** Merge a worker's window records: GET /stats, /status and the guard then see every worker. */
+  mergeWindowDeltas(from: readonly SeriesDelta[]): void {
+    for (const d of from) {
+      const w = this.series(d.feature, d.backend).window;
+      for (const x of d.deltas) w.merge(x);
+    }
   }
 
   /** Per feature, per backend, per window: rate, error rate, p50/p95/p99 (the seeds' success criteria). */
@@ -129,17 +161,20 @@ export class Metrics {
     return out;
   }
 
-  /** A metric rendered from our own numbers at scrape time. */
-  collect(name: string, type: "counter" | "gauge", help: string, values: () => { labels: Record<string, string | number>; value: number }[]): void {
-    this.#collect(name, type, help, values);
+  /**
+   * A metric rendered from our own numbers at scrape time. With workers, each worker's values are
+   * summed by default; a state (1 = healthy, a mode) says how it combines instead.
+   */
+  collect(name: string, type: "counter" | "gauge", help: string, values: () => { labels: Record<string, string | number>; value: number }[], aggregator: Aggregator = "sum"): void {
+    this.#collect(name, type, help, values, aggregator);
   }
 
   #all(): Series[] {
     return [...this.#series.values()].flatMap((m) => [...m.values()]);
   }
 
-  #collect(name: string, type: string, help: string, values: () => { labels: Record<string, string | number>; value: number; metricName?: string }[]): void {
-    this.registry.registerMetric({ name, help, type, get: () => ({ name, help, type, values: values(), aggregator: "sum" }) } as never);
+  #collect(name: string, type: string, help: string, values: () => { labels: Record<string, string | number>; value: number; metricName?: string }[], aggregator: Aggregator = "sum"): void {
+    this.registry.registerMetric({ name, help, type, aggregator, get: () => ({ name, help, type, values: values(), aggregator }) } as never);
   }
 
   #histogram(name: string, help: string, pick: (s: Series) => Histogram): void {

@@ -50,6 +50,15 @@ class Ring {
     return slot;
   }
 
+  /** The slot for a past time, or null when the ring has already moved past it (too old to keep). */
+  slotForPast(at: number): Slot | null {
+    const start = at - (at % this.slotMs);
+    const slot = this.slots[Math.floor(start / this.slotMs) % this.slots.length]!;
+    if (slot.start > start) return null;
+    if (slot.start !== start) slot.reset(start);
+    return slot;
+  }
+
   /** Slots whose span overlaps (now - windowMs, now]. */
   *within(now: number, windowMs: number): Iterable<Slot> {
     for (const s of this.slots) if (s.start >= 0 && s.start + this.slotMs > now - windowMs && s.start <= now) yield s;
@@ -71,10 +80,27 @@ export interface WindowSummary {
 export const WINDOWS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 export type WindowName = keyof typeof WINDOWS;
 
+/**
+ * What one process recorded in one 10-second slot since it last handed its numbers over: a worker
+ * sends these to the primary, which merges them into windows over every worker.
+ */
+export interface WindowDelta {
+  /** Start of the 10-second slot (ms since the epoch). */
+  at: number;
+  count: number;
+  errors: number;
+  /** Latency buckets as flat pairs: bucket index, count, bucket index, count, ... */
+  hist: number[];
+}
+
+const DELTA_SLOT_MS = 10_000;
+
 export class WindowStats {
-  readonly #fine = new Ring(10_000, 31);
+  readonly #fine = new Ring(DELTA_SLOT_MS, 31);
   readonly #coarse = new Ring(60_000, 61);
   #first = -1;
+  /** Records not yet handed over, by slot start; null unless deltas are tracked (workers). */
+  #pending: Map<number, { count: number; errors: number; hist: Map<number, number> }> | null = null;
 
   record(ms: number, error: boolean, now: number): void {
     if (this.#first < 0) this.#first = now;
@@ -83,6 +109,44 @@ export class WindowStats {
       slot.count++;
       if (error) slot.errors++;
       (slot.hist ??= new Uint32Array(BUCKETS))[b]!++;
+    }
+    if (this.#pending !== null) {
+      const at = now - (now % DELTA_SLOT_MS);
+      let p = this.#pending.get(at);
+      if (p === undefined) this.#pending.set(at, (p = { count: 0, errors: 0, hist: new Map() }));
+      p.count++;
+      if (error) p.errors++;
+      p.hist.set(b, (p.hist.get(b) ?? 0) + 1);
+    }
+  }
+
+  /** Keep what is recorded from now on for drainDeltas() as well. */
+  trackDeltas(): this {
+    this.#pending ??= new Map();
+    return this;
+  }
+
+  /** What was recorded since the last call (empty when nothing was, or deltas are not tracked). */
+  drainDeltas(): WindowDelta[] {
+    if (this.#pending === null || this.#pending.size === 0) return [];
+    const out = [...this.#pending].map(([at, p]) => ({ at, count: p.count, errors: p.errors, hist: [...p.hist].flat() }));
+    this.#pending.clear();
+    return out;
+  }
+
+  /** Add another process's records (a worker's delta); slots the windows have moved past are ignored. */
+  merge(d: WindowDelta): void {
+    if (d.count === 0) return;
+    if (this.#first < 0 || d.at < this.#first) this.#first = d.at;
+    for (const slot of [this.#fine.slotForPast(d.at), this.#coarse.slotForPast(d.at)]) {
+      if (slot === null) continue;
+      slot.count += d.count;
+      slot.errors += d.errors;
+      const hist = (slot.hist ??= new Uint32Array(BUCKETS));
+      for (let i = 0; i + 1 < d.hist.length; i += 2) {
+        const b = d.hist[i]!;
+        if (b >= 0 && b < BUCKETS) hist[b]! += d.hist[i + 1]!;
+      }
     }
   }
 

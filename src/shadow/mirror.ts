@@ -15,11 +15,11 @@ import type { Metrics } from "../observe/metrics.ts";
 import type { Decision } from "../routing/decide.ts";
 import type { BackendName } from "../routing/table.ts";
 import { compareAnswers, normalizePath, type Answer, type DiffEntry } from "./compare.ts";
-import { WindowStats } from "../observe/window.ts";
+import { WindowStats, type WindowDelta } from "../observe/window.ts";
 import { NoiseModel } from "./noise.ts";
 import { redactDiffs, redactTarget } from "./redact.ts";
 import { chooseShadow, type ShadowPlan, type ShadowSettings, type SkipReason } from "./settings.ts";
-import type { ShadowStore } from "./store/store.ts";
+import type { PairSink } from "./store/store.ts";
 
 const OUTCOMES = ["mirrored", "compared", "matched", "mismatched", "noise_only", "not_compared", "shadow_error", "primary_error", "dropped"] as const;
 type Outcome = (typeof OUTCOMES)[number];
@@ -85,7 +85,8 @@ export interface BeginArgs {
 
 export class ShadowRunner {
   readonly #logger: Logger;
-  readonly #openStore: () => ShadowStore | null;
+  readonly #openStore: () => PairSink | null;
+  readonly #trackDeltas: boolean;
   readonly #pools = new Map<string, Pool>();
   readonly #budgets = new Map<BackendName, Budget>();
   #budgetKey = "";
@@ -97,9 +98,11 @@ export class ShadowRunner {
   replays = 0;
   #closed = false;
 
-  constructor(logger: Logger, metrics: Metrics, openStore: () => ShadowStore | null) {
+  /** trackDeltas: keep comparison window records for drainComparisonDeltas() (a worker). */
+  constructor(logger: Logger, metrics: Metrics, openStore: () => PairSink | null, opts: { trackDeltas?: boolean } = {}) {
     this.#logger = logger;
     this.#openStore = openStore;
+    this.#trackDeltas = opts.trackDeltas === true;
     metrics.collect("switchyard_shadow_requests_total", "counter", "Shadow traffic by feature and outcome: mirrored, compared, matched, mismatched, noise_only, not_compared (body over max_compare_size), shadow_error, primary_error, dropped (client left).", () =>
       [...this.#counts].flatMap(([feature, c]) => OUTCOMES.map((outcome, i) => ({ labels: { feature, outcome }, value: c[i]! }))),
     );
@@ -115,8 +118,23 @@ export class ShadowRunner {
   /** The feature's compared pairs over time, for the guard's shadow rule. */
   comparisons(feature: string): WindowStats {
     let w = this.#comparisons.get(feature);
-    if (w === undefined) this.#comparisons.set(feature, (w = new WindowStats()));
+    if (w === undefined) {
+      this.#comparisons.set(feature, (w = new WindowStats()));
+      if (this.#trackDeltas) w.trackDeltas();
+    }
     return w;
+  }
+
+  /** Comparison window records since the last call, per feature (workers send these to the primary). */
+  drainComparisonDeltas(): { feature: string; deltas: WindowDelta[] }[] {
+    return [...this.#comparisons].flatMap(([feature, w]) => {
+      const deltas = w.drainDeltas();
+      return deltas.length > 0 ? [{ feature, deltas }] : [];
+    });
+  }
+
+  mergeComparisonDeltas(from: readonly { feature: string; deltas: WindowDelta[] }[]): void {
+    for (const f of from) for (const d of f.deltas) this.comparisons(f.feature).merge(d);
   }
 
   /** Shadow and replay requests open now to a backend. */
@@ -124,7 +142,7 @@ export class ShadowRunner {
     return this.#budgets.get(backend)?.inFlight ?? 0;
   }
 
-  get store(): ShadowStore | null {
+  get store(): PairSink | null {
     return this.#closed ? null : this.#openStore();
   }
 

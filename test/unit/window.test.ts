@@ -89,3 +89,66 @@ describe("Metrics.record", () => {
     expect(stats.f!.new!["1m"]).toMatchObject({ requests: 6, errors: 3, error_rate: 0.5 });
   });
 });
+
+describe("WindowStats deltas (workers report to their primary)", () => {
+  const T0 = 1_800_000_000_000;
+
+  it("two workers' deltas merged give the windows of all their records in one process", () => {
+    const a = new WindowStats().trackDeltas();
+    const b = new WindowStats().trackDeltas();
+    const merged = new WindowStats();
+    const alone = new WindowStats();
+    // 20 minutes of traffic, handed over every second: the 1 m, 5 m and 1 h windows all see it.
+    for (let t = 0; t < 1_200_000; t += 1000) {
+      for (let i = 0; i < 7; i++) {
+        const ms = 1 + ((t / 1000 + i * 13) % 400);
+        const err = (t / 1000 + i) % 17 === 0;
+        (i % 2 === 0 ? a : b).record(ms, err, T0 + t + i);
+        alone.record(ms, err, T0 + t + i);
+      }
+      for (const d of [...a.drainDeltas(), ...b.drainDeltas()]) merged.merge(d);
+    }
+    const now = T0 + 1_200_000;
+    for (const w of ["1m", "5m", "1h"] as const) {
+      const m = merged.summary(w, now);
+      const x = alone.summary(w, now);
+      expect([m.requests, m.errors, m.p50_ms, m.p95_ms, m.p99_ms]).toEqual([x.requests, x.errors, x.p50_ms, x.p95_ms, x.p99_ms]);
+      expect(m.requests).toBeGreaterThan(0);
+    }
+  });
+
+  it("drains each record once, and nothing when deltas are not tracked", () => {
+    const w = new WindowStats().trackDeltas();
+    w.record(5, false, T0);
+    w.record(5, true, T0 + 15_000); // next 10 s slot
+    const d = w.drainDeltas();
+    expect(d.map((x) => [x.at, x.count, x.errors])).toEqual([
+      [T0, 1, 0],
+      [T0 + 10_000, 1, 1],
+    ]);
+    expect(d[0]!.hist).toEqual([bucketOf(5), 1]);
+    expect(w.drainDeltas()).toEqual([]);
+    const plain = new WindowStats();
+    plain.record(5, false, T0);
+    expect(plain.drainDeltas()).toEqual([]);
+  });
+
+  it("ignores a delta older than what the windows keep, without disturbing newer slots", () => {
+    const w = new WindowStats();
+    w.record(5, false, T0 + 400_000);
+    w.merge({ at: T0 + 400_000 - 310_000 * 12, count: 9, errors: 9, hist: [bucketOf(900), 9] }); // same fine slot index, long gone
+    const s = w.summary("1m", T0 + 400_000);
+    expect([s.requests, s.errors]).toEqual([1, 0]);
+  });
+
+  it("Metrics: a worker's series deltas merged into the primary's give the same /stats", () => {
+    let now = T0;
+    const worker = new Metrics({ processMetrics: false, trackDeltas: true, now: () => now });
+    const primary = new Metrics({ processMetrics: false, now: () => now });
+    for (let i = 0; i < 50; i++) worker.record({ feature: "f", backend: "new", method: "GET", status: i < 5 ? 502 : 200, upstreamSeconds: 0.002, totalSeconds: 0.003, error: undefined });
+    primary.mergeWindowDeltas(worker.drainWindowDeltas());
+    now += 1000;
+    expect(primary.stats().f!.new!["1m"]).toEqual(worker.stats().f!.new!["1m"]);
+    expect(primary.stats().f!.new!["1m"].errors).toBe(5);
+  });
+});

@@ -18,7 +18,14 @@ export interface StoreOptions {
   now?: () => number;
 }
 
-export class ShadowStore {
+/** Where compared pairs go: the store itself, or (in a worker) a forwarder to the primary's store. */
+export interface PairSink {
+  add(record: PairRecord): void;
+  count(feature: string, name: string, n?: number): void;
+  close(): Promise<void>;
+}
+
+export class ShadowStore implements PairSink {
   readonly path: string;
   /** Records dropped because the buffer was full, and records a failed write lost. */
   readonly losses = { overflow: 0, failedWrites: 0 };

@@ -81,6 +81,14 @@ describe("specificity", () => {
     ]);
   });
 
+  it("workers: auto or 1..256, anything else located with the fix", () => {
+    expect(configErrors("workers: auto\n")).toEqual([]);
+    expect(configErrors("workers: 4\n")).toEqual([]);
+    for (const bad of ["0", "1.5", "all", "257"]) {
+      expect(configErrors(`workers: ${bad}\n`), bad).toEqual([`routing-test.yaml:8:10: workers: expected "auto" (one per CPU core) or a whole number of workers from 1 to 256 (got ${bad === "all" ? '"all"' : bad})`]);
+    }
+  });
+
   it("reports bad routes and targets with their field path", () => {
     const errors = configErrors("features:\n  Bad-Name:\n    routes: ['/x']\n    target: new\n  empty:\n    routes: []\n    target: maybe\n  ok:\n    routes: ['api']\n    target: { percent: 12.345 }\n");
     expect(errors.map((e) => e.replace(/^routing-test.yaml:\d+:\d+: /, ""))).toEqual([

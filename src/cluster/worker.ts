@@ -1,0 +1,124 @@
+// A worker of `workers: N`: one data plane. It serves the listeners it shares with the other workers,
+// takes every snapshot the primary sends, and reports back what the control plane needs: window
+// records (guard, /stats), pool, tunnel and health figures (/status), metric values at scrape time,
+// and compared shadow pairs for the primary's store. Nothing on the request path waits for IPC.
+import type { Config } from "../config/schema.ts";
+import { Switchyard } from "../app.ts";
+import { createLogger, flushLogger } from "../observe/logger.ts";
+import type { PairRecord, PairSink } from "../shadow/store/store.ts";
+import { PROTOCOL, WORKER_COUNT_ENV, WORKER_ID_ENV, type FromWorker, type Telemetry, type ToWorker } from "./protocol.ts";
+
+/** How often window records and figures go to the primary. */
+const TELEMETRY_MS = 1000;
+/** How often compared pairs go to the primary's store writer. */
+const PAIRS_MS = 250;
+/** Pairs held for the primary at most; beyond it they are counted as lost, like the store's own buffer. */
+const MAX_PENDING_PAIRS = 10_000;
+
+function send(m: FromWorker): void {
+  if (process.connected) process.send!(m);
+}
+
+/** Compared pairs and sample counters, batched to the primary, which writes them to its store. */
+class ForwardingSink implements PairSink {
+  #records: PairRecord[] = [];
+  #counts = new Map<string, number>();
+  readonly losses = { overflow: 0 };
+  readonly #timer = setInterval(() => this.flush(), PAIRS_MS).unref();
+
+  add(record: PairRecord): void {
+    if (this.#records.length >= MAX_PENDING_PAIRS) this.losses.overflow++;
+    else this.#records.push(record);
+  }
+
+  count(feature: string, name: string, n = 1): void {
+    const key = `${feature}\u0000${name}`;
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + n);
+  }
+
+  flush(): void {
+    if (this.#records.length === 0 && this.#counts.size === 0) return;
+    const counts = [...this.#counts].map(([k, n]) => {
+      const [feature, name] = k.split("\u0000") as [string, string];
+      return [feature, name, n] as [string, string, number];
+    });
+    send({ p: PROTOCOL, type: "pairs", records: this.#records, counts });
+    this.#records = [];
+    this.#counts.clear();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.flush();
+  }
+}
+
+function telemetry(app: Switchyard): Telemetry {
+  const snap = app.snapshot;
+  return {
+    windows: app.metrics.drainWindowDeltas(),
+    comparisons: app.shadow.drainComparisonDeltas(),
+    inflight: app.state.inflight,
+    pools: app.pools.stats(),
+    tunnels: app.tunnels.stats(),
+    health: Object.fromEntries(Object.values(snap.backends).map((b) => [b.name, app.health.status(b)])),
+  };
+}
+
+async function run(): Promise<void> {
+  const id = process.env[WORKER_ID_ENV] ?? "?";
+  const workers = Number(process.env[WORKER_COUNT_ENV] ?? 1);
+  let app: Switchyard | null = null;
+  let version = 0;
+  const sink = new ForwardingSink();
+  let stopping: Promise<void> | null = null;
+
+  const stop = (drainMs?: number): Promise<void> =>
+    (stopping ??= (async () => {
+      if (app === null) process.exit(0);
+      const result = await app.shutdown(drainMs);
+      send({ p: PROTOCOL, type: "telemetry", t: telemetry(app) });
+      await sink.close();
+      send({ p: PROTOCOL, type: "drained", drained: result.drained, cut: result.cut });
+      flushLogger(app.logger);
+      // Let the IPC channel carry the last messages, then leave.
+      setTimeout(() => process.exit(0), 50);
+    })());
+
+  // The primary decides when to stop: a terminal's Ctrl+C (SIGINT to the whole group) or a service
+  // manager's SIGTERM to every process reaches workers too, and they wait for the primary's word.
+  process.on("SIGINT", () => {});
+  process.on("SIGTERM", () => {});
+  // A primary that is gone (killed) leaves workers without a control plane: drain and exit.
+  process.on("disconnect", () => void stop());
+
+  process.on("message", (m: ToWorker) => {
+    if (m?.p !== PROTOCOL) {
+      process.stderr.write(`switchyard worker ${id}: message of another protocol version (${String(m?.p)}), exiting\n`);
+      process.exit(70);
+    }
+    if (m.type === "config") {
+      version = m.version;
+      if (app === null) void begin(m.config);
+      else {
+        const { hash } = app.applyConfig(m.config);
+        send({ p: PROTOCOL, type: "applied", version, hash });
+      }
+    } else if (m.type === "metrics") {
+      void (app?.metrics.registry.getMetricsAsJSON() ?? Promise.resolve([])).then((metrics) => send({ p: PROTOCOL, type: "metrics", id: m.id, metrics }));
+    } else if (m.type === "shutdown") void stop(m.drainMs);
+  });
+
+  async function begin(config: Config): Promise<void> {
+    const logger = createLogger({ level: config.log.level, base: { worker: Number(id) } });
+    app = await Switchyard.start(config, { logger, shadowSink: sink, trackDeltas: true, workers });
+    const a = app;
+    setInterval(() => send({ p: PROTOCOL, type: "telemetry", t: telemetry(a) }), TELEMETRY_MS).unref();
+    send({ p: PROTOCOL, type: "ready", urls: a.urls, version });
+  }
+}
+
+void run().catch((err: unknown) => {
+  process.stderr.write(`switchyard worker: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
