@@ -156,7 +156,8 @@ function startSwitchyard(backend: string, v: SwitchyardVariant): Promise<string>
       // Shadow: no caps binding (the whole sample is mirrored), store and one log line per pair as in production.
       (shadowPercent > 0 ? `shadow:\n  enabled: true\n  percent: ${shadowPercent}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : ""),
   );
-  return start(v.name, process.execPath, ["src/cli/main.ts", "start", "-c", file], v.sched ? { NODE_CLUSTER_SCHED_POLICY: v.sched } : {});
+  // As the switchyard command runs (its shebang, npm start and the Dockerfile pass the same flag).
+  return start(v.name, process.execPath, ["--max-semi-space-size=8", "src/cli/main.ts", "start", "-c", file], v.sched ? { NODE_CLUSTER_SCHED_POLICY: v.sched } : {});
 }
 
 /**

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 // switchyard: start | check | demo | explain | rollout-diff, and the admin helpers status | set |
 // mode | rollback | unset. Unix habits: --help, --version, errors on stderr, exit codes
 // 0 (ok), 1 (config invalid or runtime failure), 2 (usage error).
