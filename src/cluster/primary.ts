@@ -58,6 +58,8 @@ export class ClusterPrimary {
   readonly #metricsWaits = new Map<number, { pending: Set<number>; got: MetricObjectWithValues<MetricValue<string>>[][]; done: () => void }>();
   readonly #appliedWaits: (() => void)[] = [];
   crashes = 0;
+  /** Until every worker served once, an exit is a failed start (reported), not a crash (restarted). */
+  #started = false;
 
   private constructor(app: Switchyard, n: number, logger: Logger) {
     this.#app = app;
@@ -80,7 +82,13 @@ export class ClusterPrimary {
     cluster.schedulingPolicy = process.env.NODE_CLUSTER_SCHED_POLICY === "none" ? cluster.SCHED_NONE : cluster.SCHED_RR;
     cluster.setupPrimary({ exec: new URL("./worker.ts", import.meta.url).pathname, args: [], serialization: "advanced", stdio: ["ignore", "pipe", "inherit", "ipc"] });
     const primary = new ClusterPrimary(app, n, logger);
-    await Promise.all(primary.#slots.map((s) => primary.#fork(s)));
+    try {
+      await Promise.all(primary.#slots.map((s) => primary.#fork(s)));
+    } catch (err) {
+      await primary.shutdown(0);
+      throw err;
+    }
+    primary.#started = true;
     logger.info({ workers: n, listeners: primary.#urls, config_hash: app.snapshot.hash, pid: process.pid }, "switchyard started");
     return primary;
   }
@@ -97,10 +105,15 @@ export class ClusterPrimary {
     slot.ready = false;
     slot.drained = null;
     relayLines(worker.process.stdout, process.stdout);
+    let failure: Error | null = null;
     return new Promise((resolve, reject) => {
       worker.on("message", (m: FromWorker) => {
         if (m?.p !== PROTOCOL) return;
-        if (m.type === "ready") {
+        if (m.type === "failed") {
+          // Its own words (EADDRINUSE, a TLS file it cannot read), for the operator.
+          failure = Object.assign(new Error(`worker ${slot.id}: ${m.message}`), { code: m.code });
+          this.#logger.error({ worker: slot.id, code: m.code }, `worker ${slot.id} could not start: ${m.message}`);
+        } else if (m.type === "ready") {
           slot.ready = true;
           slot.version = m.version;
           slot.hash = this.#app.snapshot.hash;
@@ -115,7 +128,7 @@ export class ClusterPrimary {
         slot.worker = null;
         slot.exited = { code, signal, at: Date.now() };
         this.#onExit(slot);
-        reject(new Error(`worker ${slot.id} exited (${signal ?? `code ${code}`}) before it served`));
+        reject(failure ?? new Error(`worker ${slot.id} exited (${signal ?? `code ${code}`}) before it served`));
         this.#settleCheck();
       });
       this.#send(slot, { p: PROTOCOL, type: "config", version: this.#version, config: this.#app.snapshot.config });
@@ -123,7 +136,7 @@ export class ClusterPrimary {
   }
 
   #onExit(slot: Slot): void {
-    if (this.#stopping) return;
+    if (this.#stopping || !this.#started) return;
     const lived = Date.now() - slot.startedAt;
     slot.streak = lived >= STABLE_MS ? 1 : slot.streak + 1;
     slot.restarts++;

@@ -53,7 +53,9 @@ export type FromWorker =
   | { p: 1; type: "telemetry"; t: Telemetry }
   | { p: 1; type: "metrics"; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] }
   | { p: 1; type: "pairs"; records: PairRecord[]; counts: [feature: string, name: string, n: number][] }
-  | { p: 1; type: "drained"; drained: boolean; cut: number };
+  | { p: 1; type: "drained"; drained: boolean; cut: number }
+  /** The worker could not start (a listener could not bind, say); it exits after this. */
+  | { p: 1; type: "failed"; message: string; code?: string };
 
 /** The environment variable that tells a forked process which worker it is (1-based). */
 export const WORKER_ID_ENV = "SWITCHYARD_WORKER_ID";

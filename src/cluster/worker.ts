@@ -111,7 +111,15 @@ async function run(): Promise<void> {
 
   async function begin(config: Config): Promise<void> {
     const logger = createLogger({ level: config.log.level, base: { worker: Number(id) } });
-    app = await Switchyard.start(config, { logger, shadowSink: sink, trackDeltas: true, workers });
+    try {
+      app = await Switchyard.start(config, { logger, shadowSink: sink, trackDeltas: true, workers });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      send({ p: PROTOCOL, type: "failed", message: e.message, ...(e.code !== undefined && { code: e.code }) });
+      flushLogger(logger);
+      setTimeout(() => process.exit(1), 50);
+      return;
+    }
     const a = app;
     setInterval(() => send({ p: PROTOCOL, type: "telemetry", t: telemetry(a) }), TELEMETRY_MS).unref();
     send({ p: PROTOCOL, type: "ready", urls: a.urls, version });
@@ -119,6 +127,7 @@ async function run(): Promise<void> {
 }
 
 void run().catch((err: unknown) => {
-  process.stderr.write(`switchyard worker: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
+  const e = err as NodeJS.ErrnoException;
+  send({ p: PROTOCOL, type: "failed", message: e.message ?? String(err), ...(e.code !== undefined && { code: e.code }) });
+  setTimeout(() => process.exit(1), 50);
 });

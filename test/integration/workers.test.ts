@@ -3,6 +3,7 @@
 // windows; a killed worker comes back with the current snapshot; SIGTERM drains every worker.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -195,5 +196,25 @@ describe("workers: 2 with shadow traffic", () => {
       run.child.kill("SIGTERM");
       await run.exit;
     }
+  });
+});
+
+describe("workers: 2 that cannot start", () => {
+  it("a listener that cannot bind: exit 1 with the worker's own reason and the hint", async () => {
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
+    const port = (holder.address() as AddressInfo).port;
+    const dir = mkdtempSync(join(tmpdir(), "switchyard-workers-busy-"));
+    const file = join(dir, "switchyard.yaml");
+    writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: ${port}\nbackends:\n  legacy:\n    url: http://127.0.0.1:1\n  new:\n    url: http://127.0.0.1:2\nadmin:\n  port: 0\n`);
+    const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+    const child = spawn(process.execPath, [cli, "start", "-c", file, "--workers", "2", "--state-file", join(dir, "state.json")], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.resume();
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    holder.close();
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^switchyard: worker \d: (bind|listen) EADDRINUSE:? .*127\.0\.0\.1:\d+ \(another process holds this port; change listeners\[\]\.port\)\n$/);
   });
 });
