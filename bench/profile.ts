@@ -32,7 +32,7 @@ async function main() {
   const file = join(dir, "switchyard.yaml");
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backendUrl}\n  new:\n    url: ${backendUrl}\nadmin:\n  port: 0\nlog:\n  access_log: ${!opts["no-access-log"]}\n` +
     (Number(opts.shadow) > 0 ? `shadow:\n  enabled: true\n  percent: ${Number(opts.shadow)}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : ""));
-  const proxy = spawn(process.execPath, ["--cpu-prof", `--cpu-prof-dir=${dir}`, "src/cli/main.ts", "start", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  const proxy = spawn(process.execPath, ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--max-semi-space-size=8", "src/cli/main.ts", "start", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const url = await waitReady(proxy, /"listeners":\["([^"]+)"\]/);
   proxy.stdout!.resume();
   process.stderr.write(`profiling ${url} for ${seconds}s\n`);
@@ -65,6 +65,8 @@ async function main() {
   for (const [k, v] of [...byPkg].sort((a, b) => b[1] - a[1]).slice(0, 12)) process.stdout.write(`${pct(v)}  ${k}\n`);
   process.stdout.write("\nself time by function (top 30)\n");
   for (const [k, v] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 30)) process.stdout.write(`${pct(v)}  ${k}\n`);
+  process.stdout.write("\nSwitchyard's own functions (top 25)\n");
+  for (const [k, v] of [...byFn].filter(([k]) => k.includes(" src/")).sort((a, b) => b[1] - a[1]).slice(0, 25)) process.stdout.write(`${pct(v)}  ${k}\n`);
 }
 main().catch((e: unknown) => {
   process.stderr.write(`${(e as Error).message}\n`);

@@ -79,7 +79,8 @@ async function main() {
   const backend = await start(process.execPath, ["bench/targets/ws-backend.ts"], /READY (\S+)/);
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-ws-"));
   writeFileSync(join(dir, "sy.yaml"), `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\n`);
-  const sy = await start(process.execPath, ["src/cli/main.ts", "start", "-c", join(dir, "sy.yaml")], /"listeners":\["([^"]+)"\]/);
+  // As the switchyard command runs (its shebang passes the same flag).
+  const sy = await start(process.execPath, ["--max-semi-space-size=8", "src/cli/main.ts", "start", "-c", join(dir, "sy.yaml")], /"listeners":\["([^"]+)"\]/);
   const targets: { name: string; url: string; pid: number | null }[] = [{ name: "direct", url: backend.url, pid: null }, { name: "switchyard", url: sy.url, pid: sy.pid }];
   if (spawnSync("sh", ["-c", "command -v nginx"]).status === 0) {
     mkdirSync(join(dir, "logs"));
@@ -93,23 +94,27 @@ async function main() {
 
   const rates = new Map<string, number[]>(targets.map((t) => [t.name, []]));
   const rss = new Map<string, number>();
+  const idle = new Map<string, number>();
   for (let round = 1; round <= ROUNDS; round++) {
     for (const t of targets) {
       log(`round ${round}/${ROUNDS}: ${t.name}`);
       const before = t.pid ? rssMiB(t.pid) : NaN;
       rates.get(t.name)!.push(await run(t.url));
       if (t.pid) rss.set(t.name, Math.max(rss.get(t.name) ?? 0, rssMiB(t.pid, "VmHWM")));
-      if (t.pid && round === 1) log(`  ${t.name} RSS before ${before.toFixed(0)} MiB`);
+      if (t.pid && round === 1) {
+        idle.set(t.name, before);
+        log(`  ${t.name} RSS before ${before.toFixed(0)} MiB`);
+      }
     }
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   const m = new Map([...rates].map(([k, v]) => [k, med(v)]));
   process.stdout.write(`\nbench:ws - node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, ${TUNNELS} concurrent tunnels, 64-byte ping-pong, median of ${ROUNDS} x ${SECONDS}s\n`);
-  process.stdout.write(`| target     | messages/s | vs direct | vs nginx | peak RSS |\n|------------|------------|-----------|----------|----------|\n`);
+  process.stdout.write(`| target     | messages/s | vs direct | vs nginx | peak RSS | peak / idle RSS |\n|------------|------------|-----------|----------|----------|-----------------|\n`);
   for (const t of targets) {
     const r = m.get(t.name)!;
     const vsNginx = m.has("nginx") ? `${(r / m.get("nginx")!).toFixed(2)}x` : "-";
-    process.stdout.write(`| ${t.name.padEnd(10)} | ${Math.round(r).toLocaleString("en-US").padStart(10)} | ${`${(r / m.get("direct")!).toFixed(2)}x`.padStart(9)} | ${vsNginx.padStart(8)} | ${t.pid ? `${rss.get(t.name)!.toFixed(0)} MiB`.padStart(8) : "       -"} |\n`);
+    process.stdout.write(`| ${t.name.padEnd(10)} | ${Math.round(r).toLocaleString("en-US").padStart(10)} | ${`${(r / m.get("direct")!).toFixed(2)}x`.padStart(9)} | ${vsNginx.padStart(8)} | ${t.pid ? `${rss.get(t.name)!.toFixed(0)} MiB`.padStart(8) : "       -"} | ${t.pid ? `${(rss.get(t.name)! / idle.get(t.name)!).toFixed(2)}x`.padStart(15) : "              -"} |\n`);
   }
 }
 
