@@ -111,5 +111,13 @@ export function formatStatus(s: Record<string, unknown>): string {
     const rotation = b.health.state === "healthy" ? "in rotation" : `${b.health.state.toUpperCase().replace("_", "-")}${b.health.ejected_until ? ` until ${b.health.ejected_until}` : ""}: ${b.health.reason}`;
     lines.push(`  ${name.padEnd(width)}  ${b.url}  ${rotation}; ${b.state} (last minute: ${b.last_minute.requests} requests, ${b.last_minute.errors} errors); connections ${b.pool.connected}, running ${b.pool.running}, queued ${b.pool.pending}`);
   }
+  const workers = s.workers as { id: number; pid: number | null; up: boolean; config_hash: string | null; uptime_seconds: number | null; restarts: number }[] | null | undefined;
+  if (workers) {
+    lines.push(`workers: ${workers.filter((w) => w.up).length} of ${workers.length} up`);
+    for (const w of workers) {
+      const state = w.up ? `up ${w.uptime_seconds} s, pid ${w.pid}, config ${w.config_hash}${w.config_hash !== config.hash ? " (BEHIND)" : ""}` : "DOWN, restarting";
+      lines.push(`  worker ${w.id}  ${state}${w.restarts > 0 ? `; restarted ${w.restarts} time${w.restarts === 1 ? "" : "s"}` : ""}`);
+    }
+  }
   return lines.join("\n");
 }

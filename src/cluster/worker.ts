@@ -89,6 +89,7 @@ async function run(): Promise<void> {
   // manager's SIGTERM to every process reaches workers too, and they wait for the primary's word.
   process.on("SIGINT", () => {});
   process.on("SIGTERM", () => {});
+  process.on("SIGHUP", () => {}); // a reload is the primary's business; it sends the result
   // A primary that is gone (killed) leaves workers without a control plane: drain and exit.
   process.on("disconnect", () => void stop());
 

@@ -1,7 +1,7 @@
 // `workers: 2` for real: the CLI's primary forks two workers sharing the listener. A change made
 // through the admin API is seen by requests served by both; /metrics sums them; /stats merges their
 // windows; a killed worker comes back with the current snapshot; SIGTERM drains every worker.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -112,6 +112,12 @@ describe("workers: 2", () => {
       [2, true, status.config.hash],
     ]);
     expect(status.listeners).toEqual([run.url]);
+    // `switchyard status` says the same in words.
+    const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+    const out = spawnSync(process.execPath, [cli, "status", "--admin", run.admin], { encoding: "utf8" });
+    expect(out.status).toBe(0);
+    expect(out.stdout).toContain("workers: 2 of 2 up\n");
+    expect(out.stdout).toMatch(new RegExp(`  worker 1  up \\d+ s, pid \\d+, config ${status.config.hash}\n  worker 2  up \\d+ s, pid \\d+, config ${status.config.hash}`));
   });
 
   it("restarts a killed worker with the current snapshot, counts and logs it, and keeps serving", async () => {
