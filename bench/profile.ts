@@ -1,4 +1,4 @@
-// npm run profile [-- --seconds 10]: CPU profile of Switchyard under wrk (or autocannon) load, summarised
+// npm run profile [-- --seconds 10 --features --no-access-log --shadow 10]: CPU profile of Switchyard under wrk (or autocannon) load, summarised
 // as self time per function and per package, to see where a request's time goes.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 
-const { values: opts } = parseArgs({ options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "64" }, "no-access-log": { type: "boolean", default: false }, shadow: { type: "string", default: "0" } } });
+const { values: opts } = parseArgs({ options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "64" }, "no-access-log": { type: "boolean", default: false }, features: { type: "boolean", default: false }, shadow: { type: "string", default: "0" } } });
 const seconds = Number(opts.seconds);
 const root = new URL("..", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "switchyard-profile-"));
@@ -31,6 +31,8 @@ async function main() {
   const backendUrl = await waitReady(backend, /READY (\S+)/);
   const file = join(dir, "switchyard.yaml");
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backendUrl}\n  new:\n    url: ${backendUrl}\nadmin:\n  port: 0\nlog:\n  access_log: ${!opts["no-access-log"]}\n` +
+    // --features: as the bench's "switchyard" target, a feature claiming every path with a 50 % sticky split.
+    (opts.features ? "features:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n" : "") +
     (Number(opts.shadow) > 0 ? `shadow:\n  enabled: true\n  percent: ${Number(opts.shadow)}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : ""));
   const proxy = spawn(process.execPath, ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--max-semi-space-size=8", "src/cli/main.ts", "start", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const url = await waitReady(proxy, /"listeners":\["([^"]+)"\]/);

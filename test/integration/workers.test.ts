@@ -224,3 +224,43 @@ describe("workers: 2 that cannot start", () => {
     expect(stderr).toMatch(/^switchyard: worker \d: (bind|listen) EADDRINUSE:? .*127\.0\.0\.1:\d+ \(another process holds this port; change listeners\[\]\.port\)\n$/);
   });
 });
+
+describe("workers: 2 under the guard", () => {
+  let legacy: TestBackend;
+  let failing: TestBackend;
+  beforeAll(async () => {
+    legacy = await startBackend((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ backend: "legacy" }));
+    });
+    failing = await startBackend((req, res) => {
+      req.resume();
+      res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ backend: "new" }));
+    });
+  });
+  afterAll(async () => {
+    await legacy.close();
+    await failing.close();
+  });
+
+  it("judges the traffic of both workers together: neither alone reaches min_requests, both do", async () => {
+    const guard = "guard:\n  enabled: true\n  interval: 200ms\n  window: 1m\n  min_requests: 50\n  consecutive: 2\n  cooldown: 5m\n";
+    const run = await startWorkers(legacy.url, failing.url, guard);
+    try {
+      const put = await send(run.admin, { method: "PUT", path: "/features/root", headers: { "content-type": "application/json" }, body: JSON.stringify({ percent: 100 }) });
+      expect(put.status).toBe(200);
+      // 60 requests, dealt over both workers: about 30 each, under min_requests 50 for either alone.
+      const answers = await Promise.all(Array.from({ length: 60 }, () => send(run.url, { path: "/x" })));
+      expect(answers.map((a) => a.status)).toEqual(Array(60).fill(500));
+      await waitFor(() => run.lines.some((l) => String(l.msg).startsWith("guard: rollback root 100% -> 0%")), "the guard's rollback", 15_000);
+      const served = accessLines(run).filter((l) => l.backend === "new");
+      const perWorker = [1, 2].map((w) => served.filter((l) => l.worker === w).length);
+      expect(perWorker.every((n) => n > 0 && n < 50)).toBe(true);
+      // After the rollback (an override every worker runs), everyone is on legacy again.
+      expect(await burst(run.url, 16)).toEqual(Array(16).fill("legacy"));
+    } finally {
+      run.child.kill("SIGTERM");
+      await run.exit;
+    }
+  });
+});
