@@ -69,6 +69,8 @@ export function buildStatus(cp: ControlPlane) {
     listeners: cluster ? cluster.urls : cp.app.urls,
     // With workers: each one's state; pools, tunnels and in-flight above are their sums as of their last report (at most a second old).
     workers: cluster ? cluster.workers() : null,
+    /** How long the last change took from the primary to every worker (ms). */
+    workers_propagation_ms: cluster ? cluster.lastPropagationMs : null,
   };
 }
 

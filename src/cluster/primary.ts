@@ -52,6 +52,9 @@ export class ClusterPrimary {
   readonly #logger: Logger;
   readonly #slots: Slot[];
   #version = 1;
+  /** When the current version was sent to the workers, and how long the last one took to reach all of them. */
+  #sentAt = 0;
+  lastPropagationMs: number | null = null;
   #urls: string[] = [];
   #stopping = false;
   #nextMetricsId = 1;
@@ -190,12 +193,18 @@ export class ClusterPrimary {
 
   #broadcast(): void {
     this.#version++;
+    this.#sentAt = performance.now();
     const m: ToWorker = { p: PROTOCOL, type: "config", version: this.#version, config: this.#app.snapshot.config };
     for (const s of this.#slots) if (s.ready) this.#send(s, m);
   }
 
   #settleCheck(): void {
     if (!this.#slots.every((s) => !s.ready || s.version === this.#version)) return;
+    if (this.#sentAt > 0) {
+      this.lastPropagationMs = Math.round((performance.now() - this.#sentAt) * 1000) / 1000;
+      this.#sentAt = 0;
+      this.#logger.debug({ version: this.#version, propagation_ms: this.lastPropagationMs }, "every worker runs the new snapshot");
+    }
     for (const resolve of this.#appliedWaits.splice(0)) resolve();
   }
 

@@ -112,6 +112,9 @@ describe("workers: 2", () => {
       [2, true, status.config.hash],
     ]);
     expect(status.listeners).toEqual([run.url]);
+    const propagation = (json(await send(run.admin, { path: "/status" })) as { workers_propagation_ms: number }).workers_propagation_ms;
+    expect(propagation).toBeGreaterThan(0);
+    console.log(`[workers] the admin change reached both workers ${propagation} ms after the primary sent it`);
     // `switchyard status` says the same in words.
     const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
     const out = spawnSync(process.execPath, [cli, "status", "--admin", run.admin], { encoding: "utf8" });
