@@ -22,8 +22,8 @@ export interface StartOptions {
   /** SQLite file for shadow comparisons (default: shadow.store.path, relative to the working directory). */
   shadowStorePath?: string;
   /**
-   * false: the control plane of a `workers: N` primary - no listeners, no health probes; its windows
-   * and shadow store are fed by the workers. Default true.
+   * false: the control plane of a `workers: N` primary - no listeners; its windows and shadow store
+   * are fed by the workers, its active health checks feed theirs. Default true.
    */
   serve?: boolean;
   /** A worker's data plane: compared pairs go here (to the primary's store) instead of a store of its own. */
@@ -32,6 +32,8 @@ export interface StartOptions {
   trackDeltas?: boolean;
   /** A worker's data plane: how many workers share the caps (compileSnapshot's workerShare). Default 1. */
   workers?: number;
+  /** A worker's data plane: active health checks run in the primary, their results arrive by message. */
+  remoteChecks?: boolean;
 }
 
 export interface ShutdownResult {
@@ -67,7 +69,9 @@ export class Switchyard {
     this.#serve = opts.serve !== false;
     this.metrics = new Metrics({ processMetrics: opts.processMetrics, trackDeltas: opts.trackDeltas });
     this.health = new HealthRegistry(logger, this.metrics);
-    if (this.#serve) this.health.configure(this.#snapshot);
+    this.health.probeLocally = opts.remoteChecks !== true;
+    // A primary that serves nothing still runs the active checks, once for all its workers.
+    this.health.configure(this.#snapshot);
     this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, onIdle: null, pools: this.pools, perClient: new Map(), health: this.health };
     this.#tunnelMetrics();
     const sink = opts.shadowSink;
@@ -158,7 +162,7 @@ export class Switchyard {
       l.server.keepAliveTimeout = next.config.limits.keep_alive_timeout;
     }
     if (previous !== next) void this.pools.retainOnly(Object.values(next.backends));
-    if (this.#serve) this.health.configure(next); // health survives for backends whose address did not change
+    this.health.configure(next); // health survives for backends whose address did not change
     if (next.shadow.enabled) this.#openStore();
     const tunnels = this.tunnels.reconsider(next.routing, config.websocket.move_drain_timeout, CLOSE_SERVICE_RESTART);
     this.logger.debug({ config_hash: next.hash, tunnels_moved: tunnels }, "snapshot swapped");

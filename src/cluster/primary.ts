@@ -69,6 +69,10 @@ export class ClusterPrimary {
     this.#logger = logger;
     this.#slots = Array.from({ length: n }, (_, i) => ({ id: i + 1, worker: null, pid: null, startedAt: 0, version: 0, hash: null, ready: false, restarts: 0, streak: 0, last: null, exited: null, drained: null }));
     app.onApply(() => this.#broadcast());
+    // Active checks run here, once; every result goes to every worker, which judges with it.
+    app.health.onCheck = (origin, ok, detail) => {
+      for (const s of this.#slots) if (s.ready) this.#send(s, { p: PROTOCOL, type: "check", origin, ok, detail });
+    };
     const m = app.metrics;
     m.collect("switchyard_workers", "gauge", "Worker processes by state: up (serving) or down (restarting).", () => [
       { labels: { state: "up" }, value: this.#slots.filter((s) => s.ready).length },
@@ -295,7 +299,7 @@ export class ClusterPrimary {
     return out;
   }
 
-  /** A backend's health as each worker sees it (each worker detects failures on its own traffic). */
+  /** A backend's health as each worker sees it (passive detection on its own traffic, the primary's checks). */
   health(backend: string): { worker: number; health: HealthSnapshot }[] {
     return this.#slots.flatMap((s) => (s.ready && s.last?.health[backend] ? [{ worker: s.id, health: s.last.health[backend] }] : []));
   }

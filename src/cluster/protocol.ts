@@ -14,7 +14,9 @@ export const PROTOCOL = 1;
 export type ToWorker =
   | { p: 1; type: "config"; version: number; config: Config }
   | { p: 1; type: "metrics"; id: number }
-  | { p: 1; type: "shutdown"; drainMs: number };
+  | { p: 1; type: "shutdown"; drainMs: number }
+  /** An active health check result from the primary's prober. */
+  | { p: 1; type: "check"; origin: string; ok: boolean; detail: string };
 
 export interface PoolFigures {
   origin: string;

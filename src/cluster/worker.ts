@@ -107,13 +107,14 @@ async function run(): Promise<void> {
       }
     } else if (m.type === "metrics") {
       void (app?.metrics.registry.getMetricsAsJSON() ?? Promise.resolve([])).then((metrics) => send({ p: PROTOCOL, type: "metrics", id: m.id, metrics }));
-    } else if (m.type === "shutdown") void stop(m.drainMs);
+    } else if (m.type === "check") app?.health.applyCheck(m.origin, m.ok, m.detail);
+    else if (m.type === "shutdown") void stop(m.drainMs);
   });
 
   async function begin(config: Config): Promise<void> {
     const logger = createLogger({ level: config.log.level, base: { worker: Number(id) } });
     try {
-      app = await Switchyard.start(config, { logger, shadowSink: sink, trackDeltas: true, workers });
+      app = await Switchyard.start(config, { logger, shadowSink: sink, trackDeltas: true, workers, remoteChecks: true });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       send({ p: PROTOCOL, type: "failed", message: e.message, ...(e.code !== undefined && { code: e.code }) });

@@ -51,6 +51,13 @@ export class HealthRegistry {
   readonly failovers = new Map<string, number>();
   readonly #logger: Logger;
   readonly #now: () => number;
+  /**
+   * false in a worker: active checks run once, in the primary, which hands every result to the
+   * workers (applyCheck), so a backend is probed once per interval however many workers there are.
+   */
+  probeLocally = true;
+  /** Called with every active check result of this process's probers (the primary relays them). */
+  onCheck: ((origin: string, ok: boolean, detail: string) => void) | null = null;
 
   constructor(logger: Logger, metrics: Metrics, now: () => number = Date.now) {
     this.#logger = logger;
@@ -100,9 +107,12 @@ export class HealthRegistry {
         e.prober.stop();
         e.prober = null;
       }
-      if (e.prober === null && probe !== null) {
+      if (e.prober === null && probe !== null && this.probeLocally) {
         const entry = e;
-        e.prober = new Prober(target.origin, probe, (ok, detail) => this.#record(entry, () => entry.health.checked(ok, detail, this.#now())));
+        e.prober = new Prober(target.origin, probe, (ok, detail) => {
+          this.#record(entry, () => entry.health.checked(ok, detail, this.#now()));
+          this.onCheck?.(entry.origin, ok, detail);
+        });
       }
     }
     for (const [origin, e] of this.#entries) {
@@ -125,6 +135,13 @@ export class HealthRegistry {
       this.#byTarget.set(target, e);
     }
     return e;
+  }
+
+  /** An active check result from the primary's prober (workers). */
+  applyCheck(origin: string, ok: boolean, detail: string): void {
+    const entry = this.#entries.get(origin);
+    if (entry === undefined || entry.health.active === null) return;
+    this.#record(entry, () => entry.health.checked(ok, detail, this.#now()));
   }
 
   available(target: BackendTarget): boolean {

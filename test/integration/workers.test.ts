@@ -267,3 +267,59 @@ describe("workers: 2 under the guard", () => {
     }
   });
 });
+
+describe("workers: 2 with active health checks", () => {
+  it("the primary probes once for both workers; a failing check takes the backend out of rotation in both", async () => {
+    const legacy = await startBackend((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ backend: "legacy" }));
+    });
+    const probePorts = new Set<number>();
+    let probes = 0;
+    const neu = await startBackend((req, res) => {
+      req.resume();
+      if (req.url === "/healthz") {
+        probes++;
+        probePorts.add(req.socket.remotePort!);
+        res.writeHead(503).end("down");
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ backend: "new" }));
+    });
+    const dir = mkdtempSync(join(tmpdir(), "switchyard-workers-health-"));
+    const file = join(dir, "switchyard.yaml");
+    writeFileSync(
+      file,
+      `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${legacy.url}\n  new:\n    url: ${neu.url}\n    health:\n      active: { path: /healthz, interval: 200ms, timeout: 150ms, unhealthy_threshold: 2 }\nadmin:\n  port: 0\nfeatures:\n  root:\n    routes: [/**]\n    target: new\n`,
+    );
+    const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+    const child = spawn(process.execPath, [cli, "start", "-c", file, "--workers", "2", "--state-file", join(dir, "state.json")], { stdio: ["ignore", "pipe", "inherit"] });
+    const lines: Record<string, unknown>[] = [];
+    let rest = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      rest += d.toString();
+      const parts = rest.split("\n");
+      rest = parts.pop()!;
+      for (const p of parts) lines.push(JSON.parse(p) as Record<string, unknown>);
+    });
+    try {
+      await waitFor(() => lines.some((l) => l.msg === "switchyard started" && l.workers === 2), "the workers", 15_000);
+      const url = (lines.find((l) => l.msg === "switchyard started" && l.workers === 2)!.listeners as string[])[0]!;
+      await waitFor(() => probes >= 4, "four failed checks", 10_000);
+      // Out of rotation in both workers: every request, whichever worker serves it, fails over to legacy.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await burst(url, 24)).toEqual(Array(24).fill("legacy"));
+      await waitFor(() => lines.filter((l) => l.msg === "request").length >= 24, "24 access lines");
+      const served = lines.filter((l) => l.msg === "request");
+      expect(new Set(served.map((l) => l.worker))).toEqual(new Set([1, 2]));
+      expect(served.every((l) => l.backend === "legacy" && l.failover === "new->legacy (ejected)")).toBe(true);
+      // One prober, on one connection of its own: the backend is not probed once per worker.
+      expect(probePorts.size).toBe(1);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      await legacy.close();
+      await neu.close();
+    }
+  });
+});
