@@ -7,6 +7,7 @@ import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
 import { send, json } from "../helpers/client.ts";
 import { parseProm } from "../helpers/prom.ts";
 import { startBackend, stampingBackends, waitFor, type TestBackend } from "../helpers/servers.ts";
@@ -320,6 +321,48 @@ describe("workers: 2 with active health checks", () => {
       await new Promise((r) => child.once("exit", r));
       await legacy.close();
       await neu.close();
+    }
+  });
+});
+
+describe("workers: 2 with WebSocket tunnels", () => {
+  it("tunnels open on both workers, echo through them, show in /status, and close with 1001 when the primary is stopped", async () => {
+    const http = await import("node:http");
+    const server = http.createServer((_req, res) => res.writeHead(404).end());
+    const wss = new WebSocketServer({ server });
+    wss.on("connection", (ws) => ws.on("message", (m, binary) => ws.send(m, { binary })));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const backend = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const run = await startWorkers(backend, backend, "websocket:\n  max_tunnels: 100\n");
+    try {
+      const sockets = await Promise.all(
+        Array.from({ length: 6 }, () => new Promise<WebSocket>((resolve, reject) => {
+          const ws = new WebSocket(`${run.url.replace("http", "ws")}/ws`);
+          ws.once("open", () => resolve(ws));
+          ws.once("error", reject);
+        })),
+      );
+      const echoes = await Promise.all(sockets.map((ws, i) => new Promise<string>((resolve) => {
+        ws.once("message", (m) => resolve(String(m)));
+        ws.send(`hello ${i}`);
+      })));
+      expect(echoes).toEqual(sockets.map((_, i) => `hello ${i}`));
+      let open = { legacy: 0, new: 0 };
+      for (const deadline = Date.now() + 5000; Date.now() < deadline && open.legacy + open.new < 6; await new Promise((r) => setTimeout(r, 100))) {
+        open = (json(await send(run.admin, { path: "/status" })) as { tunnels: { open: typeof open } }).tunnels.open;
+      }
+      expect(open.legacy + open.new).toBe(6); // summed over the workers' reports
+      const closes = sockets.map((ws) => new Promise<number>((resolve) => ws.once("close", (code) => resolve(code))));
+      run.child.kill("SIGTERM");
+      expect(await Promise.all(closes)).toEqual(Array(6).fill(1001));
+      expect(await run.exit).toBe(0);
+      const tunnels = run.lines.filter((l) => l.msg === "request" && l.status === 101);
+      expect(tunnels).toHaveLength(6);
+      expect(new Set(tunnels.map((l) => l.worker))).toEqual(new Set([1, 2])); // dealt over both workers, drained by each
+    } finally {
+      if (run.child.exitCode === null) run.child.kill("SIGKILL");
+      wss.close();
+      server.close();
     }
   });
 });
