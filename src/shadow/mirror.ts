@@ -388,7 +388,8 @@ export class ShadowTicket implements ResponseTap {
 
     const stored = redactDiffs(diffs, this.#plan.redactFields);
     const path = redactTarget(a.path);
-    runner.logger.info(
+    const logPairs = this.#plan.logPairs;
+    if (logPairs === "all" || (logPairs === "differences" && verdict !== "match")) runner.logger.info(
       {
         req_id: a.requestId,
         feature: this.#feature,

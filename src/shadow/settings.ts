@@ -35,6 +35,8 @@ export interface ShadowPlan {
   readonly noise: { relative: number; absolute: number };
   /** JSON keys whose values never reach the store, lower-cased. */
   readonly redactFields: ReadonlySet<string>;
+  /** Which compared pairs get a log line. */
+  readonly logPairs: "all" | "differences" | "none";
   readonly config: ShadowConfig;
 }
 
@@ -56,6 +58,7 @@ export function compileShadowPlan(config: Config): ShadowPlan {
     replayThreshold: Math.round(s.noise.percent * 100),
     noise: { relative: s.noise.relative, absolute: s.noise.absolute },
     redactFields: new Set(s.store.redact_fields.map((f) => f.toLowerCase())),
+    logPairs: s.log_pairs,
     config: s,
   };
 }

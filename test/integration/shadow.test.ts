@@ -293,3 +293,38 @@ describe("shadow traffic", () => {
     expect(running.logs.filter((l) => l.msg === "shadow compared").every((l) => l.verdict === "shadow_error" && /CONNECT_REFUSED|ECONNREFUSED/.test(String((l.shadow as { error: string }).error)))).toBe(true);
   });
 });
+
+describe("shadow.log_pairs", () => {
+  /** Two backends answering the same (match) or not (mismatch); 20 mirrored GETs; the log lines and the counts. */
+  async function pairs(logPairs: string, differ: boolean) {
+    const answer = (name: string) =>
+      startBackend((req, res) => {
+        req.resume();
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, who: differ ? name : "same" }));
+      });
+    const legacy = await answer("legacy");
+    const neu = await answer("new");
+    servers.push(legacy, neu);
+    const store = join(mkdtempSync(join(tmpdir(), "sy-shadow-log-")), "shadow.db");
+    const yaml = `${baseYaml(legacy.url, neu.url)}shadow:\n  enabled: true\n  percent: 100\n  log_pairs: ${logPairs}\n  noise:\n    percent: 0\n  store:\n    path: ${store}\n`;
+    running = await openControlled(configDir("in-place", yaml).file);
+    for (let i = 0; i < 20; i++) expect((await send(running.url, { path: `/x/${i}` })).status).toBe(200);
+    const outcome = differ ? "mismatched" : "matched";
+    let m = new Map<string, number>();
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline && m.get(`switchyard_shadow_requests_total{feature="none",outcome="${outcome}"}`) !== 20; await new Promise((r) => setTimeout(r, 50))) {
+      m = parseProm((await send(running.admin.url, { path: "/metrics" })).body.toString());
+    }
+    expect(m.get(`switchyard_shadow_requests_total{feature="none",outcome="${outcome}"}`)).toBe(20);
+    const lines = running.logs.filter((l) => l.msg === "shadow compared").length;
+    await running.close();
+    running = undefined;
+    return lines;
+  }
+
+  it("all (default) logs every pair; differences skips matches but logs mismatches; none logs no pair, counts all", async () => {
+    expect(await pairs("all", false)).toBe(20);
+    expect(await pairs("differences", false)).toBe(0);
+    expect(await pairs("differences", true)).toBe(20);
+    expect(await pairs("none", true)).toBe(0);
+  });
+});
