@@ -2,6 +2,7 @@
 // rules, the feature's guard state and the time. It says whether the new backend breaches its SLO,
 // whether to roll back (or step down), and whether a progressive schedule may advance. The caller
 // applies the action as a runtime override; nothing here reads a clock or touches the proxy.
+import { normalCdf } from "../shadow/report/stats.ts";
 
 export interface SideNumbers {
   requests: number;
@@ -16,6 +17,11 @@ export interface GuardRules {
   /** Fractions, not percents. */
   newErrorRateAbove: number;
   errorRateOverLegacy: number;
+  /**
+   * The rule relative to legacy breaches only when the excess is significant at this confidence
+   * (one-sided two-proportion test, 0.95 = p < 0.05); 0 turns the test off.
+   */
+  confidence: number;
   /** 0 = off. */
   p99AboveMs: number;
   /** 0 = off. */
@@ -76,6 +82,21 @@ export interface Evaluation {
 
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 
+/**
+ * One-sided p-value that new's error rate exceeds legacy's by more than `margin`: a two-proportion
+ * z-test with unpooled (Wald) variance, which takes a non-zero margin. Small p: a real excess.
+ */
+export function excessPValue(newErrors: number, newRequests: number, legacyErrors: number, legacyRequests: number, margin: number): number {
+  const pn = newErrors / newRequests;
+  const pl = legacyErrors / legacyRequests;
+  const d = pn - pl - margin;
+  const se = Math.sqrt((pn * (1 - pn)) / newRequests + (pl * (1 - pl)) / legacyRequests);
+  if (se === 0) return d > 0 ? 0 : 1;
+  return 1 - normalCdf(d / se);
+}
+
+const formatP = (p: number) => (p < 0.0001 ? "p < 0.0001" : `p = ${p.toFixed(4)}`);
+
 /** The rules the new backend breaks over this window (empty when fine or not enough traffic). */
 export function breachesOf(legacy: SideNumbers, neu: SideNumbers, r: GuardRules, shadow: ShadowNumbers | null = null): string[] {
   const out: string[] = [];
@@ -85,7 +106,16 @@ export function breachesOf(legacy: SideNumbers, neu: SideNumbers, r: GuardRules,
   if (neu.requests < r.minRequests) return out;
   const ne = neu.error_rate ?? 0;
   const le = legacy.error_rate ?? 0;
-  if (ne > r.newErrorRateAbove && ne - le > r.errorRateOverLegacy) out.push(`new error rate ${pct(ne)} > ${pct(r.newErrorRateAbove)} and > legacy ${pct(le)} + ${pct(r.errorRateOverLegacy)} (${neu.errors}/${neu.requests})`);
+  if (ne > r.newErrorRateAbove && ne - le > r.errorRateOverLegacy) {
+    // With legacy traffic to compare, the excess must also be more than chance (both backends failing
+    // a random 5 % is not a regression, whatever one window shows). Without it, the thresholds decide.
+    if (r.confidence > 0 && legacy.requests > 0) {
+      const p = excessPValue(neu.errors, neu.requests, legacy.errors, legacy.requests, r.errorRateOverLegacy);
+      if (p < 1 - r.confidence) {
+        out.push(`new error rate ${pct(ne)} > ${pct(r.newErrorRateAbove)} and > legacy ${pct(le)} + ${pct(r.errorRateOverLegacy)} (${neu.errors}/${neu.requests} vs ${legacy.errors}/${legacy.requests}, ${formatP(p)})`);
+      }
+    } else out.push(`new error rate ${pct(ne)} > ${pct(r.newErrorRateAbove)} and > legacy ${pct(le)} + ${pct(r.errorRateOverLegacy)} (${neu.errors}/${neu.requests})`);
+  }
   if (r.p99AboveMs > 0 && neu.p99_ms !== null && neu.p99_ms > r.p99AboveMs) out.push(`new p99 ${neu.p99_ms} ms > ${r.p99AboveMs} ms`);
   if (r.p99RatioOverLegacy > 0 && neu.p99_ms !== null && legacy.p99_ms !== null && legacy.requests >= r.minRequests && neu.p99_ms > r.p99RatioOverLegacy * legacy.p99_ms && neu.p99_ms - legacy.p99_ms >= r.p99RatioMinDiffMs) {
     out.push(`new p99 ${neu.p99_ms} ms > ${r.p99RatioOverLegacy} x legacy p99 ${legacy.p99_ms} ms`);

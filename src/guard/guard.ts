@@ -177,6 +177,7 @@ export function rulesOf(g: Config["guard"], f: Feature): GuardRules {
     consecutive: r.consecutive ?? 2,
     newErrorRateAbove: (r.new_error_rate_above ?? 1) / 100,
     errorRateOverLegacy: (r.error_rate_over_legacy ?? 0.5) / 100,
+    confidence: (r.confidence ?? 95) / 100,
     p99AboveMs: p99 === 0 ? 0 : parseDuration(p99)!,
     p99RatioOverLegacy: r.p99_ratio_over_legacy ?? 1.5,
     p99RatioMinDiffMs: r.p99_ratio_min_difference === undefined ? 50 : parseDuration(String(r.p99_ratio_min_difference)) ?? 50,

@@ -1,9 +1,9 @@
 // The guard's evaluator with an injected clock: breach -> one rollback, no flapping, the min-request
 // gate, the cool-down, schedules advancing only when gates pass, manual approval.
 import { describe, expect, it } from "vitest";
-import { evaluate, initialState, type GuardRules, type GuardState, type Schedule, type SideNumbers } from "../../src/guard/evaluate.ts";
+import { breachesOf, evaluate, excessPValue, initialState, type GuardRules, type GuardState, type Schedule, type SideNumbers } from "../../src/guard/evaluate.ts";
 
-const rules: GuardRules = { minRequests: 100, consecutive: 2, newErrorRateAbove: 0.01, errorRateOverLegacy: 0.005, p99AboveMs: 2000, p99RatioOverLegacy: 1.5, p99RatioMinDiffMs: 50, action: "rollback", cooldownMs: 300_000, shadowMismatchAbove: 0, shadowMinPairs: 50 };
+const rules: GuardRules = { minRequests: 100, consecutive: 2, newErrorRateAbove: 0.01, errorRateOverLegacy: 0.005, p99AboveMs: 2000, p99RatioOverLegacy: 1.5, p99RatioMinDiffMs: 50, action: "rollback", cooldownMs: 300_000, shadowMismatchAbove: 0, shadowMinPairs: 50, confidence: 0.95 };
 const side = (requests: number, errors: number, p99 = 50): SideNumbers => ({ requests, errors, error_rate: requests === 0 ? null : errors / requests, p99_ms: p99 });
 const healthy = { legacy: side(1000, 1), neu: side(500, 0) };
 const failing = { legacy: side(1000, 1), neu: side(500, 100) }; // 20 % errors
@@ -29,7 +29,7 @@ describe("guard: rollback on breach", () => {
     const r = run(25, [healthy, failing, failing, failing, failing, failing, healthy, failing, failing]);
     expect(r.actions).toHaveLength(1);
     expect(r.actions[0]).toMatchObject({ at: 10_000, kind: "rollback", from: 25, to: 0 });
-    expect(r.actions[0]!.reason).toMatch(/new error rate 20\.00 % > 1\.00 % and > legacy 0\.10 % \+ 0\.50 % \(100\/500\)/);
+    expect(r.actions[0]!.reason).toBe("new error rate 20.00 % > 1.00 % and > legacy 0.10 % + 0.50 % (100/500 vs 1/1000, p < 0.0001)");
     expect(r.percent).toBe(0);
   });
   it("needs `consecutive` breaches in a row (a single bad window is not enough)", () => {
@@ -99,5 +99,52 @@ describe("guard: progressive schedule", () => {
     const approved = run(10, [healthy], { schedule: manual, state: { ...r.state, approved: true }, start: 100_000 });
     expect(approved.actions).toEqual([expect.objectContaining({ kind: "advance", from: 10, to: 25 })]);
     expect(approved.state).toMatchObject({ awaiting: false, approved: false });
+  });
+});
+
+describe("guard: the error-rate rule against legacy is a significance test", () => {
+  it("excessPValue: 0.5 for equal rates and no margin, ~0 for a clear excess, 1 when the margin is not even reached", () => {
+    expect(excessPValue(50, 1000, 50, 1000, 0)).toBeCloseTo(0.5, 6);
+    expect(excessPValue(100, 500, 10, 1000, 0.005)).toBeLessThan(1e-6);
+    expect(excessPValue(0, 500, 0, 1000, 0.005)).toBe(1); // no variance, no excess
+    expect(excessPValue(500, 500, 0, 1000, 0.005)).toBe(0); // no variance, total excess
+    // Larger samples make the same excess more significant.
+    expect(excessPValue(60, 1000, 50, 1000, 0)).toBeGreaterThan(excessPValue(600, 10_000, 500, 10_000, 0));
+  });
+
+  it("does not roll back on noise: both backends failing a random 5 % (the window that once did: 96/488 against 17.78 %)", () => {
+    const noisy = { legacy: side(2000, 356), neu: side(488, 96) };
+    expect(breachesOf(noisy.legacy, noisy.neu, rules)).toEqual([]);
+    expect(run(25, [noisy, noisy, noisy]).actions).toEqual([]);
+    // With the test off (confidence: 0), the thresholds alone roll it back, as before.
+    expect(run(25, [noisy, noisy], { rules: { ...rules, confidence: 0 } }).actions).toHaveLength(1);
+  });
+
+  it("over 2,000 simulated windows where both fail a random 5 %, at most 5 % of windows breach; a real 10 % against 5 % is caught in most", () => {
+    let seed = 42; // mulberry32: a seeded generator, the same windows every run
+    const random = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const failures = (n: number, rate: number) => Array.from({ length: n }).reduce<number>((k) => k + (random() < rate ? 1 : 0), 0);
+    let falseBreaches = 0;
+    let thresholdsOnly = 0;
+    let caught = 0;
+    for (let i = 0; i < 2000; i++) {
+      const [l, n] = [side(2000, failures(2000, 0.05)), side(500, failures(500, 0.05))];
+      if (breachesOf(l, n, rules).length > 0) falseBreaches++;
+      if (breachesOf(l, n, { ...rules, confidence: 0 }).length > 0) thresholdsOnly++;
+      if (breachesOf(side(2000, failures(2000, 0.05)), side(500, failures(500, 0.1)), rules).length > 0) caught++;
+    }
+    expect(falseBreaches / 2000).toBeLessThanOrEqual(0.05);
+    expect(thresholdsOnly).toBeGreaterThan(falseBreaches * 5); // what the thresholds alone did
+    expect(caught / 2000).toBeGreaterThan(0.85); // 500 new requests: a 5-point excess is found ~9 times in 10
+    console.log(`[guard] both at 5 %: ${falseBreaches}/2000 windows breach (thresholds alone: ${thresholdsOnly}); new at 10 % vs 5 %: ${caught}/2000 caught`);
+  });
+
+  it("without legacy traffic in the window (everyone on new), the thresholds decide alone", () => {
+    expect(breachesOf(side(0, 0), side(500, 30), rules)).toEqual(["new error rate 6.00 % > 1.00 % and > legacy 0.00 % + 0.50 % (30/500)"]);
   });
 });
