@@ -77,6 +77,7 @@ export type BackendName = (typeof BACKEND_NAMES)[number];
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
+const STORE_ERROR = 'expected "file" or a Redis URL such as redis://redis:6379/0';
 const WORKERS_ERROR = 'expected "auto" (one per CPU core) or a whole number of workers from 1 to 256';
 
 export const ConfigSchema = z
@@ -167,6 +168,17 @@ export const ConfigSchema = z
       })
       .prefault({})
       .meta({ description: "WebSocket (and other Upgrade) tunnels." }),
+    control: z
+      .strictObject({
+        store: z
+          .union([z.literal("file"), z.string().regex(/^rediss?:\/\/\S+$/, { error: STORE_ERROR })], { error: STORE_ERROR })
+          .default("file")
+          .meta({ description: "Where runtime overrides (admin changes, kill switch, mode, guard rollbacks) live: file (this process's state file) or a Redis URL shared by every replica, so a change on one applies on all within a second. Default file." }),
+        prefix: z.string().regex(/^[A-Za-z0-9:_-]+$/, { error: "expected letters, digits, : _ or -" }).default("switchyard")
+          .meta({ description: "Key prefix in Redis; fleets sharing one Redis need different prefixes. Default switchyard." }),
+      })
+      .prefault({})
+      .meta({ description: "Runtime state shared by replicas." }),
     workers: z
       .union([z.literal("auto"), z.int({ error: WORKERS_ERROR }).min(1, { error: WORKERS_ERROR }).max(256, { error: WORKERS_ERROR })], { error: WORKERS_ERROR })
       .default(1)

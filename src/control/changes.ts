@@ -43,5 +43,6 @@ export function needsRestart(before: Config, after: Config): string[] {
   if (before.limits.max_header_size !== after.limits.max_header_size) out.push("limits.max_header_size");
   if (before.shadow.store.path !== after.shadow.store.path) out.push("shadow.store.path");
   if (before.workers !== after.workers) out.push("workers");
+  if (JSON.stringify(before.control) !== JSON.stringify(after.control)) out.push("control.store");
   return out;
 }

@@ -18,6 +18,7 @@ import { applyOverrides, fileValue, overrideProblem, type OverrideEntry, type Ov
 import { readGuardStates, readState, runtimeFileFor, stateFileFor, writeState } from "./state-file.ts";
 import { Guard } from "../guard/guard.ts";
 import type { ClusterPrimary } from "../cluster/primary.ts";
+import { RedisControlStore, StoreUnavailable, type SharedState } from "./store.ts";
 
 export interface LoadRecord {
   ok: boolean;
@@ -75,6 +76,12 @@ export class ControlPlane {
   readonly guard: Guard;
   /** The workers serving traffic when `workers` > 1 (this process is then the control plane only). */
   cluster: ClusterPrimary | null = null;
+  /** The fleet's shared overrides (control.store: redis://...), null with the file store. */
+  store: RedisControlStore | null = null;
+  /** The store's epoch and version the overrides in effect come from (version 0: none yet). */
+  storeVersion = 0;
+  storeEpoch = "";
+  #reconcileTimer: NodeJS.Timeout | null = null;
 
   private constructor(app: Switchyard, file: string, stateFile: string, fileConfig: Config, fileHash: string, overrides: Map<string, OverrideEntry>, env: Record<string, string | undefined>, guardStates: Map<string, GuardState>) {
     this.app = app;
@@ -107,6 +114,9 @@ export class ControlPlane {
     ]);
     m.collect("switchyard_config_last_reload_successful", "gauge", "1 when the last reload applied, 0 when it failed (the previous config keeps serving).", () => [{ labels: {}, value: this.lastLoad.ok ? 1 : 0 }]);
     m.collect("switchyard_config_info", "gauge", "Always 1; the hash label identifies the effective config (file plus overrides).", () => [{ labels: { hash: this.app.snapshot.hash }, value: 1 }]);
+    m.collect("switchyard_control_store_up", "gauge", "1 while the shared control store (control.store: redis://...) is reachable, 0 while not (changes are refused, the last state keeps serving); absent with the file store.", () =>
+      this.store === null ? [] : [{ labels: {}, value: this.store.connected ? 1 : 0 }],
+    );
     m.collect("switchyard_runtime_overrides", "gauge", "Runtime overrides in effect (admin API changes over the file).", () => [{ labels: {}, value: this.#overrides.size }]);
     m.collect("switchyard_routing_mode", "gauge", "1 for the current routing mode.", () => MODES.map((mode) => ({ labels: { mode }, value: cfg().routing.mode === mode ? 1 : 0 })));
     m.collect("switchyard_kill_switch", "gauge", "1 while the kill switch sends everything to legacy.", () => [{ labels: {}, value: cfg().routing.kill_switch ? 1 : 0 }]);
@@ -140,6 +150,8 @@ export class ControlPlane {
     if (dropped.length > 0) app.logger.warn({ dropped, state_file: stateFile }, "runtime overrides dropped: they do not fit the config file any more");
     if (opts.watch !== false) cp.#watcher = watchConfigDir(file, opts.debounceMs ?? 100, () => void cp.reload("watch"));
     if (!configured && opts.stateFile === undefined) app.logger.info({ state_file: stateFile }, "runtime overrides persist here (set admin.state_file or $SWITCHYARD_STATE_DIR to move them)");
+    const storeUrl = result.config.control.store;
+    if (storeUrl !== "file") await cp.#openStore(storeUrl, result.config.control.prefix);
     cp.guard.start();
     return cp;
   }
@@ -234,16 +246,97 @@ export class ControlPlane {
     if (this.audit.length > AUDIT_KEEP) this.audit.splice(0, this.audit.length - AUDIT_KEEP);
   }
 
+  /**
+   * Join the fleet's store: take its overrides (or seed an empty store with ours), follow its changes
+   * (announcements, and a version check each second that catches up on a missed one).
+   */
+  async #openStore(url: string, prefix: string): Promise<void> {
+    const store = new RedisControlStore(url, prefix);
+    this.store = store;
+    const log = this.app.logger;
+    const up = await Promise.race([store.connect(), new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
+    if (up) await this.#serial(() => this.#syncFromStore("start")).catch((err: unknown) => log.warn({ err, store: store.url }, "control store: first read failed; retrying each second"));
+    else log.warn({ store: store.url, error: store.lastError, state_file: this.stateFile }, `control store ${store.url} unreachable at start: serving the overrides persisted locally; admin changes are refused until it is back`);
+    store.onChange(() => void this.#serial(() => this.#syncFromStore("announcement")).catch(() => {}));
+    this.#reconcileTimer = setInterval(() => void this.#serial(() => this.#syncFromStore("reconcile")).catch(() => {}), 1000);
+    this.#reconcileTimer.unref();
+  }
+
+  /** Take the store's overrides when its epoch or version moved on; seed an empty store with ours. */
+  async #syncFromStore(trigger: string): Promise<void> {
+    const store = this.store;
+    if (store === null || !store.connected) return;
+    const head = await store.head();
+    if (head.version === 0) {
+      await this.#seed(store);
+      return;
+    }
+    if (head.version === this.storeVersion && head.epoch === this.storeEpoch) return;
+    this.#adopt(await store.load(), trigger);
+  }
+
+  /**
+   * An empty store (new, or a Redis that restarted without persistence) gets this replica's overrides:
+   * they are the fleet's last state, which every replica kept serving. The first replica to notice
+   * seeds it; the others adopt that.
+   */
+  async #seed(store: RedisControlStore): Promise<boolean> {
+    const r = await store.commit([...this.#overrides], { epoch: "", version: 0 });
+    if (!r.ok) {
+      this.#adopt(r.current, "seeded by another replica");
+      return false;
+    }
+    this.storeVersion = r.version;
+    this.storeEpoch = r.epoch;
+    this.app.logger.warn({ store: store.url, epoch: r.epoch, overrides: this.#overrides.size }, "control store was empty: seeded with this replica's overrides (the fleet's last state)");
+    return true;
+  }
+
+  /** Apply the fleet's state as ours (persisted locally too, for a start while the store is down). */
+  #adopt(state: SharedState, trigger: string): void {
+    const previous = this.app.snapshot.config;
+    this.#overrides = new Map(state.overrides);
+    this.storeVersion = state.version;
+    this.storeEpoch = state.epoch;
+    try {
+      writeState(this.stateFile, this.#overrides, this.guard.states);
+    } catch (err) {
+      this.app.logger.warn({ err, state_file: this.stateFile }, "cannot cache the fleet's overrides locally");
+    }
+    this.#apply(`control store (${trigger}, version ${state.version})`, previous, [], []);
+  }
+
   close(): void {
+    if (this.#reconcileTimer !== null) clearInterval(this.#reconcileTimer);
+    void this.store?.close();
     void this.guard.stop();
     this.#watcher?.close();
     this.#watcher = null;
   }
 
-  #commit(next: Map<string, OverrideEntry>, trigger: string, before: Record<string, OverrideValue | null>) {
+  async #commit(next: Map<string, OverrideEntry>, trigger: string, before: Record<string, OverrideValue | null>) {
     const effective = applyOverrides(this.#fileConfig, next);
     // Compile before persisting: an override that yields an unusable table is refused whole.
     compileRoutingTable(effective.routing, effective.features);
+    const store = this.store;
+    if (store !== null) {
+      // The fleet's store first: a change that only this replica took would split the fleet.
+      let r;
+      try {
+        // A store that lost its state (restarted empty) is seeded with ours before the change goes on top.
+        const seeded = (await store.head()).version !== 0 || (await this.#seed(store));
+        r = seeded ? await store.commit([...next], { epoch: this.storeEpoch, version: this.storeVersion }) : { ok: false as const, current: { epoch: this.storeEpoch, version: this.storeVersion, overrides: [...this.#overrides] } };
+      } catch (err) {
+        const why = err instanceof StoreUnavailable ? err.message : `the control store ${store.url} failed: ${(err as Error).message}`;
+        throw new OverrideError(`${why}; nothing changed on any replica (every replica keeps serving its current state). Retry when it is back`, 503);
+      }
+      if (!r.ok) {
+        this.#adopt(r.current, "conflict");
+        throw new OverrideError(`another change reached the control store first (now version ${r.current.version}); nothing of yours was applied. The current overrides: ${JSON.stringify(Object.fromEntries(r.current.overrides.map(([k, e]) => [k, e.value])))}; retry on top of them`, 409);
+      }
+      this.storeVersion = r.version;
+      this.storeEpoch = r.epoch;
+    }
     try {
       writeState(this.stateFile, next, this.guard.states);
     } catch (err) {
@@ -279,7 +372,7 @@ export class ControlPlane {
     return this.lastLoad;
   }
 
-  #serial<T>(work: () => T): Promise<T> {
+  #serial<T>(work: () => T | Promise<T>): Promise<T> {
     // With workers, a change is done when every worker runs it: the next request, wherever it lands, sees it.
     const run = this.#queue.then(work).then(async (result) => {
       await this.cluster?.settled();

@@ -89,6 +89,13 @@ describe("specificity", () => {
     }
   });
 
+  it("control.store: file or a Redis URL, located errors otherwise", () => {
+    expect(configErrors("control:\n  store: redis://redis:6379/0\n")).toEqual([]);
+    expect(configErrors("control:\n  store: rediss://user:pw@redis.example:6380\n  prefix: fleet-a\n")).toEqual([]);
+    expect(configErrors("control:\n  store: mysql://x\n")).toEqual(['routing-test.yaml:9:10: control.store: expected "file" or a Redis URL such as redis://redis:6379/0 (got "mysql://x")']);
+    expect(configErrors("control:\n  prefix: 'a b'\n")).toEqual(['routing-test.yaml:9:11: control.prefix: expected letters, digits, : _ or - (got "a b")']);
+  });
+
   it("reports bad routes and targets with their field path", () => {
     const errors = configErrors("features:\n  Bad-Name:\n    routes: ['/x']\n    target: new\n  empty:\n    routes: []\n    target: maybe\n  ok:\n    routes: ['api']\n    target: { percent: 12.345 }\n");
     expect(errors.map((e) => e.replace(/^routing-test.yaml:\d+:\d+: /, ""))).toEqual([

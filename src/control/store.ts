@@ -1,0 +1,141 @@
+// A control store shared by replicas: the runtime overrides (admin changes, kill switch, mode, guard
+// rollbacks) of a fleet, each change a new version. `control.store: redis://...` keeps them in Redis:
+// a change is a compare-and-set on the version (two replicas changing at once: one wins, the other
+// gets 409 with the state that won), announced on a channel, and every replica also re-reads the
+// version each second, so one that missed the message catches up. While Redis is unreachable the
+// replicas keep serving their last state and refuse changes (503): a change applied to one replica
+// only would split the fleet.
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import type { OverrideEntry } from "./overrides.ts";
+
+export interface SharedState {
+  /**
+   * Which history the versions count in: set when an empty store gets its first state. A Redis that
+   * restarted empty starts a new epoch, so version 3 of one history is never taken for version 3 of
+   * another.
+   */
+  epoch: string;
+  /** 0: the store holds nothing (new, or restarted without persistence). */
+  version: number;
+  overrides: [string, OverrideEntry][];
+}
+
+export type CommitResult = { ok: true; version: number; epoch: string } | { ok: false; current: SharedState };
+
+export class StoreUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreUnavailable";
+  }
+}
+
+/**
+ * Set the state only if the store is still at the epoch and version the change was made on (an empty
+ * store takes any change made on version 0, and starts the new epoch ARGV[4]); announce it.
+ */
+const COMMIT = `
+local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local e = redis.call('HGET', KEYS[1], 'epoch') or ''
+if v ~= tonumber(ARGV[2]) or (v > 0 and e ~= ARGV[1]) then
+  return {0, v, e, redis.call('HGET', KEYS[1], 'overrides') or '[]'}
+end
+if v == 0 then
+  e = ARGV[4]
+end
+redis.call('HSET', KEYS[1], 'version', v + 1, 'overrides', ARGV[3], 'epoch', e)
+redis.call('PUBLISH', KEYS[2], v + 1)
+return {1, v + 1, e}
+`;
+
+export class RedisControlStore {
+  readonly url: string;
+  readonly #key: string;
+  readonly #channel: string;
+  readonly #client: Redis;
+  readonly #sub: Redis;
+  #listeners: ((version: number) => void)[] = [];
+  lastError: string | null = null;
+
+  /** `prefix` separates fleets sharing one Redis (default switchyard). */
+  constructor(url: string, prefix = "switchyard") {
+    this.url = redactUrl(url);
+    this.#key = `${prefix}:control`;
+    this.#channel = `${prefix}:control:changed`;
+    const opts = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 1000, enableOfflineQueue: false, retryStrategy: (n: number) => Math.min(n * 200, 2000) };
+    this.#client = new Redis(url, opts);
+    this.#sub = new Redis(url, opts);
+    for (const c of [this.#client, this.#sub]) {
+      c.on("error", (err: Error) => {
+        this.lastError = err.message;
+      });
+      c.on("ready", () => {
+        this.lastError = null;
+      });
+    }
+    this.#sub.on("message", (_channel: string, message: string) => {
+      for (const l of this.#listeners) l(Number(message));
+    });
+  }
+
+  get connected(): boolean {
+    return this.#client.status === "ready";
+  }
+
+  /** Connect both links; resolves false (and keeps retrying in the background) when Redis is not there. */
+  async connect(): Promise<boolean> {
+    try {
+      await Promise.all([this.#client.connect(), this.#sub.connect()]);
+      await this.#sub.subscribe(this.#channel);
+      // After a reconnect the subscription is restored by ioredis itself.
+      return true;
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      return false;
+    }
+  }
+
+  onChange(listener: (version: number) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Epoch and version only (the check made every second). */
+  async head(): Promise<{ epoch: string; version: number }> {
+    this.#need();
+    const [version, epoch] = await this.#client.hmget(this.#key, "version", "epoch");
+    return { epoch: epoch ?? "", version: Number(version ?? 0) };
+  }
+
+  async load(): Promise<SharedState> {
+    this.#need();
+    const [version, overrides, epoch] = await this.#client.hmget(this.#key, "version", "overrides", "epoch");
+    return { epoch: epoch ?? "", version: Number(version ?? 0), overrides: JSON.parse(overrides ?? "[]") as [string, OverrideEntry][] };
+  }
+
+  async commit(overrides: [string, OverrideEntry][], expected: { epoch: string; version: number }): Promise<CommitResult> {
+    this.#need();
+    const r = (await this.#client.eval(COMMIT, 2, this.#key, this.#channel, expected.epoch, String(expected.version), JSON.stringify(overrides), randomUUID())) as [number, number, string, string?];
+    if (r[0] === 1) return { ok: true, version: r[1], epoch: r[2] };
+    return { ok: false, current: { version: r[1], epoch: r[2], overrides: JSON.parse(r[3] ?? "[]") as [string, OverrideEntry][] } };
+  }
+
+  #need(): void {
+    if (!this.connected) throw new StoreUnavailable(`the control store ${this.url} is unreachable${this.lastError ? ` (${this.lastError})` : ""}`);
+  }
+
+  async close(): Promise<void> {
+    this.#client.disconnect();
+    this.#sub.disconnect();
+  }
+}
+
+/** The URL without its password, for logs and status. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,144 @@
+// Several replicas sharing one rollout through a real Redis (control.store): a change on any replica
+// reaches all within a second; concurrent changes settle on one state everywhere; losing Redis keeps
+// traffic flowing and refuses changes; when it is back the fleet converges.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { json, send } from "../helpers/client.ts";
+import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
+import { parseProm } from "../helpers/prom.ts";
+import { startRedis, type RedisServer } from "../helpers/redis.ts";
+import { closedPort, stampingBackends } from "../helpers/servers.ts";
+
+let redis: RedisServer;
+let backends: Awaited<ReturnType<typeof stampingBackends>>;
+let fleet: Controlled[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  backends = await stampingBackends();
+});
+afterAll(async () => {
+  await redis.stop();
+  await backends.close();
+});
+afterEach(async () => {
+  for (const r of fleet) await r.close();
+  fleet = [];
+});
+
+/** Three replicas of one config file, each with its own state file, sharing `prefix` in Redis. */
+async function startFleet(prefix: string): Promise<Controlled[]> {
+  const yaml = `${baseYaml(backends.legacy.url, backends.new.url)}control:\n  store: ${redis.url}\n  prefix: ${prefix}\nfeatures:\n  root:\n    routes: [/**]\n    target: legacy\n`;
+  const file = configDir("in-place", yaml).file;
+  for (let i = 0; i < 3; i++) fleet.push(await openControlled(file, { stateFile: join(mkdtempSync(join(tmpdir(), "sy-fleet-")), "state.json") }));
+  return fleet;
+}
+
+const servedBy = async (r: Controlled) => (json(await send(r.url, { path: "/x" })) as { backend: string }).backend;
+const put = (r: Controlled, body: unknown) => send(r.admin.url, { method: "PUT", path: "/features/root", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+
+/** Resolves with ms taken once every replica serves from `backend`, or rejects after 5 s. */
+async function allServe(replicas: Controlled[], backend: string): Promise<number> {
+  const t0 = performance.now();
+  for (;;) {
+    const seen = await Promise.all(replicas.map(servedBy));
+    if (seen.every((b) => b === backend)) return Math.round(performance.now() - t0);
+    if (performance.now() - t0 > 5000) throw new Error(`replicas serve ${seen.join(", ")}, not all ${backend}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("control.store: redis", () => {
+  it("a change on one replica reaches all three within a second; a rollback on another brings all back", async () => {
+    const [a, b, c] = await startFleet("t1");
+    expect(await Promise.all([a!, b!, c!].map(servedBy))).toEqual(["legacy", "legacy", "legacy"]);
+    expect((await put(a!, { target: "new" })).status).toBe(200);
+    const forward = await allServe(fleet, "new");
+    const rollback = await send(b!.admin.url, { method: "POST", path: "/rollback" });
+    expect(rollback.status).toBe(200);
+    const back = await allServe(fleet, "legacy");
+    console.log(`[fleet] target new via replica 1: all three within ${forward} ms; rollback via replica 2: all three within ${back} ms`);
+    expect(forward).toBeLessThan(1000);
+    expect(back).toBeLessThan(1000);
+    const statuses = await Promise.all(fleet.map(async (r) => json(await send(r.admin.url, { path: "/status" })) as { kill_switch: { value: boolean }; control_store: { kind: string; connected: boolean; version: number } }));
+    expect(statuses.map((s) => [s.kill_switch.value, s.control_store.kind, s.control_store.connected])).toEqual(Array(3).fill([true, "redis", true]));
+    expect(new Set(statuses.map((s) => s.control_store.version)).size).toBe(1);
+  });
+
+  it("concurrent changes spread over the replicas settle on one state on all of them; losers get 409 with the state that won", async () => {
+    await startFleet("t2");
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => put(fleet[i % 3]!, { percent: i + 1 })));
+    const codes = answers.map((r) => r.status);
+    expect(codes.every((s) => s === 200 || s === 409)).toBe(true);
+    expect(codes.filter((s) => s === 200).length).toBeGreaterThan(0);
+    const lost = answers.find((r) => r.status === 409);
+    if (lost) expect(String((json(lost) as { error: string }).error)).toMatch(/another change reached the control store first \(now version \d+\); nothing of yours was applied/);
+    let states: string[] = [];
+    for (const deadline = Date.now() + 3000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+      states = await Promise.all(fleet.map(async (r) => {
+        const s = json(await send(r.admin.url, { path: "/status" })) as { control_store: { version: number }; features: { root: { target: { value: unknown } } } };
+        return JSON.stringify([s.control_store.version, s.features.root.target.value]);
+      }));
+      if (new Set(states).size === 1) break;
+    }
+    expect(new Set(states).size).toBe(1);
+    // The version counts exactly the successful changes, after the one seed of the new store.
+    const [version] = JSON.parse(states[0]!) as [number, unknown];
+    expect(version).toBe(1 + codes.filter((s) => s === 200).length);
+  });
+
+  it("without Redis every replica keeps serving and refuses changes (503); when it is back the fleet converges", async () => {
+    const [a, b] = await startFleet("t3");
+    expect((await put(a!, { target: "new" })).status).toBe(200);
+    await allServe(fleet, "new");
+    await redis.kill();
+    // Traffic is untouched; every change is refused, on every replica, with the reason.
+    expect(await Promise.all(fleet.map(servedBy))).toEqual(["new", "new", "new"]);
+    let refused = await put(b!, { target: "legacy" });
+    for (let i = 0; i < 50 && refused.status !== 503; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      refused = await put(b!, { target: "legacy" });
+    }
+    expect(refused.status).toBe(503);
+    expect(String((json(refused) as { error: string }).error)).toMatch(/the control store redis:\/\/127\.0\.0\.1:\d+\/? is unreachable.*nothing changed on any replica/);
+    expect(await Promise.all(fleet.map(servedBy))).toEqual(["new", "new", "new"]);
+    const m = parseProm((await send(a!.admin.url, { path: "/metrics" })).body.toString());
+    expect(m.get("switchyard_control_store_up")).toBe(0);
+    // Back (empty: no persistence): the replicas reseed it and accept changes again, fleet-wide.
+    await redis.restart();
+    let ok = await put(b!, { target: "legacy" });
+    for (let i = 0; i < 100 && ok.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ok = await put(b!, { target: "legacy" });
+    }
+    expect(ok.status).toBe(200);
+    expect(await allServe(fleet, "legacy")).toBeLessThan(2000);
+  });
+});
+
+describe("control.store: redis, unreachable at start", () => {
+  it("starts on the overrides persisted locally, says so, serves, and refuses changes with 503", async () => {
+    const port = await closedPort();
+    const yaml = `${baseYaml(backends.legacy.url, backends.new.url)}control:\n  store: redis://127.0.0.1:${port}/0\nfeatures:\n  root:\n    routes: [/**]\n    target: legacy\n`;
+    const file = configDir("in-place", yaml).file;
+    const stateFile = join(mkdtempSync(join(tmpdir(), "sy-fleet-")), "state.json");
+    // What the replica persisted the last time it ran: the fleet had moved root to new.
+    const { writeState } = await import("../../src/control/state-file.ts");
+    writeState(stateFile, new Map([["features.root.target", { value: "new", by: "admin (test)", at: new Date().toISOString() }]]));
+    const r = await openControlled(file, { stateFile });
+    fleet.push(r);
+    expect(r.logs.some((l) => l.level === "warn" && /^control store redis:\/\/127\.0\.0\.1:\d+\/0 unreachable at start: serving the overrides persisted locally/.test(String(l.msg)))).toBe(true);
+    expect(await servedBy(r)).toBe("new");
+    const status = json(await send(r.admin.url, { path: "/status" })) as { control_store: { kind: string; connected: boolean } };
+    expect(status.control_store).toMatchObject({ kind: "redis", connected: false });
+    expect((await put(r, { target: "legacy" })).status).toBe(503);
+    expect(await servedBy(r)).toBe("new");
+    // The admin API is served by this process: the CLI runs beside it, not blocking it.
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const cli = await promisify(execFile)(process.execPath, [new URL("../../src/cli/main.ts", import.meta.url).pathname, "status", "--admin", r.admin.url], { encoding: "utf8" });
+    expect(cli.stdout).toMatch(/control store: redis:\/\/127\.0\.0\.1:\d+\/0 version 0, UNREACHABLE.*: serving the last state, changes refused\n/);
+  });
+});
