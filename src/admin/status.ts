@@ -59,7 +59,7 @@ export function buildStatus(cp: ControlPlane) {
     default_backend: eff.routing.default_backend,
     features,
     overrides: Object.fromEntries(cp.overrides),
-    control_store: cp.store === null ? { kind: "file", path: cp.stateFile } : { kind: "redis", url: cp.store.url, connected: cp.store.connected, version: cp.storeVersion, error: cp.store.lastError },
+    control_store: cp.store === null ? { kind: "file", path: cp.stateFile } : { kind: "redis", url: cp.store.url, connected: cp.store.connected, version: cp.storeVersion, error: cp.store.lastError, replica: cp.replicaId, leader: cp.leader, replicas: cp.replicas, config_hashes_differ: new Set(cp.replicas.map((r) => r.config_hash)).size > 1 },
     backends: Object.fromEntries(
       Object.values(snap.backends).map((b) => [b.name, { url: b.origin, ...health(b.name), health: healthOf(cp, b), pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
     ),

@@ -19,6 +19,9 @@ import { readGuardStates, readState, runtimeFileFor, stateFileFor, writeState } 
 import { Guard } from "../guard/guard.ts";
 import type { ClusterPrimary } from "../cluster/primary.ts";
 import { RedisControlStore, StoreUnavailable, type SharedState } from "./store.ts";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { Metrics } from "../observe/metrics.ts";
 
 export interface LoadRecord {
   ok: boolean;
@@ -42,6 +45,8 @@ export interface AuditEntry {
 }
 
 const AUDIT_KEEP = 200;
+/** The leader lease: renewed each second, taken over by another replica within this after a leader dies. */
+const LEASE_MS = 3000;
 
 export interface OpenOptions extends StartOptions {
   /** Where overrides persist; default next to the config file. */
@@ -81,6 +86,16 @@ export class ControlPlane {
   /** The store's epoch and version the overrides in effect come from (version 0: none yet). */
   storeVersion = 0;
   storeEpoch = "";
+  /** This replica in the fleet (logs, the leader lease). */
+  readonly replicaId = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+  /**
+   * With a shared store: every replica's request windows merged (each publishes its records each
+   * second), what the guard judges; null with the file store (the guard reads this process's own).
+   */
+  fleetMetrics: Metrics | null = null;
+  /** Whether this replica holds the leader lease: the one that runs the guard and the schedules. */
+  leader = false;
+  readonly #replicasSeen = new Map<string, { at: number; hash: string }>();
   #reconcileTimer: NodeJS.Timeout | null = null;
 
   private constructor(app: Switchyard, file: string, stateFile: string, fileConfig: Config, fileHash: string, overrides: Map<string, OverrideEntry>, env: Record<string, string | undefined>, guardStates: Map<string, GuardState>) {
@@ -144,7 +159,8 @@ export class ControlPlane {
       }
     }
     const shadowStorePath = opts.shadowStorePath ?? shadowStoreFor(file, result.config);
-    const app = await Switchyard.start(applyOverrides(result.config, overrides), { ...opts, shadowStorePath });
+    const shared = result.config.control.store !== "file";
+    const app = await Switchyard.start(applyOverrides(result.config, overrides), { ...opts, shadowStorePath, trackDeltas: opts.trackDeltas || shared });
     const cp = new ControlPlane(app, file, stateFile, result.config, sha(text), overrides, env, readGuardStates(stateFile));
     if (overrides.size > 0) app.logger.info({ overrides: Object.fromEntries(overrides), state_file: stateFile }, "runtime overrides loaded");
     if (dropped.length > 0) app.logger.warn({ dropped, state_file: stateFile }, "runtime overrides dropped: they do not fit the config file any more");
@@ -258,8 +274,46 @@ export class ControlPlane {
     if (up) await this.#serial(() => this.#syncFromStore("start")).catch((err: unknown) => log.warn({ err, store: store.url }, "control store: first read failed; retrying each second"));
     else log.warn({ store: store.url, error: store.lastError, state_file: this.stateFile }, `control store ${store.url} unreachable at start: serving the overrides persisted locally; admin changes are refused until it is back`);
     store.onChange(() => void this.#serial(() => this.#syncFromStore("announcement")).catch(() => {}));
-    this.#reconcileTimer = setInterval(() => void this.#serial(() => this.#syncFromStore("reconcile")).catch(() => {}), 1000);
+    // Fleet-wide windows: every replica's records, its own included (they come back on the channel).
+    const fleet = new Metrics({ processMetrics: false });
+    this.fleetMetrics = fleet;
+    store.onWindows((from, deltas, hash) => {
+      this.#replicasSeen.set(from, { at: Date.now(), hash });
+      fleet.mergeWindowDeltas(deltas);
+    });
+    this.#reconcileTimer = setInterval(() => {
+      void this.#serial(() => this.#syncFromStore("reconcile")).catch(() => {});
+      void this.#fleetTick();
+    }, 1000);
     this.#reconcileTimer.unref();
+  }
+
+  /** Each second: hand this replica's window records to the fleet, and hold (or try for) the lease. */
+  async #fleetTick(): Promise<void> {
+    const store = this.store;
+    if (store === null) return;
+    const deltas = this.app.metrics.drainWindowDeltas();
+    try {
+      await store.publishWindows(this.replicaId, deltas, this.app.snapshot.hash);
+      const was = this.leader;
+      this.leader = await store.holdLease(this.replicaId, LEASE_MS);
+      if (this.leader !== was) this.app.logger.info({ replica: this.replicaId, store: store.url }, this.leader ? "this replica leads the fleet: it runs the guard and the schedules" : "this replica no longer leads the fleet");
+    } catch {
+      // The store is unreachable: the records are lost for the fleet view, and nobody can be sure of the lease.
+      if (this.leader) this.app.logger.warn({ replica: this.replicaId }, "control store unreachable: this replica stops leading (the guard holds still until it is back)");
+      this.leader = false;
+    }
+  }
+
+  /** Whether the guard and the schedules run here: always with the file store, on the leader with a shared one. */
+  get actsForFleet(): boolean {
+    return this.store === null || this.leader;
+  }
+
+  /** Replicas heard from in the last 5 s (each reports every second), for /status. */
+  get replicas(): { id: string; config_hash: string; last_seen_ms_ago: number }[] {
+    const now = Date.now();
+    return [...this.#replicasSeen].filter(([, r]) => now - r.at < 5000).map(([id, r]) => ({ id, config_hash: r.hash, last_seen_ms_ago: now - r.at }));
   }
 
   /** Take the store's overrides when its epoch or version moved on; seed an empty store with ours. */
@@ -308,7 +362,8 @@ export class ControlPlane {
 
   close(): void {
     if (this.#reconcileTimer !== null) clearInterval(this.#reconcileTimer);
-    void this.store?.close();
+    const store = this.store;
+    if (store !== null) void store.releaseLease(this.replicaId).catch(() => {}).finally(() => store.close());
     void this.guard.stop();
     this.#watcher?.close();
     this.#watcher = null;

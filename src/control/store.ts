@@ -7,6 +7,7 @@
 // only would split the fleet.
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import type { SeriesDelta } from "../observe/metrics.ts";
 import type { OverrideEntry } from "./overrides.ts";
 
 export interface SharedState {
@@ -48,10 +49,34 @@ redis.call('PUBLISH', KEYS[2], v + 1)
 return {1, v + 1, e}
 `;
 
+/** Renew the lease if we hold it, take it if nobody does. */
+const LEASE = `
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`;
+
 export class RedisControlStore {
   readonly url: string;
   readonly #key: string;
   readonly #channel: string;
+  readonly #windowsChannel: string;
+  readonly #leaderKey: string;
+  #windowListeners: ((from: string, deltas: SeriesDelta[], hash: string) => void)[] = [];
   readonly #client: Redis;
   readonly #sub: Redis;
   #listeners: ((version: number) => void)[] = [];
@@ -62,6 +87,8 @@ export class RedisControlStore {
     this.url = redactUrl(url);
     this.#key = `${prefix}:control`;
     this.#channel = `${prefix}:control:changed`;
+    this.#windowsChannel = `${prefix}:windows`;
+    this.#leaderKey = `${prefix}:leader`;
     const opts = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 1000, enableOfflineQueue: false, retryStrategy: (n: number) => Math.min(n * 200, 2000) };
     this.#client = new Redis(url, opts);
     this.#sub = new Redis(url, opts);
@@ -73,8 +100,12 @@ export class RedisControlStore {
         this.lastError = null;
       });
     }
-    this.#sub.on("message", (_channel: string, message: string) => {
-      for (const l of this.#listeners) l(Number(message));
+    this.#sub.on("message", (channel: string, message: string) => {
+      if (channel === this.#channel) for (const l of this.#listeners) l(Number(message));
+      else if (channel === this.#windowsChannel) {
+        const m = JSON.parse(message) as { from: string; deltas: SeriesDelta[]; hash: string };
+        for (const l of this.#windowListeners) l(m.from, m.deltas, m.hash);
+      }
     });
   }
 
@@ -86,7 +117,7 @@ export class RedisControlStore {
   async connect(): Promise<boolean> {
     try {
       await Promise.all([this.#client.connect(), this.#sub.connect()]);
-      await this.#sub.subscribe(this.#channel);
+      await this.#sub.subscribe(this.#channel, this.#windowsChannel);
       // After a reconnect the subscription is restored by ioredis itself.
       return true;
     } catch (err) {
@@ -117,6 +148,33 @@ export class RedisControlStore {
     const r = (await this.#client.eval(COMMIT, 2, this.#key, this.#channel, expected.epoch, String(expected.version), JSON.stringify(overrides), randomUUID())) as [number, number, string, string?];
     if (r[0] === 1) return { ok: true, version: r[1], epoch: r[2] };
     return { ok: false, current: { version: r[1], epoch: r[2], overrides: JSON.parse(r[3] ?? "[]") as [string, OverrideEntry][] } };
+  }
+
+  /** Every replica's window records (its own included) and config hash, each second: also its heartbeat. */
+  onWindows(listener: (from: string, deltas: SeriesDelta[], hash: string) => void): void {
+    this.#windowListeners.push(listener);
+  }
+
+  async publishWindows(from: string, deltas: SeriesDelta[], hash: string): Promise<void> {
+    this.#need();
+    await this.#client.publish(this.#windowsChannel, JSON.stringify({ from, deltas, hash }));
+  }
+
+  /** Take or renew the leader lease for `ttlMs`; true while `me` holds it. */
+  async holdLease(me: string, ttlMs: number): Promise<boolean> {
+    this.#need();
+    return (await this.#client.eval(LEASE, 1, this.#leaderKey, me, String(ttlMs))) === 1;
+  }
+
+  async leader(): Promise<string | null> {
+    this.#need();
+    return this.#client.get(this.#leaderKey);
+  }
+
+  /** Give the lease up at once (a replica shutting down), so another takes over without waiting. */
+  async releaseLease(me: string): Promise<void> {
+    if (!this.connected) return;
+    await this.#client.eval(RELEASE, 1, this.#leaderKey, me);
   }
 
   #need(): void {

@@ -68,6 +68,8 @@ export class Guard {
   async tick(now = Date.now()): Promise<void> {
     const cfg = this.#cp.app.snapshot.config;
     if (!cfg.guard.enabled) return;
+    // In a fleet, one replica (the lease holder) judges the fleet's windows and acts, once.
+    if (!this.#cp.actsForFleet) return;
     for (const [name, f] of Object.entries(cfg.features)) {
       if (f.guard?.enabled === false || !f.enabled) continue;
       const rules = rulesOf(cfg.guard, f);
@@ -113,7 +115,7 @@ export class Guard {
   }
 
   #side(feature: string, backend: "legacy" | "new", window: WindowName, now: number): SideNumbers {
-    const w = this.#cp.app.metrics.series(feature, backend).window.summary(window, now);
+    const w = (this.#cp.fleetMetrics ?? this.#cp.app.metrics).series(feature, backend).window.summary(window, now);
     return { requests: w.requests, errors: w.errors, error_rate: w.error_rate, p99_ms: w.p99_ms };
   }
 

@@ -134,9 +134,19 @@ export class WindowStats {
     return out;
   }
 
-  /** Add another process's records (a worker's delta); slots the windows have moved past are ignored. */
+  /**
+   * Add another process's records (a worker's delta); slots the windows have moved past are ignored.
+   * Tracked deltas include merged ones: a primary hands its workers' records on to the fleet.
+   */
   merge(d: WindowDelta): void {
     if (d.count === 0) return;
+    if (this.#pending !== null) {
+      let p = this.#pending.get(d.at);
+      if (p === undefined) this.#pending.set(d.at, (p = { count: 0, errors: 0, hist: new Map() }));
+      p.count += d.count;
+      p.errors += d.errors;
+      for (let i = 0; i + 1 < d.hist.length; i += 2) p.hist.set(d.hist[i]!, (p.hist.get(d.hist[i]!) ?? 0) + d.hist[i + 1]!);
+    }
     if (this.#first < 0 || d.at < this.#first) this.#first = d.at;
     for (const slot of [this.#fine.slotForPast(d.at), this.#coarse.slotForPast(d.at)]) {
       if (slot === null) continue;

@@ -9,7 +9,7 @@ import { json, send } from "../helpers/client.ts";
 import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
 import { parseProm } from "../helpers/prom.ts";
 import { startRedis, type RedisServer } from "../helpers/redis.ts";
-import { closedPort, stampingBackends } from "../helpers/servers.ts";
+import { closedPort, stampingBackends, startBackend, waitFor, type TestBackend } from "../helpers/servers.ts";
 
 let redis: RedisServer;
 let backends: Awaited<ReturnType<typeof stampingBackends>>;
@@ -65,6 +65,12 @@ describe("control.store: redis", () => {
     const statuses = await Promise.all(fleet.map(async (r) => json(await send(r.admin.url, { path: "/status" })) as { kill_switch: { value: boolean }; control_store: { kind: string; connected: boolean; version: number } }));
     expect(statuses.map((s) => [s.kill_switch.value, s.control_store.kind, s.control_store.connected])).toEqual(Array(3).fill([true, "redis", true]));
     expect(new Set(statuses.map((s) => s.control_store.version)).size).toBe(1);
+    // The fleet view: every replica heard from, one config, one leader.
+    await new Promise((r) => setTimeout(r, 1200));
+    const view = json(await send(c!.admin.url, { path: "/status" })) as { control_store: { replicas: { id: string; config_hash: string }[]; config_hashes_differ: boolean } };
+    expect(view.control_store.replicas.map((r) => r.id).sort()).toEqual(fleet.map((r) => r.cp.replicaId).sort());
+    expect(view.control_store.config_hashes_differ).toBe(false);
+    expect(fleet.filter((r) => r.cp.leader)).toHaveLength(1);
   });
 
   it("concurrent changes spread over the replicas settle on one state on all of them; losers get 409 with the state that won", async () => {
@@ -140,5 +146,61 @@ describe("control.store: redis, unreachable at start", () => {
     const { promisify } = await import("node:util");
     const cli = await promisify(execFile)(process.execPath, [new URL("../../src/cli/main.ts", import.meta.url).pathname, "status", "--admin", r.admin.url], { encoding: "utf8" });
     expect(cli.stdout).toMatch(/control store: redis:\/\/127\.0\.0\.1:\d+\/0 version 0, UNREACHABLE.*: serving the last state, changes refused\n/);
+  });
+});
+
+describe("control.store: redis, the guard", () => {
+  let legacy: TestBackend;
+  let failing: TestBackend;
+  beforeAll(async () => {
+    legacy = await startBackend((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ backend: "legacy" }));
+    });
+    failing = await startBackend((req, res) => {
+      req.resume();
+      res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ backend: "new" }));
+    });
+  });
+  afterAll(async () => {
+    await legacy.close();
+    await failing.close();
+  });
+
+  async function guardedFleet(prefix: string): Promise<Controlled[]> {
+    const yaml = `${baseYaml(legacy.url, failing.url)}control:\n  store: ${redis.url}\n  prefix: ${prefix}\nguard:\n  enabled: true\n  interval: 200ms\n  window: 1m\n  min_requests: 50\n  consecutive: 2\n  cooldown: 5m\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 0 }\n`;
+    const file = configDir("in-place", yaml).file;
+    for (let i = 0; i < 3; i++) fleet.push(await openControlled(file, { stateFile: join(mkdtempSync(join(tmpdir(), "sy-fleet-")), "state.json") }));
+    await waitFor(() => fleet.filter((r) => r.cp.leader).length === 1, "one leader", 5000);
+    return fleet;
+  }
+
+  it("one leader judges the fleet's windows: a breach spread thinly over 3 replicas (20 each, min_requests 50) gives exactly one rollback, on all", async () => {
+    const [a] = await guardedFleet("g1");
+    expect((await put(a!, { percent: 100 })).status).toBe(200);
+    const at100 = (r: Controlled) => JSON.stringify(r.cp.app.snapshot.config.features.root!.target) === JSON.stringify({ percent: 100 });
+    await waitFor(() => fleet.every(at100), "percent 100 on every replica");
+    for (const r of fleet) for (let i = 0; i < 20; i++) expect((await send(r.url, { path: `/x/${i}` })).status).toBe(500);
+    await waitFor(() => fleet.some((r) => r.logs.some((l) => String(l.msg).startsWith("guard: rollback root 100% -> 0%"))), "the rollback", 10_000);
+    await new Promise((r) => setTimeout(r, 1500)); // time for a second, wrong one
+    const rollbacks = fleet.flatMap((r) => r.logs.filter((l) => String(l.msg).startsWith("guard: rollback")));
+    expect(rollbacks).toHaveLength(1);
+    const leader = fleet.find((r) => r.cp.leader)!;
+    expect(leader.logs).toContain(rollbacks[0]);
+    // Each replica alone saw 20 of the 60 requests; the leader judged all 60.
+    expect(String(rollbacks[0]!.msg)).toMatch(/\(60\/60\)/);
+    await allServe(fleet, "legacy");
+  });
+
+  it("a leader that dies (no release) is replaced within the lease", async () => {
+    await guardedFleet("g2");
+    const old = fleet.find((r) => r.cp.leader)!;
+    const t0 = Date.now();
+    await old.cp.store!.close(); // as a crash: the lease is not given back, it runs out
+    await waitFor(() => fleet.some((r) => r !== old && r.cp.leader), "a new leader", 8000);
+    const took = Date.now() - t0;
+    console.log(`[fleet] leader gone without releasing its 3 s lease: another replica leads after ${took} ms`);
+    expect(fleet.filter((r) => r.cp.leader)).toHaveLength(1);
+    expect(old.cp.leader).toBe(false);
   });
 });
