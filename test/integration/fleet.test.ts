@@ -75,7 +75,7 @@ describe("control.store: redis", () => {
 
   it("concurrent changes spread over the replicas settle on one state on all of them; losers get 409 with the state that won", async () => {
     await startFleet("t2");
-    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => put(fleet[i % 3]!, { percent: i + 1 })));
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => put(fleet[i % 3]!, { percent: i + 1 })));
     const codes = answers.map((r) => r.status);
     expect(codes.every((s) => s === 200 || s === 409)).toBe(true);
     expect(codes.filter((s) => s === 200).length).toBeGreaterThan(0);
@@ -202,5 +202,55 @@ describe("control.store: redis, the guard", () => {
     console.log(`[fleet] leader gone without releasing its 3 s lease: another replica leads after ${took} ms`);
     expect(fleet.filter((r) => r.cp.leader)).toHaveLength(1);
     expect(old.cp.leader).toBe(false);
+  });
+});
+
+describe("control.store: redis, three proxy processes", () => {
+  it("`switchyard rollback` against one process: all three route legacy within a second", async () => {
+    const { spawn, execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { writeFileSync } = await import("node:fs");
+    const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+    const dir = mkdtempSync(join(tmpdir(), "sy-fleet-proc-"));
+    const file = join(dir, "switchyard.yaml");
+    writeFileSync(file, `${baseYaml(backends.legacy.url, backends.new.url)}control:\n  store: ${redis.url}\n  prefix: p1\nfeatures:\n  root:\n    routes: [/**]\n    target: new\n`);
+    const procs = await Promise.all(
+      [1, 2, 3].map(
+        (i) =>
+          new Promise<{ child: import("node:child_process").ChildProcess; url: string; admin: string }>((resolve, reject) => {
+            const child = spawn(process.execPath, [cli, "start", "-c", file, "--state-file", join(dir, `state-${i}.json`)], { stdio: ["ignore", "pipe", "inherit"] });
+            let out = "";
+            child.stdout!.on("data", (d: Buffer) => {
+              out += d.toString();
+              const url = /"listeners":\["([^"]+)"\]/.exec(out)?.[1];
+              const admin = /"admin":"([^"]+)"/.exec(out)?.[1];
+              if (url && admin) {
+                child.stdout!.removeAllListeners("data");
+                child.stdout!.resume();
+                resolve({ child, url, admin });
+              }
+            });
+            child.once("exit", (code) => reject(new Error(`replica ${i} exited ${code}: ${out}`)));
+          }),
+      ),
+    );
+    try {
+      const serve = async () => Promise.all(procs.map(async (p) => (json(await send(p.url, { path: "/x" })) as { backend: string }).backend));
+      expect(await serve()).toEqual(["new", "new", "new"]);
+      const r = await promisify(execFile)(process.execPath, [cli, "rollback", "--admin", procs[0]!.admin], { encoding: "utf8" });
+      expect(r.stdout).toMatch(/kill switch/i);
+      const t0 = performance.now();
+      let seen = await serve();
+      while (!seen.every((b) => b === "legacy") && performance.now() - t0 < 5000) seen = await serve();
+      const ms = Math.round(performance.now() - t0);
+      console.log(`[fleet] switchyard rollback via process 1: all three processes route legacy ${ms} ms later`);
+      expect(seen).toEqual(["legacy", "legacy", "legacy"]);
+      expect(ms).toBeLessThan(1000);
+    } finally {
+      await Promise.all(procs.map((p) => new Promise((res) => {
+        p.child.once("exit", res);
+        p.child.kill("SIGTERM");
+      })));
+    }
   });
 });
