@@ -2,39 +2,17 @@
 // What idle keep-alive client connections cost the proxy: Switchyard (as its command runs) in front
 // of the bench backend; N connections each send one request, read the answer and stay open idle.
 // Prints the proxy's RSS before, with the N idle connections open, and 5 s after they close.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { rssMiB, sleep, startNode, stopChildren } from "./children.ts";
 
 // --node: the same against the plain Node backend itself, for what node:http alone costs per connection.
 const { values: opts } = parseArgs({ options: { connections: { type: "string", default: "10000" }, node: { type: "boolean", default: false } } });
 const N = Number(opts.connections);
-const root = new URL("..", import.meta.url).pathname;
-const children: ChildProcess[] = [];
-const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function start(args: string[], pattern: RegExp): Promise<{ url: string; pid: number }> {
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`did not start: ${out}`)), 15_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = pattern.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout!.removeAllListeners("data");
-        child.stdout!.resume();
-        resolve({ url: m[1]!, pid: child.pid! });
-      }
-    });
-  });
-}
 
 /** One request on a fresh connection; resolves with the socket, left open and idle. */
 function idleConnection(port: number): Promise<net.Socket> {
@@ -54,12 +32,12 @@ function idleConnection(port: number): Promise<net.Socket> {
 }
 
 async function main(): Promise<void> {
-  const backend = await start(["bench/targets/backend.ts"], /READY (\S+)/);
+  const backend = await startNode(["bench/targets/backend.ts"], /READY (\S+)/);
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-idle-"));
   const file = join(dir, "sy.yaml");
   // keep-alive long enough for the measurement; access log on as in production.
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nlimits:\n  keep_alive_timeout: 120s\n`);
-  const sy = opts.node ? backend : await start(["--max-semi-space-size=8", "src/cli/main.ts", "start", "-c", file], /"listeners":\["([^"]+)"\]/);
+  const sy = opts.node ? backend : await startNode(["--max-semi-space-size=8", "src/cli/main.ts", "start", "-c", file], /"listeners":\["([^"]+)"\]/);
   const port = Number(new URL(sy.url).port);
   for (let i = 0; i < 20; i++) (await idleConnection(port)).destroy(); // warm
   await sleep(2000);
@@ -85,5 +63,5 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    for (const c of children) c.kill("SIGTERM");
+    stopChildren();
   });

@@ -2,67 +2,46 @@
 // Does the proxy give memory back after load? Switchyard (everything on) under each set of node
 // flags, side by side in front of one backend: RSS idle, right after each round of wrk load (CPU per
 // request measured too), and after --idle seconds without traffic. Needs wrk (apt-get install wrk).
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { rssMiB, sleep, startNode, stopChildren } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { flags: { type: "string", default: "none,--max-semi-space-size=16,--max-semi-space-size=8,--max-semi-space-size=4" }, seconds: { type: "string", default: "6" }, rounds: { type: "string", default: "2" }, idle: { type: "string", default: "60" } } });
-const root = new URL("..", import.meta.url).pathname;
-const children: ChildProcess[] = [];
-const rss = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
 const cpu = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(f[11]) + Number(f[12])) / 100;
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function start(args: string[], pattern: RegExp): Promise<{ url: string; pid: number }> {
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`did not start: ${out}`)), 15_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = pattern.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout!.removeAllListeners("data");
-        child.stdout!.resume();
-        resolve({ url: m[1]!, pid: child.pid! });
-      }
-    });
-  });
-}
 
 async function main(): Promise<void> {
   if (spawnSync("sh", ["-c", "command -v wrk"]).status !== 0) throw new Error("wrk is not installed (apt-get install wrk)");
-  const backend = await start(["bench/targets/backend.ts"], /READY (\S+)/);
+  const backend = await startNode(["bench/targets/backend.ts"], /READY (\S+)/);
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-memory-"));
   const file = join(dir, "sy.yaml");
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n`);
   const variants: { flags: string; url: string; pid: number; idle: number; after: number[]; cpuUs: number[]; later: number }[] = [];
   for (const flags of opts.flags.split(",")) {
     const nodeArgs = flags === "none" ? [] : flags.split(" ");
-    const p = await start([...nodeArgs, "src/cli/main.ts", "start", "-c", file], /"listeners":\["([^"]+)"\]/);
+    const p = await startNode([...nodeArgs, "src/cli/main.ts", "start", "-c", file], /"listeners":\["([^"]+)"\]/);
     variants.push({ flags, ...p, idle: NaN, after: [], cpuUs: [], later: NaN });
   }
   await sleep(2000);
-  for (const v of variants) v.idle = rss(v.pid);
+  for (const v of variants) v.idle = rssMiB(v.pid);
   for (let round = 0; round < Number(opts.rounds); round++) {
     for (const v of variants) {
       const c0 = cpu(v.pid);
       const r = spawnSync("wrk", ["-t1", "-c64", `-d${opts.seconds}s`, v.url], { encoding: "utf8" });
       const n = Number(/(\d+) requests in/.exec(r.stdout)?.[1]);
       v.cpuUs.push(((cpu(v.pid) - c0) * 1e6) / n);
-      v.after.push(rss(v.pid));
+      v.after.push(rssMiB(v.pid));
     }
   }
   process.stderr.write(`idle ${opts.idle} s...\n`);
   await sleep(Number(opts.idle) * 1000);
-  for (const v of variants) v.later = rss(v.pid);
+  for (const v of variants) v.later = rssMiB(v.pid);
   const f = (x: number) => x.toFixed(0);
   process.stdout.write(`\nbench:memory - node ${process.version}, wrk -c64 ${opts.rounds} x ${opts.seconds} s per variant, then ${opts.idle} s idle\n`);
   process.stdout.write(`| node flags | idle RSS MiB | after load MiB | ${opts.idle} s later MiB | later vs idle | wrk CPU µs/req |\n|---|---|---|---|---|---|\n`);
@@ -77,5 +56,5 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    for (const c of children) c.kill("SIGTERM");
+    stopChildren();
   });

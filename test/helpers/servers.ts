@@ -50,6 +50,21 @@ export function echoBackend(name = "legacy"): Promise<TestBackend> {
   });
 }
 
+/** A backend answering every request `status` with {"backend": name} (a failing one: 500). */
+export function fixedBackend(name: string, status = 200): Promise<TestBackend> {
+  return startBackend((req, res) => {
+    req.resume();
+    res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ backend: name }));
+  });
+}
+
+/** A healthy legacy and a new backend that answers 500 to everything (the guard's tests). */
+export async function failingPair(): Promise<{ legacy: TestBackend; failing: TestBackend; close(): Promise<void> }> {
+  const legacy = await fixedBackend("legacy");
+  const failing = await fixedBackend("new", 500);
+  return { legacy, failing, close: async () => void (await Promise.all([legacy.close(), failing.close()])) };
+}
+
 /** A port that refuses connections (bound, then closed). */
 export async function closedPort(): Promise<number> {
   const s = net.createServer();

@@ -9,7 +9,7 @@ import { json, send } from "../helpers/client.ts";
 import { baseYaml, configDir, openControlled, type Controlled } from "../helpers/control.ts";
 import { parseProm } from "../helpers/prom.ts";
 import { startRedis, type RedisServer } from "../helpers/redis.ts";
-import { closedPort, stampingBackends, startBackend, waitFor, type TestBackend } from "../helpers/servers.ts";
+import { closedPort, failingPair, stampingBackends, waitFor } from "../helpers/servers.ts";
 
 let redis: RedisServer;
 let backends: Awaited<ReturnType<typeof stampingBackends>>;
@@ -150,25 +150,14 @@ describe("control.store: redis, unreachable at start", () => {
 });
 
 describe("control.store: redis, the guard", () => {
-  let legacy: TestBackend;
-  let failing: TestBackend;
+  let pair: Awaited<ReturnType<typeof failingPair>>;
   beforeAll(async () => {
-    legacy = await startBackend((req, res) => {
-      req.resume();
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ backend: "legacy" }));
-    });
-    failing = await startBackend((req, res) => {
-      req.resume();
-      res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ backend: "new" }));
-    });
+    pair = await failingPair();
   });
-  afterAll(async () => {
-    await legacy.close();
-    await failing.close();
-  });
+  afterAll(() => pair.close());
 
   async function guardedFleet(prefix: string): Promise<Controlled[]> {
-    const yaml = `${baseYaml(legacy.url, failing.url)}control:\n  store: ${redis.url}\n  prefix: ${prefix}\nguard:\n  enabled: true\n  interval: 200ms\n  window: 1m\n  min_requests: 50\n  consecutive: 2\n  cooldown: 5m\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 0 }\n`;
+    const yaml = `${baseYaml(pair.legacy.url, pair.failing.url)}control:\n  store: ${redis.url}\n  prefix: ${prefix}\nguard:\n  enabled: true\n  interval: 200ms\n  window: 1m\n  min_requests: 50\n  consecutive: 2\n  cooldown: 5m\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 0 }\n`;
     const file = configDir("in-place", yaml).file;
     for (let i = 0; i < 3; i++) fleet.push(await openControlled(file, { stateFile: join(mkdtempSync(join(tmpdir(), "sy-fleet-")), "state.json") }));
     await waitFor(() => fleet.filter((r) => r.cp.leader).length === 1, "one leader", 5000);

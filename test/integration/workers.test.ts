@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { send, json } from "../helpers/client.ts";
 import { parseProm } from "../helpers/prom.ts";
-import { startBackend, stampingBackends, waitFor, type TestBackend } from "../helpers/servers.ts";
+import { failingPair, startBackend, stampingBackends, waitFor, type TestBackend } from "../helpers/servers.ts";
 
 interface Running {
   child: ChildProcess;
@@ -30,20 +30,26 @@ async function startWorkers(legacy: string, neu: string, extra = ""): Promise<Ru
   );
   const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
   const child = spawn(process.execPath, [cli, "start", "-c", file, "--workers", "2", "--state-file", join(dir, "state.json")], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, SWITCHYARD_STATE_DIR: dir } });
-  const lines: Record<string, unknown>[] = [];
-  let rest = "";
-  child.stdout!.on("data", (d: Buffer) => {
-    rest += d.toString();
-    const parts = rest.split("\n");
-    rest = parts.pop()!;
-    for (const p of parts) lines.push(JSON.parse(p) as Record<string, unknown>); // every line whole JSON: none torn between workers
-  });
+  const lines = jsonLines(child);
   const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   await waitFor(() => lines.some((l) => l.msg === "admin API listening") || child.exitCode !== null, "the primary and its admin API", 15_000);
   const started = lines.find((l) => l.msg === "switchyard started" && l.workers === 2);
   const adminLine = lines.find((l) => l.msg === "admin API listening");
   if (!started || !adminLine) throw new Error(`did not start: ${JSON.stringify(lines)}`);
   return { child, url: (started.listeners as string[])[0]!, admin: adminLine.admin as string, lines, exit };
+}
+
+/** The child's stdout as parsed JSON lines, as they come; a line that is not whole JSON (torn between workers) throws. */
+function jsonLines(child: ChildProcess): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  let rest = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    rest += d.toString();
+    const parts = rest.split("\n");
+    rest = parts.pop()!;
+    for (const p of parts) lines.push(JSON.parse(p) as Record<string, unknown>);
+  });
+  return lines;
 }
 
 /** n requests, each on its own connection, `concurrency` at a time: connections land on both workers. */
@@ -230,26 +236,15 @@ describe("workers: 2 that cannot start", () => {
 });
 
 describe("workers: 2 under the guard", () => {
-  let legacy: TestBackend;
-  let failing: TestBackend;
+  let pair: Awaited<ReturnType<typeof failingPair>>;
   beforeAll(async () => {
-    legacy = await startBackend((req, res) => {
-      req.resume();
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ backend: "legacy" }));
-    });
-    failing = await startBackend((req, res) => {
-      req.resume();
-      res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ backend: "new" }));
-    });
+    pair = await failingPair();
   });
-  afterAll(async () => {
-    await legacy.close();
-    await failing.close();
-  });
+  afterAll(() => pair.close());
 
   it("judges the traffic of both workers together: neither alone reaches min_requests, both do", async () => {
     const guard = "guard:\n  enabled: true\n  interval: 200ms\n  window: 1m\n  min_requests: 50\n  consecutive: 2\n  cooldown: 5m\n";
-    const run = await startWorkers(legacy.url, failing.url, guard);
+    const run = await startWorkers(pair.legacy.url, pair.failing.url, guard);
     try {
       const put = await send(run.admin, { method: "PUT", path: "/features/root", headers: { "content-type": "application/json" }, body: JSON.stringify({ percent: 100 }) });
       expect(put.status).toBe(200);
@@ -295,14 +290,7 @@ describe("workers: 2 with active health checks", () => {
     );
     const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
     const child = spawn(process.execPath, [cli, "start", "-c", file, "--workers", "2", "--state-file", join(dir, "state.json")], { stdio: ["ignore", "pipe", "inherit"] });
-    const lines: Record<string, unknown>[] = [];
-    let rest = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      rest += d.toString();
-      const parts = rest.split("\n");
-      rest = parts.pop()!;
-      for (const p of parts) lines.push(JSON.parse(p) as Record<string, unknown>);
-    });
+    const lines = jsonLines(child);
     try {
       await waitFor(() => lines.some((l) => l.msg === "switchyard started" && l.workers === 2), "the workers", 15_000);
       const url = (lines.find((l) => l.msg === "switchyard started" && l.workers === 2)!.listeners as string[])[0]!;

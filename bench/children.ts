@@ -1,0 +1,36 @@
+// Child processes for the benches that start their own targets: start one and wait for the line
+// that says where it listens, read its RSS from /proc, stop them all at the end.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+
+const root = new URL("..", import.meta.url).pathname;
+const children: ChildProcess[] = [];
+
+/** `node args...` from the repository root; resolves with the URL `pattern` captures and the pid. */
+export function startNode(args: string[], pattern: RegExp): Promise<{ url: string; pid: number }> {
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`did not start: ${out}`)), 15_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = pattern.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.removeAllListeners("data");
+        child.stdout!.resume();
+        resolve({ url: m[1]!, pid: child.pid! });
+      }
+    });
+  });
+}
+
+export function stopChildren(): void {
+  for (const c of children) c.kill("SIGTERM");
+}
+
+/** Resident set size of a process, MiB (Linux /proc). */
+export const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
