@@ -111,11 +111,11 @@ export function formatStatus(s: Record<string, unknown>): string {
     const rotation = b.health.state === "healthy" ? "in rotation" : `${b.health.state.toUpperCase().replace("_", "-")}${b.health.ejected_until ? ` until ${b.health.ejected_until}` : ""}: ${b.health.reason}`;
     lines.push(`  ${name.padEnd(width)}  ${b.url}  ${rotation}; ${b.state} (last minute: ${b.last_minute.requests} requests, ${b.last_minute.errors} errors); connections ${b.pool.connected}, running ${b.pool.running}, queued ${b.pool.pending}`);
   }
-  const cs = s.control_store as { kind: string; url?: string; connected?: boolean; version?: number; error?: string | null; replica?: string; leader?: boolean; replicas?: { id: string; config_hash: string; last_seen_ms_ago: number }[]; config_hashes_differ?: boolean } | undefined;
+  const cs = s.control_store as { kind: string; url?: string; connected?: boolean; version?: number; error?: string | null; replica?: string; leader?: boolean; replicas?: { id: string; config_hash: string; leader: boolean; last_seen_ms_ago: number }[]; config_hashes_differ?: boolean } | undefined;
   if (cs?.kind === "redis") {
     lines.push(`control store: ${cs.url} version ${cs.version}, ${cs.connected ? "connected" : `UNREACHABLE${cs.error ? ` (${cs.error})` : ""}: serving the last state, changes refused`}`);
     lines.push(`fleet: ${cs.replicas?.length ?? 0} replicas heard from; this one ${cs.replica}${cs.leader ? " (leader: runs the guard)" : ""}${cs.config_hashes_differ ? "; WARNING: replicas run different configs" : ""}`);
-    for (const r of cs.replicas ?? []) lines.push(`  ${r.id}  config ${r.config_hash}, seen ${r.last_seen_ms_ago} ms ago`);
+    for (const r of cs.replicas ?? []) lines.push(`  ${r.id}  config ${r.config_hash}${r.leader ? ", leader" : ""}, seen ${r.last_seen_ms_ago} ms ago`);
   }
   const workers = s.workers as { id: number; pid: number | null; up: boolean; config_hash: string | null; uptime_seconds: number | null; restarts: number }[] | null | undefined;
   if (workers) {

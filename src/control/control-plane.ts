@@ -95,7 +95,7 @@ export class ControlPlane {
   fleetMetrics: Metrics | null = null;
   /** Whether this replica holds the leader lease: the one that runs the guard and the schedules. */
   leader = false;
-  readonly #replicasSeen = new Map<string, { at: number; hash: string }>();
+  readonly #replicasSeen = new Map<string, { at: number; hash: string; leader: boolean }>();
   #reconcileTimer: NodeJS.Timeout | null = null;
 
   private constructor(app: Switchyard, file: string, stateFile: string, fileConfig: Config, fileHash: string, overrides: Map<string, OverrideEntry>, env: Record<string, string | undefined>, guardStates: Map<string, GuardState>) {
@@ -115,6 +115,7 @@ export class ControlPlane {
         } catch (err) {
           this.app.logger.error({ err, state_file: this.stateFile }, "cannot persist the guard state");
         }
+        this.#shareGuardState();
       },
     });
   }
@@ -277,8 +278,8 @@ export class ControlPlane {
     // Fleet-wide windows: every replica's records, its own included (they come back on the channel).
     const fleet = new Metrics({ processMetrics: false });
     this.fleetMetrics = fleet;
-    store.onWindows((from, deltas, hash) => {
-      this.#replicasSeen.set(from, { at: Date.now(), hash });
+    store.onWindows((from, deltas, hash, leader) => {
+      this.#replicasSeen.set(from, { at: Date.now(), hash, leader });
       fleet.mergeWindowDeltas(deltas);
     });
     this.#reconcileTimer = setInterval(() => {
@@ -294,9 +295,16 @@ export class ControlPlane {
     if (store === null) return;
     const deltas = this.app.metrics.drainWindowDeltas();
     try {
-      await store.publishWindows(this.replicaId, deltas, this.app.snapshot.hash);
+      await store.publishWindows(this.replicaId, deltas, this.app.snapshot.hash, this.leader);
       const was = this.leader;
-      this.leader = await store.holdLease(this.replicaId, LEASE_MS);
+      const leads = await store.holdLease(this.replicaId, LEASE_MS);
+      if (leads && !was) {
+        // Take over where the last leader left off: breach counts, schedule holds, pauses, approvals.
+        const states = await store.loadGuard();
+        this.guard.states.clear();
+        for (const [feature, state] of states) this.guard.states.set(feature, state);
+      }
+      this.leader = leads;
       if (this.leader !== was) this.app.logger.info({ replica: this.replicaId, store: store.url }, this.leader ? "this replica leads the fleet: it runs the guard and the schedules" : "this replica no longer leads the fleet");
     } catch {
       // The store is unreachable: the records are lost for the fleet view, and nobody can be sure of the lease.
@@ -305,15 +313,22 @@ export class ControlPlane {
     }
   }
 
+  /** The leader keeps the guard's state in the store, so the next leader goes on from it. */
+  #shareGuardState(): void {
+    const store = this.store;
+    if (store === null || !this.leader || !store.connected) return;
+    void store.saveGuard([...this.guard.states]).catch((err: unknown) => this.app.logger.warn({ err }, "cannot share the guard state with the fleet"));
+  }
+
   /** Whether the guard and the schedules run here: always with the file store, on the leader with a shared one. */
   get actsForFleet(): boolean {
     return this.store === null || this.leader;
   }
 
   /** Replicas heard from in the last 5 s (each reports every second), for /status. */
-  get replicas(): { id: string; config_hash: string; last_seen_ms_ago: number }[] {
+  get replicas(): { id: string; config_hash: string; leader: boolean; last_seen_ms_ago: number }[] {
     const now = Date.now();
-    return [...this.#replicasSeen].filter(([, r]) => now - r.at < 5000).map(([id, r]) => ({ id, config_hash: r.hash, last_seen_ms_ago: now - r.at }));
+    return [...this.#replicasSeen].filter(([, r]) => now - r.at < 5000).map(([id, r]) => ({ id, config_hash: r.hash, leader: r.leader, last_seen_ms_ago: now - r.at }));
   }
 
   /** Take the store's overrides when its epoch or version moved on; seed an empty store with ours. */
@@ -391,6 +406,7 @@ export class ControlPlane {
       }
       this.storeVersion = r.version;
       this.storeEpoch = r.epoch;
+      this.#shareGuardState();
     }
     try {
       writeState(this.stateFile, next, this.guard.states);

@@ -7,6 +7,7 @@
 // only would split the fleet.
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import type { GuardState } from "../guard/evaluate.ts";
 import type { SeriesDelta } from "../observe/metrics.ts";
 import type { OverrideEntry } from "./overrides.ts";
 
@@ -76,7 +77,7 @@ export class RedisControlStore {
   readonly #channel: string;
   readonly #windowsChannel: string;
   readonly #leaderKey: string;
-  #windowListeners: ((from: string, deltas: SeriesDelta[], hash: string) => void)[] = [];
+  #windowListeners: ((from: string, deltas: SeriesDelta[], hash: string, leader: boolean) => void)[] = [];
   readonly #client: Redis;
   readonly #sub: Redis;
   #listeners: ((version: number) => void)[] = [];
@@ -103,8 +104,8 @@ export class RedisControlStore {
     this.#sub.on("message", (channel: string, message: string) => {
       if (channel === this.#channel) for (const l of this.#listeners) l(Number(message));
       else if (channel === this.#windowsChannel) {
-        const m = JSON.parse(message) as { from: string; deltas: SeriesDelta[]; hash: string };
-        for (const l of this.#windowListeners) l(m.from, m.deltas, m.hash);
+        const m = JSON.parse(message) as { from: string; deltas: SeriesDelta[]; hash: string; leader: boolean };
+        for (const l of this.#windowListeners) l(m.from, m.deltas, m.hash, m.leader);
       }
     });
   }
@@ -151,13 +152,24 @@ export class RedisControlStore {
   }
 
   /** Every replica's window records (its own included) and config hash, each second: also its heartbeat. */
-  onWindows(listener: (from: string, deltas: SeriesDelta[], hash: string) => void): void {
+  onWindows(listener: (from: string, deltas: SeriesDelta[], hash: string, leader: boolean) => void): void {
     this.#windowListeners.push(listener);
   }
 
-  async publishWindows(from: string, deltas: SeriesDelta[], hash: string): Promise<void> {
+  async publishWindows(from: string, deltas: SeriesDelta[], hash: string, leader: boolean): Promise<void> {
     this.#need();
-    await this.#client.publish(this.#windowsChannel, JSON.stringify({ from, deltas, hash }));
+    await this.#client.publish(this.#windowsChannel, JSON.stringify({ from, deltas, hash, leader }));
+  }
+
+  /** The guard's state per feature (breaches, schedule hold, pause), written by the leader only. */
+  async saveGuard(states: [string, GuardState][]): Promise<void> {
+    this.#need();
+    await this.#client.hset(this.#key, "guard", JSON.stringify(states));
+  }
+
+  async loadGuard(): Promise<[string, GuardState][]> {
+    this.#need();
+    return JSON.parse((await this.#client.hget(this.#key, "guard")) ?? "[]") as [string, GuardState][];
   }
 
   /** Take or renew the leader lease for `ttlMs`; true while `me` holds it. */

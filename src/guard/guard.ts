@@ -121,6 +121,7 @@ export class Guard {
 
   /** Pause, resume or approve a feature's schedule (admin API). */
   control(feature: string, what: "pause" | "resume" | "approve"): GuardState {
+    if (!this.#cp.actsForFleet) throw new GuardError(`this replica does not run the schedules: the fleet's leader does (control_store.replicas in GET /status, the one with leader: true); send ${what} to its admin API`, 409);
     const f = this.#cp.app.snapshot.config.features[feature];
     if (!f) throw new GuardError(`no feature named "${feature}"`, 404);
     if (!f.schedule) throw new GuardError(`feature ${feature} has no schedule (features.${feature}.schedule)`, 409);

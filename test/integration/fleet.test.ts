@@ -156,8 +156,8 @@ describe("control.store: redis, the guard", () => {
   });
   afterAll(() => pair.close());
 
-  async function guardedFleet(prefix: string): Promise<Controlled[]> {
-    const yaml = `${baseYaml(pair.legacy.url, pair.failing.url)}control:\n  store: ${redis.url}\n  prefix: ${prefix}\nguard:\n  enabled: true\n  interval: 200ms\n  window: 1m\n  min_requests: 50\n  consecutive: 2\n  cooldown: 5m\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 0 }\n`;
+  async function guardedFleet(prefix: string, schedule = ""): Promise<Controlled[]> {
+    const yaml = `${baseYaml(pair.legacy.url, pair.failing.url)}control:\n  store: ${redis.url}\n  prefix: ${prefix}\nguard:\n  enabled: true\n  interval: 200ms\n  window: 1m\n  min_requests: 50\n  consecutive: 2\n  cooldown: 5m\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: ${schedule ? 10 : 0} }\n${schedule}`;
     const file = configDir("in-place", yaml).file;
     for (let i = 0; i < 3; i++) fleet.push(await openControlled(file, { stateFile: join(mkdtempSync(join(tmpdir(), "sy-fleet-")), "state.json") }));
     await waitFor(() => fleet.filter((r) => r.cp.leader).length === 1, "one leader", 5000);
@@ -181,9 +181,15 @@ describe("control.store: redis, the guard", () => {
     await allServe(fleet, "legacy");
   });
 
-  it("a leader that dies (no release) is replaced within the lease", async () => {
-    await guardedFleet("g2");
+  it("a leader that dies (no release) is replaced within the lease, and the new one goes on from its guard state", async () => {
+    await guardedFleet("g2", "    schedule:\n      steps: [10, 50, 100]\n      hold: 1h\n");
     const old = fleet.find((r) => r.cp.leader)!;
+    const follower = fleet.find((r) => !r.cp.leader)!;
+    // Schedules are the leader's: a follower says where to go instead of changing nothing.
+    const refused = await send(follower.admin.url, { method: "POST", path: "/features/root/schedule/pause" });
+    expect(refused.status).toBe(409);
+    expect((json(refused) as { error: string }).error).toMatch(/^this replica does not run the schedules: the fleet's leader does/);
+    expect((await send(old.admin.url, { method: "POST", path: "/features/root/schedule/pause" })).status).toBe(200);
     const t0 = Date.now();
     await old.cp.store!.close(); // as a crash: the lease is not given back, it runs out
     await waitFor(() => fleet.some((r) => r !== old && r.cp.leader), "a new leader", 8000);
@@ -191,6 +197,8 @@ describe("control.store: redis, the guard", () => {
     console.log(`[fleet] leader gone without releasing its 3 s lease: another replica leads after ${took} ms`);
     expect(fleet.filter((r) => r.cp.leader)).toHaveLength(1);
     expect(old.cp.leader).toBe(false);
+    const next = fleet.find((r) => r.cp.leader)!;
+    expect(next.cp.guard.states.get("root")?.paused).toBe(true); // the pause survived the change of leader
   });
 });
 
