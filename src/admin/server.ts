@@ -151,7 +151,7 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
 
   if (isPage) return new Raw("text/html; charset=utf-8", adminPage());
   if (route === "GET /status") return { status: 200, body: buildStatus(cp) };
-  if (route === "GET /audit") return { status: 200, body: { entries: cp.audit.slice(-50).reverse() } };
+  if (route === "GET /audit") return { status: 200, body: { entries: await cp.auditEntries(50) } };
   if (route === "GET /stats") return { status: 200, body: buildStats(cp) };
   if (route === "GET /metrics") {
     if (cp.cluster !== null) {

@@ -42,6 +42,8 @@ export interface AuditEntry {
   after?: unknown;
   changes: string[];
   ok: boolean;
+  /** The replica that made the change (with a shared control store). */
+  replica?: string;
 }
 
 const AUDIT_KEEP = 200;
@@ -259,8 +261,27 @@ export class ControlPlane {
 
   /** Remember a change for the admin page (the log has them all). */
   remember(entry: Omit<AuditEntry, "at">): void {
-    this.audit.push({ at: new Date().toISOString(), ...entry });
+    const full: AuditEntry = { at: new Date().toISOString(), ...entry, ...(this.store !== null && { replica: this.replicaId }) };
+    this.audit.push(full);
     if (this.audit.length > AUDIT_KEEP) this.audit.splice(0, this.audit.length - AUDIT_KEEP);
+    // The fleet's trail, in the store: one entry per change where it was made (not its echoes on the others).
+    const store = this.store;
+    if (store !== null && store.connected && !entry.who.startsWith("control store")) {
+      void store.pushAudit(full, AUDIT_KEEP).catch((err: unknown) => this.app.logger.warn({ err }, "cannot add to the fleet's audit trail"));
+    }
+  }
+
+  /** The newest `n` changes, newest first: the fleet's with a reachable shared store, else this process's. */
+  async auditEntries(n: number): Promise<AuditEntry[]> {
+    const store = this.store;
+    if (store !== null && store.connected) {
+      try {
+        return (await store.loadAudit(n)) as AuditEntry[];
+      } catch {
+        // fall back to what this replica saw
+      }
+    }
+    return this.audit.slice(-n).reverse();
   }
 
   /**
@@ -426,7 +447,8 @@ export class ControlPlane {
     const { hash, tunnels } = this.app.applyConfig(effective, restartNeeded.length > 0 ? before : undefined);
     this.reloads.ok++;
     this.lastLoad = { ok: true, at: new Date().toISOString(), trigger, hash, errors: [], changes, restartNeeded };
-    if (!trigger.startsWith("admin")) this.remember({ who: trigger === "api" ? "reload via API" : `config file (${trigger})`, action: "reload", changes, ok: true });
+    if (trigger.startsWith("control store")) this.remember({ who: trigger, action: "fleet change applied", changes, ok: true });
+    else if (!trigger.startsWith("admin")) this.remember({ who: trigger === "api" ? "reload via API" : `config file (${trigger})`, action: "reload", changes, ok: true });
     const log = this.app.logger;
     log.info({ trigger, config_hash: hash, changes, tunnels_moved: tunnels }, changes.length > 0 ? `config applied: ${changes.join("; ")}` : "config applied: no routing change");
     for (const w of warnings) log.warn({ trigger, config_hash: hash }, `ROLLOUT WARNING ${w}`);

@@ -77,6 +77,7 @@ export class RedisControlStore {
   readonly #channel: string;
   readonly #windowsChannel: string;
   readonly #leaderKey: string;
+  readonly #auditKey: string;
   #windowListeners: ((from: string, deltas: SeriesDelta[], hash: string, leader: boolean) => void)[] = [];
   readonly #client: Redis;
   readonly #sub: Redis;
@@ -90,6 +91,7 @@ export class RedisControlStore {
     this.#channel = `${prefix}:control:changed`;
     this.#windowsChannel = `${prefix}:windows`;
     this.#leaderKey = `${prefix}:leader`;
+    this.#auditKey = `${prefix}:audit`;
     const opts = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 1000, enableOfflineQueue: false, retryStrategy: (n: number) => Math.min(n * 200, 2000) };
     this.#client = new Redis(url, opts);
     this.#sub = new Redis(url, opts);
@@ -159,6 +161,17 @@ export class RedisControlStore {
   async publishWindows(from: string, deltas: SeriesDelta[], hash: string, leader: boolean): Promise<void> {
     this.#need();
     await this.#client.publish(this.#windowsChannel, JSON.stringify({ from, deltas, hash, leader }));
+  }
+
+  /** The fleet's audit trail: newest first, the last `keep` entries. */
+  async pushAudit(entry: unknown, keep: number): Promise<void> {
+    this.#need();
+    await this.#client.multi().lpush(this.#auditKey, JSON.stringify(entry)).ltrim(this.#auditKey, 0, keep - 1).exec();
+  }
+
+  async loadAudit(n: number): Promise<unknown[]> {
+    this.#need();
+    return (await this.#client.lrange(this.#auditKey, 0, n - 1)).map((e) => JSON.parse(e) as unknown);
   }
 
   /** The guard's state per feature (breaches, schedule hold, pause), written by the leader only. */

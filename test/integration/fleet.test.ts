@@ -71,6 +71,10 @@ describe("control.store: redis", () => {
     expect(view.control_store.replicas.map((r) => r.id).sort()).toEqual(fleet.map((r) => r.cp.replicaId).sort());
     expect(view.control_store.config_hashes_differ).toBe(false);
     expect(fleet.filter((r) => r.cp.leader)).toHaveLength(1);
+    // One audit trail for the fleet: replica 3 lists the changes made on 1 and 2, each once, newest first.
+    const audit = (json(await send(c!.admin.url, { path: "/audit" })) as { entries: { action: string; replica: string }[] }).entries;
+    expect(audit.map((e) => e.replica)).toEqual([b!.cp.replicaId, a!.cp.replicaId]);
+    expect(audit[0]!.action).toMatch(/rollback/);
   });
 
   it("concurrent changes spread over the replicas settle on one state on all of them; losers get 409 with the state that won", async () => {
