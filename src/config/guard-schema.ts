@@ -13,7 +13,7 @@ const rules = {
   new_error_rate_above: z.number().min(0).max(100).optional().meta({ description: "Breach when the new backend's error rate (5xx, failures) is above this percent. Default 1." }),
   error_rate_over_legacy: z.number().min(0).max(100).optional().meta({ description: "... and above legacy's by this many points. Default 0.5." }),
   confidence: z.number().min(0).max(99.99).optional()
-    .meta({ description: "... and, when legacy has traffic in the window, significantly so: a one-sided two-proportion test at this confidence in percent (95: p < 0.05); the p-value is in the audit line. 0 turns the test off. Default 95." }),
+    .meta({ description: "... and, when legacy has traffic in the window, significantly so: a one-sided two-proportion test at this confidence in percent (95: p < 0.05); the p99 rule against legacy likewise needs new's latencies significantly above legacy's (one-sided Mann-Whitney on the window's latency buckets). The p-value is in the audit line. 0 turns the tests off. Default 95." }),
   p99_above: z.union([z.literal(0), z.string().refine((v) => parseDuration(v) !== undefined, { error: "expected a duration such as 2s or 1500ms" })]).optional().meta({ description: "Breach when new p99 is above this (e.g. 2s); 0 turns the rule off. Default 2s." }),
   p99_ratio_over_legacy: z.number().min(0).optional().meta({ description: "Breach when new p99 is above this multiple of legacy's; 0 off. Default 1.5." }),
   p99_ratio_min_difference: z.union([z.literal(0), z.string().refine((v) => parseDuration(v) !== undefined, { error: "expected a duration such as 50ms" })]).optional()

@@ -2,13 +2,15 @@
 // rules, the feature's guard state and the time. It says whether the new backend breaches its SLO,
 // whether to roll back (or step down), and whether a progressive schedule may advance. The caller
 // applies the action as a runtime override; nothing here reads a clock or touches the proxy.
-import { normalCdf } from "../shadow/report/stats.ts";
+import { mannWhitneyBinned, normalCdf } from "../shadow/report/stats.ts";
 
 export interface SideNumbers {
   requests: number;
   errors: number;
   error_rate: number | null;
   p99_ms: number | null;
+  /** Latency buckets over the window (for the significance of the p99 rule against legacy). */
+  hist?: ArrayLike<number>;
 }
 
 export interface GuardRules {
@@ -118,7 +120,11 @@ export function breachesOf(legacy: SideNumbers, neu: SideNumbers, r: GuardRules,
   }
   if (r.p99AboveMs > 0 && neu.p99_ms !== null && neu.p99_ms > r.p99AboveMs) out.push(`new p99 ${neu.p99_ms} ms > ${r.p99AboveMs} ms`);
   if (r.p99RatioOverLegacy > 0 && neu.p99_ms !== null && legacy.p99_ms !== null && legacy.requests >= r.minRequests && neu.p99_ms > r.p99RatioOverLegacy * legacy.p99_ms && neu.p99_ms - legacy.p99_ms >= r.p99RatioMinDiffMs) {
-    out.push(`new p99 ${neu.p99_ms} ms > ${r.p99RatioOverLegacy} x legacy p99 ${legacy.p99_ms} ms`);
+    // ... and new's latencies as a whole significantly above legacy's (Mann-Whitney on the window's
+    // buckets): a tail made of a few slow requests in one window is not a regression.
+    const mw = r.confidence > 0 && neu.hist && legacy.hist ? mannWhitneyBinned(neu.hist, legacy.hist) : null;
+    if (mw === null) out.push(`new p99 ${neu.p99_ms} ms > ${r.p99RatioOverLegacy} x legacy p99 ${legacy.p99_ms} ms`);
+    else if (mw.greater < 1 - r.confidence) out.push(`new p99 ${neu.p99_ms} ms > ${r.p99RatioOverLegacy} x legacy p99 ${legacy.p99_ms} ms (Mann-Whitney: new slower, ${formatP(mw.greater)})`);
   }
   return out;
 }

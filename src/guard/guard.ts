@@ -93,7 +93,7 @@ export class Guard {
   async #apply(feature: string, e: Evaluation, legacy: SideNumbers, neu: SideNumbers, window: WindowName, now: number): Promise<void> {
     const a = e.action!;
     const who = a.kind === "advance" ? "schedule" : "guard";
-    const numbers = { window, legacy, new: neu };
+    const numbers = { window, legacy: figures(legacy), new: figures(neu) };
     const cp = this.#cp;
     try {
       const { record } = await cp.set([{ key: `features.${feature}.percent`, value: a.to }], who);
@@ -115,8 +115,9 @@ export class Guard {
   }
 
   #side(feature: string, backend: "legacy" | "new", window: WindowName, now: number): SideNumbers {
-    const w = (this.#cp.fleetMetrics ?? this.#cp.app.metrics).series(feature, backend).window.summary(window, now);
-    return { requests: w.requests, errors: w.errors, error_rate: w.error_rate, p99_ms: w.p99_ms };
+    const stats = (this.#cp.fleetMetrics ?? this.#cp.app.metrics).series(feature, backend).window;
+    const w = stats.summary(window, now);
+    return { requests: w.requests, errors: w.errors, error_rate: w.error_rate, p99_ms: w.p99_ms, hist: stats.histogram(window, now).hist };
   }
 
   /** Pause, resume or approve a feature's schedule (admin API). */
@@ -154,7 +155,7 @@ export class Guard {
         percent,
         rules: rulesOf(cfg.guard, f),
         state: s ?? null,
-        last_evaluation: last ? { at: new Date(last.at).toISOString(), window: last.window, judged: last.evaluation.judged, breaches: last.evaluation.breaches, legacy: last.legacy, new: last.neu } : null,
+        last_evaluation: last ? { at: new Date(last.at).toISOString(), window: last.window, judged: last.evaluation.judged, breaches: last.evaluation.breaches, legacy: figures(last.legacy), new: figures(last.neu) } : null,
         schedule: sched
           ? { steps: sched.steps, approval: sched.approval, hold_seconds: sched.holdMs / 1000, next: sched.steps.find((x) => x > percent) ?? null, paused: s?.paused ?? false, awaiting_approval: s?.awaiting ?? false, step_since: s?.stepSince ? new Date(s.stepSince).toISOString() : null }
           : null,
@@ -170,6 +171,11 @@ export class GuardError extends Error {
     super(message);
     this.status = status;
   }
+}
+
+/** A side's numbers for status, audit and webhooks (without the latency buckets). */
+function figures(s: SideNumbers): Omit<SideNumbers, "hist"> {
+  return { requests: s.requests, errors: s.errors, error_rate: s.error_rate, p99_ms: s.p99_ms };
 }
 
 export function rulesOf(g: Config["guard"], f: Feature): GuardRules {

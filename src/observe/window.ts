@@ -160,7 +160,8 @@ export class WindowStats {
     }
   }
 
-  summary(window: WindowName, now: number): WindowSummary {
+  /** Latency buckets over the window (bucketValue(i) is bucket i's representative), with the counts. */
+  histogram(window: WindowName, now: number): { hist: Uint32Array; requests: number; errors: number } {
     const windowMs = WINDOWS[window];
     const ring = windowMs <= 300_000 ? this.#fine : this.#coarse;
     const hist = new Uint32Array(BUCKETS);
@@ -171,6 +172,12 @@ export class WindowStats {
       errors += s.errors;
       if (s.hist) for (let i = 0; i < BUCKETS; i++) hist[i]! += s.hist[i]!;
     }
+    return { hist, requests, errors };
+  }
+
+  summary(window: WindowName, now: number): WindowSummary {
+    const windowMs = WINDOWS[window];
+    const { hist, requests, errors } = this.histogram(window, now);
     const span = this.#first < 0 ? windowMs : Math.min(windowMs, Math.max(1000, now - this.#first));
     return {
       requests,

@@ -1,6 +1,8 @@
 // The guard's evaluator with an injected clock: breach -> one rollback, no flapping, the min-request
 // gate, the cool-down, schedules advancing only when gates pass, manual approval.
 import { describe, expect, it } from "vitest";
+import { BUCKETS, bucketOf, bucketValue } from "../../src/observe/window.ts";
+import { mannWhitney, mannWhitneyBinned } from "../../src/shadow/report/stats.ts";
 import { breachesOf, evaluate, excessPValue, initialState, type GuardRules, type GuardState, type Schedule, type SideNumbers } from "../../src/guard/evaluate.ts";
 
 const rules: GuardRules = { minRequests: 100, consecutive: 2, newErrorRateAbove: 0.01, errorRateOverLegacy: 0.005, p99AboveMs: 2000, p99RatioOverLegacy: 1.5, p99RatioMinDiffMs: 50, action: "rollback", cooldownMs: 300_000, shadowMismatchAbove: 0, shadowMinPairs: 50, confidence: 0.95 };
@@ -146,5 +148,42 @@ describe("guard: the error-rate rule against legacy is a significance test", () 
 
   it("without legacy traffic in the window (everyone on new), the thresholds decide alone", () => {
     expect(breachesOf(side(0, 0), side(500, 30), rules)).toEqual(["new error rate 6.00 % > 1.00 % and > legacy 0.00 % + 0.50 % (30/500)"]);
+  });
+});
+
+describe("guard: the p99 rule against legacy needs new's latencies shifted as a whole", () => {
+  const hist = (values: number[]) => {
+    const h = new Uint32Array(BUCKETS);
+    for (const v of values) h[bucketOf(v)]!++;
+    return h;
+  };
+  const sideOf = (values: number[], p99: number): SideNumbers => ({ requests: values.length, errors: 0, error_rate: 0, p99_ms: p99, hist: hist(values) });
+
+  it("mannWhitneyBinned gives mannWhitney's answer on the samples the buckets hold", () => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    for (let k = 0; k < 20; k++) {
+      const x = Array.from({ length: 50 + k * 7 }, () => bucketOf(1 + random() * 100));
+      const y = Array.from({ length: 40 + k * 5 }, () => bucketOf(1 + random() * (100 + k * 5)));
+      const binned = mannWhitneyBinned(hist(x.map(bucketValue)), hist(y.map(bucketValue)))!;
+      const exact = mannWhitney(x, y)!;
+      expect(binned.u).toBeCloseTo(exact.u, 6);
+      expect(binned.p).toBeCloseTo(exact.p, 6);
+    }
+  });
+
+  it("a few slow requests that push new's p99 up are no breach; a real shift is, with its p-value", () => {
+    const base = Array.from({ length: 1000 }, (_, i) => 20 + (i % 40));
+    const legacy = sideOf(base, 59);
+    const blip = sideOf([...base.slice(0, 985), ...Array(15).fill(400)], 400); // p99 400 ms from 1.5 % of requests
+    expect(breachesOf(legacy, blip, rules)).toEqual([]);
+    expect(breachesOf(legacy, blip, { ...rules, confidence: 0 })).toEqual(["new p99 400 ms > 1.5 x legacy p99 59 ms"]); // thresholds alone
+    const slower = sideOf(base.map((v) => v * 3), 177);
+    expect(breachesOf(legacy, slower, rules)).toEqual(["new p99 177 ms > 1.5 x legacy p99 59 ms (Mann-Whitney: new slower, p < 0.0001)"]);
   });
 });

@@ -41,6 +41,37 @@ export function mannWhitney(x: readonly number[], y: readonly number[]): MannWhi
   return { u, z, p: Math.min(1, 2 * (1 - normalCdf(Math.abs(z)))) };
 }
 
+/**
+ * Mann-Whitney U of x against y from histograms over the same bins (each bin one tie group): the
+ * guard's windows keep latency as log buckets, not samples. `greater` is the one-sided p-value that
+ * x tends to be larger than y.
+ */
+export function mannWhitneyBinned(x: ArrayLike<number>, y: ArrayLike<number>): (MannWhitney & { greater: number }) | null {
+  let n1 = 0;
+  let n2 = 0;
+  for (let i = 0; i < x.length; i++) n1 += x[i]!;
+  for (let i = 0; i < y.length; i++) n2 += y[i]!;
+  if (n1 === 0 || n2 === 0) return null;
+  let below = 0; // values of both samples in lower bins
+  let rankSumX = 0;
+  let tieTerm = 0;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const t = (x[i] ?? 0) + (y[i] ?? 0);
+    if (t === 0) continue;
+    const rank = below + (t + 1) / 2; // the mean rank of the tie group
+    rankSumX += (x[i] ?? 0) * rank;
+    if (t > 1) tieTerm += t ** 3 - t;
+    below += t;
+  }
+  const u = rankSumX - (n1 * (n1 + 1)) / 2;
+  const n = n1 + n2;
+  const mean = (n1 * n2) / 2;
+  const variance = ((n1 * n2) / 12) * (n + 1 - tieTerm / (n * (n - 1)));
+  if (variance <= 0) return { u, z: 0, p: 1, greater: 1 };
+  const z = (u - mean - Math.sign(u - mean) * 0.5) / Math.sqrt(variance);
+  return { u, z, p: Math.min(1, 2 * (1 - normalCdf(Math.abs(z)))), greater: 1 - normalCdf(z) };
+}
+
 export interface HodgesLehmann {
   /** Median of y - x over all pairs: how much y is shifted from x. */
   shift: number;
