@@ -316,7 +316,6 @@ export class ControlPlane {
     if (store === null) return;
     const deltas = this.app.metrics.drainWindowDeltas();
     try {
-      await store.publishWindows(this.replicaId, deltas, this.app.snapshot.hash, this.leader);
       const was = this.leader;
       const leads = await store.holdLease(this.replicaId, LEASE_MS);
       if (leads && !was) {
@@ -326,6 +325,7 @@ export class ControlPlane {
         for (const [feature, state] of states) this.guard.states.set(feature, state);
       }
       this.leader = leads;
+      await store.publishWindows(this.replicaId, deltas, this.app.snapshot.hash, this.leader);
       if (this.leader !== was) this.app.logger.info({ replica: this.replicaId, store: store.url }, this.leader ? "this replica leads the fleet: it runs the guard and the schedules" : "this replica no longer leads the fleet");
     } catch {
       // The store is unreachable: the records are lost for the fleet view, and nobody can be sure of the lease.

@@ -135,6 +135,46 @@ features:
     await context.close();
   });
 
+  it("lists the fleet's replicas (with a shared control store) and which one leads; hides the panel otherwise", async () => {
+    const { startRedis } = await import("../helpers/redis.ts");
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const redis = await startRedis();
+    backends = await stampingBackends();
+    const file = configDir("in-place", `${yaml(backends.legacy.url, backends.new.url)}control:\n  store: ${redis.url}\n`).file;
+    const other = await openControlled(file, { stateFile: join(mkdtempSync(join(tmpdir(), "sy-page-fleet-")), "state.json") });
+    try {
+      running = await openControlled(file, { stateFile: join(mkdtempSync(join(tmpdir(), "sy-page-fleet-")), "state.json") });
+      await waitFor(() => [other, running!].filter((r) => r.cp.leader).length === 1, "a leader");
+      const context = await browser!.newContext({ httpCredentials: { username: "ops", password: TOKEN } });
+      const page = await context.newPage();
+      await page.goto(running.admin.url);
+      const fleet = page.getByTestId("fleet");
+      await page.waitForFunction(`document.querySelectorAll('#fleet tbody tr[data-replica]').length === 2`);
+      const leaderId = [other, running].find((r) => r.cp.leader)!.cp.replicaId;
+      await fleet.locator(`tr[data-replica="${leaderId}"]`).filter({ hasText: "leader: runs the guard" }).waitFor({ timeout: 5000 });
+      expect(await fleet.locator(`tr[data-replica="${running.cp.replicaId}"]`).textContent()).toContain("(this one)");
+      expect(await page.locator("#fleet-note").textContent()).toMatch(/^\(control store redis:\/\/127\.0\.0\.1:\d+\/?, version \d+\)$/);
+      await context.close();
+      // A lone proxy with the file store: no fleet panel.
+      const lone = await openControlled(configDir("in-place", yaml(backends.legacy.url, backends.new.url)).file);
+      try {
+        const c2 = await browser!.newContext({ httpCredentials: { username: "ops", password: TOKEN } });
+        const p2 = await c2.newPage();
+        await p2.goto(lone.admin.url);
+        await p2.getByTestId("hash").filter({ hasText: lone.cp.app.snapshot.hash }).waitFor();
+        expect(await p2.locator("#fleet-section").isHidden()).toBe(true);
+        await c2.close();
+      } finally {
+        await lone.close();
+      }
+    } finally {
+      await other.close();
+      await redis.stop();
+    }
+  });
+
   it("refuses a cross-origin request from another site", async () => {
     backends = await stampingBackends();
     running = await openControlled(configDir("atomic-rename", yaml(backends.legacy.url, backends.new.url)).file);
