@@ -58,7 +58,7 @@ export class Switchyard {
   readonly #storePath: string | null;
   #store: ShadowStore | null = null;
   readonly #serve: boolean;
-  readonly #applied: ((config: Config, keepListenersOf: Config | undefined) => void)[] = [];
+  readonly #applied: ((snapshot: Snapshot) => void)[] = [];
 
   readonly #workers: number;
 
@@ -86,7 +86,7 @@ export class Switchyard {
   }
 
   /** Called after every applied config (the primary of `workers: N` hands it to each worker). */
-  onApply(listener: (config: Config, keepListenersOf: Config | undefined) => void): void {
+  onApply(listener: (snapshot: Snapshot) => void): void {
     this.#applied.push(listener);
   }
 
@@ -166,7 +166,7 @@ export class Switchyard {
     if (next.shadow.enabled) this.#openStore();
     const tunnels = this.tunnels.reconsider(next.routing, config.websocket.move_drain_timeout, CLOSE_SERVICE_RESTART);
     this.logger.debug({ config_hash: next.hash, tunnels_moved: tunnels }, "snapshot swapped");
-    for (const listener of this.#applied) listener(config, keepListenersOf);
+    for (const listener of this.#applied) listener(next);
     return { hash: next.hash, tunnels };
   }
 

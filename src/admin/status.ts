@@ -118,7 +118,8 @@ function shadowStoreStatus(cp: ControlPlane) {
     max_size: cfg.max_size,
     max_age_ms: cfg.max_age,
     max_size_holds_hours: holdsHours,
-    lost: { ...store.losses },
+    // With workers, pairs their buffers for the primary dropped count as overflow too.
+    lost: { ...store.losses, overflow: store.losses.overflow + (cp.cluster?.pairsLost() ?? 0) },
   };
 }
 

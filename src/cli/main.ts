@@ -230,6 +230,7 @@ async function main(argv: string[]): Promise<number> {
     return report(configPath, values);
   }
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  if (values.workers !== undefined && command !== "start") throw new UsageError(`--workers applies to start only${command ? `, not ${command}` : ""}`);
   switch (command) {
     case "check":
       return check(requireConfig(configPath));

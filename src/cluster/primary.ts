@@ -8,6 +8,7 @@ import cluster, { type Worker } from "node:cluster";
 import type { Readable } from "node:stream";
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from "prom-client";
 import type { Switchyard } from "../app.ts";
+import type { Snapshot } from "../config/compile.ts";
 import type { HealthSnapshot } from "../health/state.ts";
 import type { Logger } from "../observe/logger.ts";
 import { PROTOCOL, WORKER_COUNT_ENV, WORKER_ID_ENV, type FromWorker, type PoolFigures, type Telemetry, type TunnelFigures, type ToWorker } from "./protocol.ts";
@@ -68,7 +69,7 @@ export class ClusterPrimary {
     this.#app = app;
     this.#logger = logger;
     this.#slots = Array.from({ length: n }, (_, i) => ({ id: i + 1, worker: null, pid: null, startedAt: 0, version: 0, hash: null, ready: false, restarts: 0, streak: 0, last: null, exited: null, drained: null }));
-    app.onApply(() => this.#broadcast());
+    app.onApply((snapshot) => this.#broadcast(snapshot));
     // Active checks run here, once; every result goes to every worker, which judges with it.
     app.health.onCheck = (origin, ok, detail) => {
       for (const s of this.#slots) if (s.ready) this.#send(s, { p: PROTOCOL, type: "check", origin, ok, detail });
@@ -195,10 +196,10 @@ export class ClusterPrimary {
     if (w !== null && w.isConnected()) w.send(m);
   }
 
-  #broadcast(): void {
+  #broadcast(snapshot: Snapshot): void {
     this.#version++;
     this.#sentAt = performance.now();
-    const m: ToWorker = { p: PROTOCOL, type: "config", version: this.#version, config: this.#app.snapshot.config };
+    const m: ToWorker = { p: PROTOCOL, type: "config", version: this.#version, config: snapshot.config };
     for (const s of this.#slots) if (s.ready) this.#send(s, m);
   }
 
@@ -302,6 +303,11 @@ export class ClusterPrimary {
   /** A backend's health as each worker sees it (passive detection on its own traffic, the primary's checks). */
   health(backend: string): { worker: number; health: HealthSnapshot }[] {
     return this.#slots.flatMap((s) => (s.ready && s.last?.health[backend] ? [{ worker: s.id, health: s.last.health[backend] }] : []));
+  }
+
+  /** Compared pairs the workers dropped before they reached the store (their buffers were full). */
+  pairsLost(): number {
+    return this.#latest().reduce((sum, t) => sum + t.pairsLost, 0);
   }
 
   #latest(): Telemetry[] {

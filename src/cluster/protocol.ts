@@ -3,6 +3,8 @@
 // version, so a worker from another build is refused instead of misread.
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { Config } from "../config/schema.ts";
+import type { BackendPools } from "../forward/pools.ts";
+import type { TunnelRegistry } from "../tunnel/registry.ts";
 import type { HealthSnapshot } from "../health/state.ts";
 import type { SeriesDelta } from "../observe/metrics.ts";
 import type { WindowDelta } from "../observe/window.ts";
@@ -18,23 +20,10 @@ export type ToWorker =
   /** An active health check result from the primary's prober. */
   | { p: 1; type: "check"; origin: string; ok: boolean; detail: string };
 
-export interface PoolFigures {
-  origin: string;
-  backend: string;
-  connected: number;
-  running: number;
-  pending: number;
-  active: number;
-  queued: number;
-  queue_timeouts: number;
-}
-
-export interface TunnelFigures {
-  open: { legacy: number; new: number };
-  upgrades: Record<string, number>;
-  bytes: { legacy: { fromClient: number; fromUpstream: number }; new: { fromClient: number; fromUpstream: number } };
-  durations: { count: number; sumMs: number };
-}
+/** One pool's live counters, as BackendPools.stats() gives them. */
+export type PoolFigures = ReturnType<BackendPools["stats"]>[number];
+/** Tunnel counters, as TunnelRegistry.stats() gives them. */
+export type TunnelFigures = ReturnType<TunnelRegistry["stats"]>;
 
 /** What a worker reports about once a second (and the primary merges or keeps as its latest). */
 export interface Telemetry {
@@ -46,6 +35,8 @@ export interface Telemetry {
   pools: PoolFigures[];
   tunnels: TunnelFigures;
   health: Record<string, HealthSnapshot>;
+  /** Compared pairs this worker dropped because its buffer for the primary was full (since start). */
+  pairsLost: number;
 }
 
 /** Worker -> primary. */

@@ -53,7 +53,7 @@ class ForwardingSink implements PairSink {
   }
 }
 
-function telemetry(app: Switchyard): Telemetry {
+function telemetry(app: Switchyard, sink: ForwardingSink): Telemetry {
   const snap = app.snapshot;
   return {
     windows: app.metrics.drainWindowDeltas(),
@@ -62,6 +62,7 @@ function telemetry(app: Switchyard): Telemetry {
     pools: app.pools.stats(),
     tunnels: app.tunnels.stats(),
     health: Object.fromEntries(Object.values(snap.backends).map((b) => [b.name, app.health.status(b)])),
+    pairsLost: sink.losses.overflow,
   };
 }
 
@@ -77,7 +78,7 @@ async function run(): Promise<void> {
     (stopping ??= (async () => {
       if (app === null) process.exit(0);
       const result = await app.shutdown(drainMs);
-      send({ p: PROTOCOL, type: "telemetry", t: telemetry(app) });
+      send({ p: PROTOCOL, type: "telemetry", t: telemetry(app, sink) });
       await sink.close();
       send({ p: PROTOCOL, type: "drained", drained: result.drained, cut: result.cut });
       flushLogger(app.logger);
@@ -123,7 +124,7 @@ async function run(): Promise<void> {
       return;
     }
     const a = app;
-    setInterval(() => send({ p: PROTOCOL, type: "telemetry", t: telemetry(a) }), TELEMETRY_MS).unref();
+    setInterval(() => send({ p: PROTOCOL, type: "telemetry", t: telemetry(a, sink) }), TELEMETRY_MS).unref();
     send({ p: PROTOCOL, type: "ready", urls: a.urls, version });
   }
 }

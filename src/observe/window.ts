@@ -99,8 +99,8 @@ export class WindowStats {
   readonly #fine = new Ring(DELTA_SLOT_MS, 31);
   readonly #coarse = new Ring(60_000, 61);
   #first = -1;
-  /** Records not yet handed over, by slot start; null unless deltas are tracked (workers). */
-  #pending: Map<number, { count: number; errors: number; hist: Map<number, number> }> | null = null;
+  /** Records not yet handed over, by 10 s slot start; null unless deltas are tracked (workers, fleets). */
+  #pending: Map<number, Slot> | null = null;
 
   record(ms: number, error: boolean, now: number): void {
     if (this.#first < 0) this.#first = now;
@@ -111,13 +111,21 @@ export class WindowStats {
       (slot.hist ??= new Uint32Array(BUCKETS))[b]!++;
     }
     if (this.#pending !== null) {
-      const at = now - (now % DELTA_SLOT_MS);
-      let p = this.#pending.get(at);
-      if (p === undefined) this.#pending.set(at, (p = { count: 0, errors: 0, hist: new Map() }));
+      const p = this.#pendingAt(this.#pending, now - (now % DELTA_SLOT_MS));
       p.count++;
       if (error) p.errors++;
-      p.hist.set(b, (p.hist.get(b) ?? 0) + 1);
+      p.hist![b]!++;
     }
+  }
+
+  #pendingAt(pending: Map<number, Slot>, at: number): Slot {
+    let p = pending.get(at);
+    if (p === undefined) {
+      pending.set(at, (p = new Slot()));
+      p.start = at;
+      p.hist = new Uint32Array(BUCKETS);
+    }
+    return p;
   }
 
   /** Keep what is recorded from now on for drainDeltas() as well. */
@@ -129,7 +137,11 @@ export class WindowStats {
   /** What was recorded since the last call (empty when nothing was, or deltas are not tracked). */
   drainDeltas(): WindowDelta[] {
     if (this.#pending === null || this.#pending.size === 0) return [];
-    const out = [...this.#pending].map(([at, p]) => ({ at, count: p.count, errors: p.errors, hist: [...p.hist].flat() }));
+    const out = [...this.#pending].map(([at, p]) => {
+      const hist: number[] = [];
+      p.hist!.forEach((n, b) => n > 0 && hist.push(b, n));
+      return { at, count: p.count, errors: p.errors, hist };
+    });
     this.#pending.clear();
     return out;
   }
@@ -140,15 +152,9 @@ export class WindowStats {
    */
   merge(d: WindowDelta): void {
     if (d.count === 0) return;
-    if (this.#pending !== null) {
-      let p = this.#pending.get(d.at);
-      if (p === undefined) this.#pending.set(d.at, (p = { count: 0, errors: 0, hist: new Map() }));
-      p.count += d.count;
-      p.errors += d.errors;
-      for (let i = 0; i + 1 < d.hist.length; i += 2) p.hist.set(d.hist[i]!, (p.hist.get(d.hist[i]!) ?? 0) + d.hist[i + 1]!);
-    }
     if (this.#first < 0 || d.at < this.#first) this.#first = d.at;
-    for (const slot of [this.#fine.slotForPast(d.at), this.#coarse.slotForPast(d.at)]) {
+    const into = [this.#fine.slotForPast(d.at), this.#coarse.slotForPast(d.at), this.#pending && this.#pendingAt(this.#pending, d.at)];
+    for (const slot of into) {
       if (slot === null) continue;
       slot.count += d.count;
       slot.errors += d.errors;

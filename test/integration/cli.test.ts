@@ -51,7 +51,7 @@ describe("switchyard CLI", () => {
   });
 
   it("usage errors exit 2 with a hint on stderr", () => {
-    for (const args of [[], ["frobnicate"], ["check"], ["--nope"], ["check", "-c", "a.yaml", "extra"], ["start", "-c", "a.yaml", "--workers", "0"], ["start", "-c", "a.yaml", "--workers", "lots"]]) {
+    for (const args of [[], ["frobnicate"], ["check"], ["--nope"], ["check", "-c", "a.yaml", "extra"], ["start", "-c", "a.yaml", "--workers", "0"], ["start", "-c", "a.yaml", "--workers", "lots"], ["demo", "--workers", "2"]]) {
       const r = run(...args);
       expect(r.status, args.join(" ")).toBe(2);
       expect(r.stderr).toMatch(/^switchyard: .+\nTry 'switchyard --help'\.\n$/);
