@@ -108,6 +108,7 @@ export async function startAdmin(cp: ControlPlane, admin: Config["admin"]): Prom
   });
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  cp.adminUrl = url;
   cp.app.logger.info({ admin: url, auth: token ? "bearer token" : "none (loopback only)" }, "admin API listening");
   return {
     url,

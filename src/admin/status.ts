@@ -64,6 +64,7 @@ export function buildStatus(cp: ControlPlane) {
       Object.values(snap.backends).map((b) => [b.name, { url: b.origin, ...health(b.name), health: healthOf(cp, b), pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
     ),
     guard: cp.guard.status(),
+    guard_source: cp.guard.sourceView(),
     shadow_store: shadowStoreStatus(cp),
     tunnels: cluster ? cluster.tunnels() : cp.app.tunnels.stats(),
     inflight: cluster ? cluster.inflight() : cp.app.state.inflight,

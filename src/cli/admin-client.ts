@@ -5,6 +5,7 @@ import { userInfo } from "node:os";
 import { request } from "undici";
 import { loadConfigFile } from "../config/load.ts";
 import { DEFAULT_ADMIN_PORT } from "../config/defaults.ts";
+import type { ReplicaView } from "../control/control-plane.ts";
 
 export interface AdminTarget {
   url: string;
@@ -91,7 +92,9 @@ export function formatStatus(s: Record<string, unknown>): string {
   if (Object.keys(features).length === 0) lines.push("  (none)");
   const guard = (s.guard ?? {}) as Record<string, { percent: number; last_evaluation: { breaches: string[]; judged: boolean } | null; schedule: { next: number | null; paused: boolean; awaiting_approval: boolean } | null }>;
   if (Object.keys(guard).length > 0) {
-    lines.push("guard:");
+    const src = s.guard_source as { from: string; up: boolean; error: string | null } | undefined;
+    lines.push(`guard (numbers from ${src?.from ?? "switchyard windows"}):`);
+    if (src && !src.up) lines.push(`  HOLDING STILL: ${src.error}`);
     for (const [name, g] of Object.entries(guard)) {
       const e = g.last_evaluation;
       const health = e === null ? "not evaluated yet" : e.breaches.length > 0 ? `BREACHING: ${e.breaches.join("; ")}` : e.judged ? "within its rules" : "too little traffic to judge";
@@ -111,11 +114,11 @@ export function formatStatus(s: Record<string, unknown>): string {
     const rotation = b.health.state === "healthy" ? "in rotation" : `${b.health.state.toUpperCase().replace("_", "-")}${b.health.ejected_until ? ` until ${b.health.ejected_until}` : ""}: ${b.health.reason}`;
     lines.push(`  ${name.padEnd(width)}  ${b.url}  ${rotation}; ${b.state} (last minute: ${b.last_minute.requests} requests, ${b.last_minute.errors} errors); connections ${b.pool.connected}, running ${b.pool.running}, queued ${b.pool.pending}`);
   }
-  const cs = s.control_store as { kind: string; url?: string; connected?: boolean; version?: number; error?: string | null; replica?: string; leader?: boolean; replicas?: { id: string; config_hash: string; leader: boolean; last_seen_ms_ago: number }[]; config_hashes_differ?: boolean } | undefined;
+  const cs = s.control_store as { kind: string; url?: string; connected?: boolean; version?: number; error?: string | null; replica?: string; leader?: boolean; replicas?: ReplicaView[]; config_hashes_differ?: boolean } | undefined;
   if (cs?.kind === "redis") {
     lines.push(`control store: ${cs.url} version ${cs.version}, ${cs.connected ? "connected" : `UNREACHABLE${cs.error ? ` (${cs.error})` : ""}: serving the last state, changes refused`}`);
     lines.push(`fleet: ${cs.replicas?.length ?? 0} replicas heard from; this one ${cs.replica}${cs.leader ? " (leader: runs the guard)" : ""}${cs.config_hashes_differ ? "; WARNING: replicas run different configs" : ""}`);
-    for (const r of cs.replicas ?? []) lines.push(`  ${r.id}  config ${r.config_hash}${r.leader ? ", leader" : ""}, seen ${r.last_seen_ms_ago} ms ago`);
+    for (const r of cs.replicas ?? []) lines.push(`  ${r.id}  ${[...r.listeners, r.admin && `admin ${r.admin}`].filter(Boolean).join(" ")}  config ${r.config_hash}, state version ${r.version}${r.leader ? ", leader" : ""}, seen ${r.last_seen_ms_ago} ms ago`);
   }
   const workers = s.workers as { id: number; pid: number | null; up: boolean; config_hash: string | null; uptime_seconds: number | null; restarts: number }[] | null | undefined;
   if (workers) {

@@ -30,9 +30,25 @@ export const GuardSchema = z
     interval: duration("How often the guard evaluates.", "5s"),
     cooldown: duration("After an action on a feature, no other action on it for this long.", "5m"),
     ...rules,
+    source: z.enum(["switchyard", "prometheus"]).default("switchyard")
+      .meta({ description: "Where the guard reads its numbers. switchyard: its own sliding windows (with control.store: redis://..., every replica's, merged by the leader). prometheus: queries to guard.prometheus.url built from Switchyard's own metrics (switchyard_requests_total, switchyard_upstream_duration_seconds, switchyard_shadow_requests_total) over the rule window, as Flagger and Argo Rollouts judge canaries; when Prometheus does not answer the guard holds still and says so. Default switchyard." }),
+    prometheus: z
+      .strictObject({
+        url: url.meta({ description: "Prometheus base URL, e.g. http://prometheus:9090 (queries go to /api/v1/query)." }),
+        selector: z.string().regex(/^[^{}]*$/, { error: 'label matchers without braces, e.g. job="switchyard", namespace="edge"' }).default("")
+          .meta({ description: 'Label matchers added to every query to pick this fleet\'s series, e.g. job="switchyard". Default none.' }),
+        timeout: duration("Per query.", "2s"),
+      })
+      .optional()
+      .meta({ description: "The Prometheus the guard reads when guard.source is prometheus." }),
     webhooks: z.array(url).default([]).meta({ description: "URLs receiving a JSON POST for every guard or schedule action." }),
     webhook_timeout: duration("Per webhook attempt.", "5s"),
     webhook_retries: z.int().min(0).max(10).default(3).meta({ description: "Retries after a failed webhook attempt (1 s, 2 s, 4 s ... apart). Default 3." }),
+  })
+  .superRefine((g, ctx) => {
+    if (g.source === "prometheus" && g.prometheus === undefined) {
+      ctx.addIssue({ code: "custom", path: ["prometheus"], message: "guard.source is prometheus but guard.prometheus.url is not set: add guard: { prometheus: { url: http://prometheus:9090 } } or set guard.source: switchyard" });
+    }
   })
   .meta({ description: "Guard: automatic rollback when the new backend breaches its SLO, and progressive schedules." });
 

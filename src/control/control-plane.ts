@@ -18,10 +18,11 @@ import { applyOverrides, fileValue, overrideProblem, type OverrideEntry, type Ov
 import { readGuardStates, readState, runtimeFileFor, stateFileFor, writeState } from "./state-file.ts";
 import { Guard } from "../guard/guard.ts";
 import type { ClusterPrimary } from "../cluster/primary.ts";
-import { RedisControlStore, StoreUnavailable, type SharedState } from "./store.ts";
+import { RedisControlStore, StoreUnavailable, type Heartbeat, type SharedState } from "./store.ts";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Metrics } from "../observe/metrics.ts";
+import { WindowStats } from "../observe/window.ts";
 
 export interface LoadRecord {
   ok: boolean;
@@ -32,6 +33,19 @@ export interface LoadRecord {
   errors: string[];
   changes: string[];
   restartNeeded: string[];
+}
+
+/** A replica heard from, as /status and `switchyard status` list it. */
+export interface ReplicaView {
+  id: string;
+  listeners: string[];
+  admin: string | null;
+  /** Hash of its config file: replicas of one fleet should all run the same. */
+  config_hash: string;
+  /** The store version its overrides come from. */
+  version: number;
+  leader: boolean;
+  last_seen_ms_ago: number;
 }
 
 export interface AuditEntry {
@@ -95,9 +109,13 @@ export class ControlPlane {
    * second), what the guard judges; null with the file store (the guard reads this process's own).
    */
   fleetMetrics: Metrics | null = null;
+  /** Likewise every replica's compared shadow pairs per feature (the guard's shadow rule). */
+  fleetComparisons: Map<string, WindowStats> | null = null;
+  /** The admin API's URL once it listens (announced to the fleet). */
+  adminUrl: string | null = null;
   /** Whether this replica holds the leader lease: the one that runs the guard and the schedules. */
   leader = false;
-  readonly #replicasSeen = new Map<string, { at: number; hash: string; leader: boolean }>();
+  readonly #replicasSeen = new Map<string, { at: number; beat: Heartbeat }>();
   #reconcileTimer: NodeJS.Timeout | null = null;
 
   private constructor(app: Switchyard, file: string, stateFile: string, fileConfig: Config, fileHash: string, overrides: Map<string, OverrideEntry>, env: Record<string, string | undefined>, guardStates: Map<string, GuardState>) {
@@ -299,9 +317,16 @@ export class ControlPlane {
     // Fleet-wide windows: every replica's records, its own included (they come back on the channel).
     const fleet = new Metrics({ processMetrics: false });
     this.fleetMetrics = fleet;
-    store.onWindows((from, deltas, hash, leader) => {
-      this.#replicasSeen.set(from, { at: Date.now(), hash, leader });
-      fleet.mergeWindowDeltas(deltas);
+    const comparisons = new Map<string, WindowStats>();
+    this.fleetComparisons = comparisons;
+    store.onHeartbeat((beat) => {
+      this.#replicasSeen.set(beat.from, { at: Date.now(), beat });
+      fleet.mergeWindowDeltas(beat.deltas);
+      for (const f of beat.comparisons ?? []) {
+        let w = comparisons.get(f.feature);
+        if (w === undefined) comparisons.set(f.feature, (w = new WindowStats()));
+        for (const d of f.deltas) w.merge(d);
+      }
     });
     this.#reconcileTimer = setInterval(() => {
       void this.#serial(() => this.#syncFromStore("reconcile")).catch(() => {});
@@ -315,6 +340,7 @@ export class ControlPlane {
     const store = this.store;
     if (store === null) return;
     const deltas = this.app.metrics.drainWindowDeltas();
+    const comparisons = this.app.shadow.drainComparisonDeltas();
     try {
       const was = this.leader;
       const leads = await store.holdLease(this.replicaId, LEASE_MS);
@@ -325,7 +351,7 @@ export class ControlPlane {
         for (const [feature, state] of states) this.guard.states.set(feature, state);
       }
       this.leader = leads;
-      await store.publishWindows(this.replicaId, deltas, this.app.snapshot.hash, this.leader);
+      await store.publishHeartbeat({ from: this.replicaId, listeners: this.app.urls, admin: this.adminUrl, hash: this.#fileHash, version: this.storeVersion, leader: this.leader, deltas, comparisons });
       if (this.leader !== was) this.app.logger.info({ replica: this.replicaId, store: store.url }, this.leader ? "this replica leads the fleet: it runs the guard and the schedules" : "this replica no longer leads the fleet");
     } catch {
       // The store is unreachable: the records are lost for the fleet view, and nobody can be sure of the lease.
@@ -347,9 +373,11 @@ export class ControlPlane {
   }
 
   /** Replicas heard from in the last 5 s (each reports every second), for /status. */
-  get replicas(): { id: string; config_hash: string; leader: boolean; last_seen_ms_ago: number }[] {
+  get replicas(): ReplicaView[] {
     const now = Date.now();
-    return [...this.#replicasSeen].filter(([, r]) => now - r.at < 5000).map(([id, r]) => ({ id, config_hash: r.hash, leader: r.leader, last_seen_ms_ago: now - r.at }));
+    return [...this.#replicasSeen]
+      .filter(([, r]) => now - r.at < 5000)
+      .map(([id, { at, beat }]) => ({ id, listeners: beat.listeners ?? [], admin: beat.admin ?? null, config_hash: beat.hash, version: beat.version ?? 0, leader: beat.leader, last_seen_ms_ago: now - at }));
   }
 
   /** Take the store's overrides when its epoch or version moved on; seed an empty store with ours. */

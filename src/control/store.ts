@@ -9,7 +9,23 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import type { GuardState } from "../guard/evaluate.ts";
 import type { SeriesDelta } from "../observe/metrics.ts";
+import type { WindowDelta } from "../observe/window.ts";
 import type { OverrideEntry } from "./overrides.ts";
+
+/** What each replica publishes every second: who it is, what it runs, and its records since the last one. */
+export interface Heartbeat {
+  from: string;
+  /** Where it serves: listener URLs and the admin API's. */
+  listeners: string[];
+  admin: string | null;
+  /** Hash of the config it runs (file plus overrides), and the store version those overrides come from. */
+  hash: string;
+  version: number;
+  leader: boolean;
+  /** Request window records per feature and backend, and compared shadow pairs per feature. */
+  deltas: SeriesDelta[];
+  comparisons: { feature: string; deltas: WindowDelta[] }[];
+}
 
 export interface SharedState {
   /**
@@ -78,7 +94,7 @@ export class RedisControlStore {
   readonly #windowsChannel: string;
   readonly #leaderKey: string;
   readonly #auditKey: string;
-  #windowListeners: ((from: string, deltas: SeriesDelta[], hash: string, leader: boolean) => void)[] = [];
+  #heartbeatListeners: ((beat: Heartbeat) => void)[] = [];
   readonly #client: Redis;
   readonly #sub: Redis;
   #listeners: ((version: number) => void)[] = [];
@@ -106,8 +122,8 @@ export class RedisControlStore {
     this.#sub.on("message", (channel: string, message: string) => {
       if (channel === this.#channel) for (const l of this.#listeners) l(Number(message));
       else if (channel === this.#windowsChannel) {
-        const m = JSON.parse(message) as { from: string; deltas: SeriesDelta[]; hash: string; leader: boolean };
-        for (const l of this.#windowListeners) l(m.from, m.deltas, m.hash, m.leader);
+        const beat = JSON.parse(message) as Heartbeat;
+        for (const l of this.#heartbeatListeners) l(beat);
       }
     });
   }
@@ -153,14 +169,14 @@ export class RedisControlStore {
     return { ok: false, current: { version: r[1], epoch: r[2], overrides: JSON.parse(r[3] ?? "[]") as [string, OverrideEntry][] } };
   }
 
-  /** Every replica's window records (its own included) and config hash, each second: also its heartbeat. */
-  onWindows(listener: (from: string, deltas: SeriesDelta[], hash: string, leader: boolean) => void): void {
-    this.#windowListeners.push(listener);
+  /** Every replica's heartbeat (its own included), each second, with its window records. */
+  onHeartbeat(listener: (beat: Heartbeat) => void): void {
+    this.#heartbeatListeners.push(listener);
   }
 
-  async publishWindows(from: string, deltas: SeriesDelta[], hash: string, leader: boolean): Promise<void> {
+  async publishHeartbeat(beat: Heartbeat): Promise<void> {
     this.#need();
-    await this.#client.publish(this.#windowsChannel, JSON.stringify({ from, deltas, hash, leader }));
+    await this.#client.publish(this.#windowsChannel, JSON.stringify(beat));
   }
 
   /** The fleet's audit trail: newest first, the last `keep` entries. */

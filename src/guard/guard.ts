@@ -7,6 +7,7 @@ import type { ControlPlane } from "../control/control-plane.ts";
 import type { WindowName } from "../observe/window.ts";
 import { evaluate, initialState, type Evaluation, type GuardRules, type GuardState, type Schedule, type SideNumbers } from "./evaluate.ts";
 import { notify } from "./webhook.ts";
+import { PrometheusSource, type FeatureNumbers } from "./prometheus.ts";
 
 type Feature = Config["features"][string];
 
@@ -24,6 +25,9 @@ export class Guard {
   readonly #last = new Map<string, { at: number; evaluation: Evaluation; legacy: SideNumbers; neu: SideNumbers; window: WindowName }>();
   readonly #actions = new Map<string, Float64Array>();
   #timer: NodeJS.Timeout | null = null;
+  #prometheus: { key: string; source: PrometheusSource } | null = null;
+  /** Whether the guard's source of numbers answered at the last evaluation (Prometheus; always up for its own windows). */
+  sourceStatus: { up: boolean; error: string | null; last_ok: string | null } = { up: true, error: null, last_ok: null };
   #running: Promise<void> | null = null;
   /** Webhook deliveries in flight (tests wait for them). */
   readonly deliveries = new Set<Promise<void>>();
@@ -39,6 +43,9 @@ export class Guard {
     );
     m.collect("switchyard_guard_breaching", "gauge", "1 while the feature's new backend breaches a guard rule at the last evaluation.", () =>
       [...this.#last].map(([feature, l]) => ({ labels: { feature }, value: l.evaluation.breaches.length > 0 ? 1 : 0 })),
+    );
+    m.collect("switchyard_guard_source_up", "gauge", "1 while the guard's source of numbers answers (guard.source: prometheus; always 1 on Switchyard's own windows), 0 while the guard holds still for want of it.", () =>
+      cp.app.snapshot.config.guard.enabled ? [{ labels: { source: cp.app.snapshot.config.guard.source }, value: this.sourceStatus.up ? 1 : 0 }] : [],
     );
     m.collect("switchyard_schedule_paused", "gauge", "1 while the feature's rollout schedule is paused.", () => [...this.states].map(([feature, s]) => ({ labels: { feature }, value: s.paused ? 1 : 0 })));
     m.collect("switchyard_schedule_awaiting_approval", "gauge", "1 while the feature's schedule waits for an approval to advance.", () => [...this.states].map(([feature, s]) => ({ labels: { feature }, value: s.awaiting ? 1 : 0 })));
@@ -70,18 +77,20 @@ export class Guard {
     if (!cfg.guard.enabled) return;
     // In a fleet, one replica (the lease holder) judges the fleet's windows and acts, once.
     if (!this.#cp.actsForFleet) return;
-    for (const [name, f] of Object.entries(cfg.features)) {
-      if (f.guard?.enabled === false || !f.enabled) continue;
+    const guarded = Object.entries(cfg.features).filter(([, f]) => f.guard?.enabled !== false && f.enabled);
+    const windowOf = (f: Feature) => (f.guard?.window ?? cfg.guard.window ?? "1m") as WindowName;
+    if (cfg.guard.source !== "prometheus") this.sourceStatus = { up: true, error: null, last_ok: null };
+    const fromPrometheus = cfg.guard.source === "prometheus" ? await this.#fromPrometheus(new Set(guarded.map(([, f]) => windowOf(f)))) : null;
+    if (fromPrometheus === undefined) return; // Prometheus did not answer: hold still (said in the log and /status)
+    for (const [name, f] of guarded) {
       const rules = rulesOf(cfg.guard, f);
-      const window = (f.guard?.window ?? cfg.guard.window ?? "1m") as WindowName;
-      const legacy = this.#side(name, "legacy", window, now);
-      const neu = this.#side(name, "new", window, now);
+      const window = windowOf(f);
+      const numbers = fromPrometheus ? (fromPrometheus.get(window)!.get(name) ?? { legacy: noTraffic(), neu: noTraffic(), shadow: { pairs: 0, mismatches: 0 } }) : this.#own(name, window, now);
+      const { legacy, neu, shadow } = numbers;
       const schedule = scheduleOf(f);
       const state = this.states.get(name) ?? initialState(now);
       const before = JSON.stringify({ paused: state.paused, awaiting: state.awaiting });
       const percent = typeof f.target === "string" ? (f.target === "new" ? 100 : 0) : f.target.percent;
-      const w = this.#cp.app.shadow.comparisons(name).summary(window, now);
-      const shadow = { pairs: w.requests, mismatches: w.errors };
       const evaluation = evaluate({ percent, legacy, neu, shadow, rules, schedule, state, now });
       this.states.set(name, evaluation.state);
       this.#last.set(name, { at: now, evaluation, legacy, neu, window });
@@ -93,7 +102,7 @@ export class Guard {
   async #apply(feature: string, e: Evaluation, legacy: SideNumbers, neu: SideNumbers, window: WindowName, now: number): Promise<void> {
     const a = e.action!;
     const who = a.kind === "advance" ? "schedule" : "guard";
-    const numbers = { window, legacy: figures(legacy), new: figures(neu) };
+    const numbers = { window, source: this.#sourceName(), legacy: figures(legacy), new: figures(neu) };
     const cp = this.#cp;
     try {
       const { record } = await cp.set([{ key: `features.${feature}.percent`, value: a.to }], who);
@@ -114,10 +123,36 @@ export class Guard {
     }
   }
 
-  #side(feature: string, backend: "legacy" | "new", window: WindowName, now: number): SideNumbers {
-    const stats = (this.#cp.fleetMetrics ?? this.#cp.app.metrics).series(feature, backend).window;
-    const w = stats.summary(window, now);
-    return { requests: w.requests, errors: w.errors, error_rate: w.error_rate, p99_ms: w.p99_ms, hist: stats.histogram(window, now).hist };
+  /** The feature's numbers from Switchyard's own windows: the fleet's with a shared store, else this process's (its workers' included). */
+  #own(feature: string, window: WindowName, now: number): FeatureNumbers {
+    const side = (backend: "legacy" | "new"): SideNumbers => {
+      const stats = (this.#cp.fleetMetrics ?? this.#cp.app.metrics).series(feature, backend).window;
+      const w = stats.summary(window, now);
+      return { requests: w.requests, errors: w.errors, error_rate: w.error_rate, p99_ms: w.p99_ms, hist: stats.histogram(window, now).hist };
+    };
+    const compared = this.#cp.fleetComparisons ? this.#cp.fleetComparisons.get(feature) : this.#cp.app.shadow.comparisons(feature);
+    const w = compared?.summary(window, now);
+    return { legacy: side("legacy"), neu: side("new"), shadow: { pairs: w?.requests ?? 0, mismatches: w?.errors ?? 0 } };
+  }
+
+  /** Each window's numbers from Prometheus, or undefined when it did not answer (logged once per outage). */
+  async #fromPrometheus(windows: Set<WindowName>): Promise<Map<WindowName, Map<string, FeatureNumbers>> | undefined> {
+    const p = this.#cp.app.snapshot.config.guard.prometheus!;
+    const key = JSON.stringify(p);
+    if (this.#prometheus?.key !== key) this.#prometheus = { key, source: new PrometheusSource({ url: p.url, selector: p.selector, timeoutMs: p.timeout || 2000 }) };
+    const log = this.#cp.app.logger;
+    try {
+      const out = new Map<WindowName, Map<string, FeatureNumbers>>();
+      for (const w of windows) out.set(w, await this.#prometheus.source.numbers(w));
+      if (this.sourceStatus.error !== null) log.info({ prometheus: p.url }, "guard: Prometheus answers again; judging on its numbers");
+      this.sourceStatus = { up: true, error: null, last_ok: new Date().toISOString() };
+      return out;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (this.sourceStatus.error === null) log.warn({ prometheus: p.url, error: message }, `guard holds still: ${message}`);
+      this.sourceStatus = { up: false, error: message, last_ok: this.sourceStatus.last_ok };
+      return undefined;
+    }
   }
 
   /** Pause, resume or approve a feature's schedule (admin API). */
@@ -139,6 +174,19 @@ export class Guard {
     this.states.set(feature, s);
     this.#hooks.persist();
     return s;
+  }
+
+  /** Where the numbers come from, as the audit and /status say it. */
+  #sourceName(): string {
+    const g = this.#cp.app.snapshot.config.guard;
+    if (g.source === "prometheus") return `prometheus ${g.prometheus!.url}`;
+    return this.#cp.fleetMetrics ? "switchyard windows of every replica" : "switchyard windows of this process";
+  }
+
+  /** For /status: the source of the numbers and whether it answers. */
+  sourceView(): Record<string, unknown> {
+    const g = this.#cp.app.snapshot.config.guard;
+    return { kind: g.source, from: this.#sourceName(), ...this.sourceStatus, ...(g.source === "prometheus" && { selector: g.prometheus!.selector }) };
   }
 
   /** For GET /guard and /status. */
@@ -172,6 +220,8 @@ export class GuardError extends Error {
     this.status = status;
   }
 }
+
+const noTraffic = (): SideNumbers => ({ requests: 0, errors: 0, error_rate: null, p99_ms: null });
 
 /** A side's numbers for status, audit and webhooks (without the latency buckets). */
 function figures(s: SideNumbers): Omit<SideNumbers, "hist"> {

@@ -12,6 +12,11 @@ export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"] as const;
 const METHOD_INDEX: Record<string, number> = Object.fromEntries(METHODS.map((m, i) => [m, i]));
 const CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
+
+const methodSeen = (requests: Float64Array, m: number) => {
+  for (let c = 0; c < CLASSES.length; c++) if (requests[m * CLASSES.length + c]! > 0) return true;
+  return false;
+};
 export const ERROR_KINDS = ["connect", "timeout", "reset", "bad_response", "5xx"] as const;
 type ErrorKind = (typeof ERROR_KINDS)[number];
 const KIND_OF: Partial<Record<ErrorCode, ErrorKind>> = {
@@ -94,7 +99,9 @@ export class Metrics {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.#collect("switchyard_requests_total", "counter", "Requests answered, by backend, feature (route group), method and status class.", () =>
       this.#all().flatMap((s) =>
-        [...s.requests].flatMap((v, i) => (v === 0 ? [] : [{ labels: { backend: s.backend, feature: s.feature, method: METHODS[Math.floor(i / CLASSES.length)]!, status_class: CLASSES[i % CLASSES.length]! }, value: v }])),
+        // Every status class of a method once it has traffic, zeros included: a 5xx series that
+        // appeared only with its first errors would have them missed by Prometheus's increase().
+        [...s.requests].flatMap((v, i) => (!methodSeen(s.requests, Math.floor(i / CLASSES.length)) ? [] : [{ labels: { backend: s.backend, feature: s.feature, method: METHODS[Math.floor(i / CLASSES.length)]!, status_class: CLASSES[i % CLASSES.length]! }, value: v }])),
       ),
     );
     this.#histogram("switchyard_upstream_duration_seconds", "Time from sending the request upstream to the end of the backend's answer, by backend and feature.", (s) => s.upstream);
