@@ -117,6 +117,8 @@ export class ControlPlane {
   leader = false;
   readonly #replicasSeen = new Map<string, { at: number; beat: Heartbeat }>();
   #reconcileTimer: NodeJS.Timeout | null = null;
+  /** Whether the store was reachable at the last tick (a change either way is logged once). */
+  #storeWasUp = true;
 
   private constructor(app: Switchyard, file: string, stateFile: string, fileConfig: Config, fileHash: string, overrides: Map<string, OverrideEntry>, env: Record<string, string | undefined>, guardStates: Map<string, GuardState>) {
     this.app = app;
@@ -311,6 +313,7 @@ export class ControlPlane {
     this.store = store;
     const log = this.app.logger;
     const up = await Promise.race([store.connect(), new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
+    this.#storeWasUp = up;
     if (up) await this.#serial(() => this.#syncFromStore("start")).catch((err: unknown) => log.warn({ err, store: store.url }, "control store: first read failed; retrying each second"));
     else log.warn({ store: store.url, error: store.lastError, state_file: this.stateFile }, `control store ${store.url} unreachable at start: serving the overrides persisted locally; admin changes are refused until it is back`);
     store.onChange(() => void this.#serial(() => this.#syncFromStore("announcement")).catch(() => {}));
@@ -339,6 +342,12 @@ export class ControlPlane {
   async #fleetTick(): Promise<void> {
     const store = this.store;
     if (store === null) return;
+    const up = store.connected;
+    if (up !== this.#storeWasUp) {
+      this.#storeWasUp = up;
+      if (up) this.app.logger.info({ store: store.url }, `control store ${store.url} reachable again: following the fleet's state, admin changes accepted`);
+      else this.app.logger.warn({ store: store.url, error: store.lastError, version: this.storeVersion }, `control store ${store.url} unreachable (${store.lastError ?? "connection lost"}): serving the last state (version ${this.storeVersion}); admin changes are refused until it is back`);
+    }
     const deltas = this.app.metrics.drainWindowDeltas();
     const comparisons = this.app.shadow.drainComparisonDeltas();
     try {
