@@ -118,7 +118,7 @@ export function formatStatus(s: Record<string, unknown>): string {
   if (cs?.kind === "redis") {
     lines.push(`control store: ${cs.url} version ${cs.version}, ${cs.connected ? "connected" : `UNREACHABLE${cs.error ? ` (${cs.error})` : ""}: serving the last state, changes refused`}`);
     lines.push(`fleet: ${cs.replicas?.length ?? 0} replicas heard from; this one ${cs.replica}${cs.leader ? " (leader: runs the guard)" : ""}${cs.config_hashes_differ ? "; WARNING: replicas run different configs" : ""}`);
-    for (const r of cs.replicas ?? []) lines.push(`  ${r.id}  ${[...r.listeners, r.admin && `admin ${r.admin}`].filter(Boolean).join(" ")}  config ${r.config_hash}, state version ${r.version}${r.leader ? ", leader" : ""}, seen ${r.last_seen_ms_ago} ms ago`);
+    for (const r of cs.replicas ?? []) lines.push(`  ${r.id}  ${[...r.listeners, r.admin && `admin ${r.admin}`].filter(Boolean).join(" ")}  config file ${r.config_hash}, state version ${r.version}${r.leader ? ", leader" : ""}, seen ${r.last_seen_ms_ago} ms ago`);
   }
   const workers = s.workers as { id: number; pid: number | null; up: boolean; config_hash: string | null; uptime_seconds: number | null; restarts: number }[] | null | undefined;
   if (workers) {

@@ -103,7 +103,15 @@ describe("control.store: redis, three processes", () => {
     await until(async () => (await status(c!)).control_store.replicas.every((x) => x.version === s.control_store.version), "every replica on the store's version");
     const text = (await promisify(execFile)(process.execPath, [cli, "status", "--admin", c!.admin], { encoding: "utf8" })).stdout;
     expect(text).toMatch(/fleet: 3 replicas heard from; this one /);
-    for (const x of fleet) expect(text).toContain(`${x.url} admin ${x.admin}  config `);
+    for (const x of fleet) expect(text).toContain(`${x.url} admin ${x.admin}  config file `);
+    expect(text).not.toMatch(/WARNING/);
+    // A fourth replica on another config file joins: every replica warns.
+    const dir = mkdtempSync(join(tmpdir(), "sy-fleet-"));
+    writeFileSync(join(dir, "other.yaml"), `${rootYaml("t1")}# edited on one machine only\n`);
+    fleet.push(await spawnReplica(join(dir, "other.yaml"), join(dir, "state.json")));
+    await until(async () => (json(await send(c!.admin, { path: "/status" })) as { control_store: { config_hashes_differ: boolean } }).control_store.config_hashes_differ, "the warning on replica 3");
+    const warned = (await promisify(execFile)(process.execPath, [cli, "status", "--admin", c!.admin], { encoding: "utf8" })).stdout;
+    expect(warned, warned).toMatch(/fleet: 4 replicas heard from; this one \S+( \(leader: runs the guard\))?; WARNING: replicas run different configs/);
   });
 
   it("50 concurrent changes spread over the replicas settle on one state on all of them; losers get 409 with the state that won", async () => {

@@ -2,7 +2,7 @@
 // one that did not serve, the SQLite store, and `switchyard report` reading it back.
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -207,6 +207,14 @@ describe("shadow traffic", () => {
     expect(page).not.toMatch(/<script|<link|https?:\/\/(?!www\.w3\.org)/); // no external anything
     expect(page).toContain("<svg");
     expect(page).toContain("$.age");
+    // Two replicas' stores read as one (here the same pairs twice): every count doubles, nothing else moves.
+    const copy = join(dir, "replica-2.db");
+    copyFileSync(store, copy);
+    const both = join(dir, "both.json");
+    expect((await cli("report", "--db", store, "--db", copy, "--out", both)).stdout).toMatch(/users FAIL \(400 pairs, 0\.0 % identical\)/);
+    const merged = JSON.parse(readFileSync(both, "utf8")) as Report;
+    expect(merged.features.map((x) => [x.feature, x.compared, x.match_rate])).toEqual(report.features.map((x) => [x.feature, x.compared * 2, x.match_rate]));
+    expect((await cli("report", "--db", store, "--db", join(dir, "missing.db"))).stderr).toMatch(/missing\.db: no shadow store there/);
     const md = await cli("report", "--db", store, "--feature", "orders");
     expect(md.stdout).toMatch(/^# Switchyard shadow comparison report\n[\s\S]*## orders: (PASS|FAIL)\n/);
     expect(md.stdout).toMatch(/\| Identical responses \(noise excluded\) \| - \| >= 99 % \| 100\.00 % \| PASS \|/);
