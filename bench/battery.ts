@@ -50,7 +50,7 @@ async function startSwitchyard(legacy: string, neu: string, rogue: string, moder
   const env = { ...process.env, SWITCHYARD_STATE_DIR: dir };
   const run = (file: string, collect: boolean) =>
     new Promise<number>((resolvePort, reject) => {
-      const child = spawn(process.execPath, [join(root, "src/cli/main.ts"), "start", "-c", file, "--no-watch"], { cwd: root, env, stdio: ["ignore", "pipe", "inherit"] });
+      const child = spawn(process.execPath, [join(root, "dist/cli/main.js"), "start", "-c", file, "--no-watch"], { cwd: root, env, stdio: ["ignore", "pipe", "inherit"] });
       children.push(child);
       let buf = "";
       child.stdout!.on("data", (d: Buffer) => {

@@ -4,6 +4,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 
 const root = new URL("..", import.meta.url).pathname;
+/** The proxy as it ships: the build in dist/ (the bench npm scripts run `npm run build` first). */
+export const SWITCHYARD = "dist/cli/main.js";
 const children: ChildProcess[] = [];
 
 /** `node args...` from the repository root; resolves with the URL `pattern` captures and the pid. */

@@ -7,7 +7,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { rssMiB, sleep, startNode, stopChildren } from "./children.ts";
+import { rssMiB, sleep, startNode, stopChildren, SWITCHYARD } from "./children.ts";
 
 // --node: the same against the plain Node backend itself, for what node:http alone costs per connection.
 const { values: opts } = parseArgs({ options: { connections: { type: "string", default: "10000" }, node: { type: "boolean", default: false } } });
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const file = join(dir, "sy.yaml");
   // keep-alive long enough for the measurement; access log on as in production.
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nlimits:\n  keep_alive_timeout: 120s\n`);
-  const sy = opts.node ? backend : await startNode(["--max-semi-space-size=8", "src/cli/main.ts", "start", "-c", file], /"listeners":\["([^"]+)"\]/);
+  const sy = opts.node ? backend : await startNode(["--max-semi-space-size=8", SWITCHYARD, "start", "-c", file], /"listeners":\["([^"]+)"\]/);
   const port = Number(new URL(sy.url).port);
   for (let i = 0; i < 20; i++) (await idleConnection(port)).destroy(); // warm
   await sleep(2000);

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { rssMiB, sleep, startNode, stopChildren } from "./children.ts";
+import { rssMiB, sleep, startNode, stopChildren, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { flags: { type: "string", default: "none,--max-semi-space-size=16,--max-semi-space-size=8,--max-semi-space-size=4" }, seconds: { type: "string", default: "6" }, rounds: { type: "string", default: "2" }, idle: { type: "string", default: "60" } } });
 const cpu = (pid: number) => {
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const variants: { flags: string; url: string; pid: number; idle: number; after: number[]; cpuUs: number[]; later: number }[] = [];
   for (const flags of opts.flags.split(",")) {
     const nodeArgs = flags === "none" ? [] : flags.split(" ");
-    const p = await startNode([...nodeArgs, "src/cli/main.ts", "start", "-c", file], /"listeners":\["([^"]+)"\]/);
+    const p = await startNode([...nodeArgs, SWITCHYARD, "start", "-c", file], /"listeners":\["([^"]+)"\]/);
     variants.push({ flags, ...p, idle: NaN, after: [], cpuUs: [], later: NaN });
   }
   await sleep(2000);

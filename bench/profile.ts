@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
+import { SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "64" }, "no-access-log": { type: "boolean", default: false }, features: { type: "boolean", default: false }, shadow: { type: "string", default: "0" } } });
 const seconds = Number(opts.seconds);
@@ -34,7 +35,7 @@ async function main() {
     // --features: as the bench's "switchyard" target, a feature claiming every path with a 50 % sticky split.
     (opts.features ? "features:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n" : "") +
     (Number(opts.shadow) > 0 ? `shadow:\n  enabled: true\n  percent: ${Number(opts.shadow)}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : ""));
-  const proxy = spawn(process.execPath, ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--max-semi-space-size=8", "src/cli/main.ts", "start", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  const proxy = spawn(process.execPath, ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--max-semi-space-size=8", SWITCHYARD, "start", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const url = await waitReady(proxy, /"listeners":\["([^"]+)"\]/);
   proxy.stdout!.resume();
   process.stderr.write(`profiling ${url} for ${seconds}s\n`);

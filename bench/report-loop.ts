@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     writeFileSync(cfg, `listeners: [{ host: 127.0.0.1, port: 0 }]\nbackends:\n  legacy: { url: "${backend}" }\n  new: { url: "${backend}" }\nadmin: { host: 127.0.0.1, port: 0 }\nlog: { access_log: false }\nshadow:\n  enabled: true\n  percent: 0\n  store: { path: ${store}, max_size: ${maxSize}, max_age: 7d }\n`);
     const env = { ...process.env, SWITCHYARD_STATE_DIR: dir };
     // The proxy's URL and the admin API's, from its log lines (the admin line comes last).
-    const log = await startChild([join(root, "src/cli/main.ts"), "start", "-c", cfg, "--no-watch"], env, /"admin":"http:[^"]+"/);
+    const log = await startChild([join(root, "dist/cli/main.js"), "start", "-c", cfg, "--no-watch"], env, /"admin":"http:[^"]+"/);
     const proxyUrl = /"listeners":\["([^"]+)"\]/.exec(log)![1]!;
     const adminUrl = /"admin":"(http:[^"]+)"/.exec(log)![1]!;
     const seconds = Number(opts.seconds) * 1000;

@@ -8,6 +8,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
+import { SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -157,7 +158,7 @@ function startSwitchyard(backend: string, v: SwitchyardVariant): Promise<string>
       (shadowPercent > 0 ? `shadow:\n  enabled: true\n  percent: ${shadowPercent}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : ""),
   );
   // As the switchyard command runs (its shebang, npm start and the Dockerfile pass the same flag).
-  return start(v.name, process.execPath, ["--max-semi-space-size=8", "src/cli/main.ts", "start", "-c", file], v.sched ? { NODE_CLUSTER_SCHED_POLICY: v.sched } : {});
+  return start(v.name, process.execPath, ["--max-semi-space-size=8", SWITCHYARD, "start", "-c", file], v.sched ? { NODE_CLUSTER_SCHED_POLICY: v.sched } : {});
 }
 
 /**

@@ -8,6 +8,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
+import { SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" } } });
 const TUNNELS = Number(opts.tunnels);
@@ -80,7 +81,7 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-ws-"));
   writeFileSync(join(dir, "sy.yaml"), `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\n`);
   // As the switchyard command runs (its shebang passes the same flag).
-  const sy = await start(process.execPath, ["--max-semi-space-size=8", "src/cli/main.ts", "start", "-c", join(dir, "sy.yaml")], /"listeners":\["([^"]+)"\]/);
+  const sy = await start(process.execPath, ["--max-semi-space-size=8", SWITCHYARD, "start", "-c", join(dir, "sy.yaml")], /"listeners":\["([^"]+)"\]/);
   const targets: { name: string; url: string; pid: number | null }[] = [{ name: "direct", url: backend.url, pid: null }, { name: "switchyard", url: sy.url, pid: sy.pid }];
   if (spawnSync("sh", ["-c", "command -v nginx"]).status === 0) {
     mkdirSync(join(dir, "logs"));

@@ -2,7 +2,7 @@
 // proxy. Where it is: --admin URL, else $SWITCHYARD_ADMIN_URL, else the admin listener of -c FILE,
 // else http://127.0.0.1:9901. The token: $SWITCHYARD_ADMIN_TOKEN, else admin.token of -c FILE.
 import { userInfo } from "node:os";
-import { request } from "undici";
+import { requestOnce } from "../forward/undici.ts";
 import { loadConfigFile } from "../config/load.ts";
 import { DEFAULT_ADMIN_PORT } from "../config/defaults.ts";
 import type { ReplicaView } from "../control/control-plane.ts";
@@ -37,13 +37,13 @@ export async function callAdmin(target: AdminTarget, method: string, path: strin
   if (body !== undefined) headers["content-type"] = "application/json";
   let res;
   try {
-    res = await request(`${target.url}${path}`, { method: method as "GET", headers, body: body === undefined ? undefined : JSON.stringify(body), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    res = await requestOnce(`${target.url}${path}`, { method: method as "GET", headers, body: body === undefined ? undefined : JSON.stringify(body), timeoutMs });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const hint = code === "ECONNREFUSED" ? " (is the proxy running? pass --admin URL or -c FILE)" : "";
     throw new AdminCallError(`cannot reach the admin API at ${target.url}: ${(err as Error).message}${hint}`);
   }
-  const text = await res.body.text();
+  const text = res.text;
   let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(text) as Record<string, unknown>;

@@ -12,6 +12,7 @@ import type { Snapshot } from "../config/compile.ts";
 import type { HealthSnapshot } from "../health/state.ts";
 import type { Logger } from "../observe/logger.ts";
 import { PROTOCOL, WORKER_COUNT_ENV, WORKER_ID_ENV, type FromWorker, type PoolFigures, type Telemetry, type TunnelFigures, type ToWorker } from "./protocol.ts";
+import { moduleBeside } from "../runtime.ts";
 
 /** How long the admin API waits for every worker to apply a change before answering anyway. */
 const SETTLE_TIMEOUT_MS = 1000;
@@ -88,7 +89,7 @@ export class ClusterPrimary {
     // workers accepting on the shared socket themselves (NODE_CLUSTER_SCHED_POLICY=none) measured no
     // cheaper and leave a burst of new connections on whichever worker wakes first (bench/README.md).
     cluster.schedulingPolicy = process.env.NODE_CLUSTER_SCHED_POLICY === "none" ? cluster.SCHED_NONE : cluster.SCHED_RR;
-    cluster.setupPrimary({ exec: new URL("./worker.ts", import.meta.url).pathname, args: [], serialization: "advanced", stdio: ["ignore", "pipe", "inherit", "ipc"] });
+    cluster.setupPrimary({ exec: moduleBeside(import.meta.url, "worker").pathname, args: [], serialization: "advanced", stdio: ["ignore", "pipe", "inherit", "ipc"] });
     const primary = new ClusterPrimary(app, n, logger);
     try {
       await Promise.all(primary.#slots.map((s) => primary.#fork(s)));

@@ -309,7 +309,7 @@ export class ControlPlane {
    * (announcements, and a version check each second that catches up on a missed one).
    */
   async #openStore(url: string, prefix: string): Promise<void> {
-    const store = new RedisControlStore(url, prefix);
+    const store = await RedisControlStore.create(url, prefix);
     this.store = store;
     const log = this.app.logger;
     const up = await Promise.race([store.connect(), new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);

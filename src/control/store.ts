@@ -6,7 +6,7 @@
 // replicas keep serving their last state and refuse changes (503): a change applied to one replica
 // only would split the fleet.
 import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { GuardState } from "../guard/evaluate.ts";
 import type { SeriesDelta } from "../observe/metrics.ts";
 import type { WindowDelta } from "../observe/window.ts";
@@ -100,8 +100,16 @@ export class RedisControlStore {
   #listeners: ((version: number) => void)[] = [];
   lastError: string | null = null;
 
-  /** `prefix` separates fleets sharing one Redis (default switchyard). */
-  constructor(url: string, prefix = "switchyard") {
+  /**
+   * `prefix` separates fleets sharing one Redis (default switchyard). The Redis client is loaded
+   * only here, so a proxy on the file store does not carry it (~2 MiB of modules and their heap).
+   */
+  static async create(url: string, prefix = "switchyard"): Promise<RedisControlStore> {
+    const { Redis } = await import("ioredis");
+    return new RedisControlStore(url, prefix, Redis);
+  }
+
+  private constructor(url: string, prefix: string, Redis: typeof import("ioredis").Redis) {
     this.url = redactUrl(url);
     this.#key = `${prefix}:control`;
     this.#channel = `${prefix}:control:changed`;

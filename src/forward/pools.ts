@@ -1,7 +1,7 @@
 // One upstream per backend origin and pool settings: an undici Pool and the gate that admits exchanges
 // to it. Upstreams are runtime state, not config: a reload that keeps a backend's settings keeps its
 // pool (and its warm connections); changed ones are retired.
-import { Pool } from "undici";
+import { Pool } from "./undici.ts";
 import type { BackendTarget } from "../config/compile.ts";
 import { PoolGate } from "./gate.ts";
 

@@ -3,7 +3,7 @@
 // Switchyard's own metrics and summed over the fleet: requests and 5xx answers per feature and
 // backend, upstream latency buckets (p99 and the significance test's bins), compared and mismatched
 // shadow pairs per feature. Parsing and the quantile are pure; the fetch is the only I/O.
-import { request } from "undici";
+import { requestOnce } from "../forward/undici.ts";
 import type { WindowName } from "../observe/window.ts";
 import type { ShadowNumbers, SideNumbers } from "./evaluate.ts";
 
@@ -130,11 +130,11 @@ export class PrometheusSource {
     url.searchParams.set("query", query);
     let res;
     try {
-      res = await request(url, { method: "GET", headersTimeout: this.#opts.timeoutMs, bodyTimeout: this.#opts.timeoutMs, signal: AbortSignal.timeout(this.#opts.timeoutMs) });
+      res = await requestOnce(url, { timeoutMs: this.#opts.timeoutMs });
     } catch (err) {
       throw new PrometheusError(`cannot query Prometheus at ${url.origin}: ${(err as Error).message}`);
     }
-    const text = await res.body.text().catch(() => "");
+    const text = res.text;
     let body: { status?: string; error?: string; data?: { resultType?: string; result?: VectorSample[] } };
     try {
       body = JSON.parse(text) as typeof body;

@@ -1,6 +1,6 @@
 // Tell people what the guard did: a JSON POST to each configured URL, with a timeout and retries
 // (1 s, 2 s, 4 s ... apart). Fire and forget: a slow or failing receiver never delays the action.
-import { request } from "undici";
+import { requestOnce } from "../forward/undici.ts";
 import type { Logger } from "../observe/logger.ts";
 
 export interface WebhookOptions {
@@ -22,8 +22,7 @@ async function deliver(url: string, body: string, o: WebhookOptions): Promise<vo
   for (let attempt = 0; attempt <= o.retries; attempt++) {
     if (attempt > 0) await new Promise((r) => setTimeout(r, (o.backoffMs ?? 1000) * 2 ** (attempt - 1)).unref());
     try {
-      const res = await request(url, { method: "POST", headers: { "content-type": "application/json", "user-agent": "switchyard-guard" }, body, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs });
-      await res.body.dump();
+      const res = await requestOnce(url, { method: "POST", headers: { "content-type": "application/json", "user-agent": "switchyard-guard" }, body, timeoutMs: o.timeoutMs });
       if (res.statusCode < 300) return;
       lastError = `HTTP ${res.statusCode}`;
     } catch (err) {

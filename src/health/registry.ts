@@ -2,7 +2,7 @@
 // backend's address keeps its health), fed by the exchanges' outcomes and by active checks, read by
 // the routing step (is the chosen backend ejected?) and by failover (is the other one available?).
 // Also the failover budget and the counters behind the metrics. Transitions are logged once.
-import { Client } from "undici";
+import { Client } from "../forward/undici.ts";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
 import type { ErrorCode } from "../errors/codes.ts";
 import type { Logger } from "../observe/logger.ts";

@@ -5,7 +5,8 @@
 // record to the store. Nothing here is awaited by the primary path; caps bound what is in flight.
 import { promisify } from "node:util";
 import zlib from "node:zlib";
-import { Pool, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
+import { Pool } from "../forward/undici.ts";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
 import { ERRORS, type ErrorCode } from "../errors/codes.ts";
 import { classifyUpstreamError } from "../forward/classify.ts";

@@ -1,4 +1,4 @@
-// One Switchyard replica as its own process (`switchyard start -c FILE --state-file F`): its listener
+// One Switchyard as its own process (a replica: `switchyard start -c FILE --state-file F`): its listener
 // and admin URLs from its start-up log, every log line it writes parsed, and the ways it can end.
 import { spawn, type ChildProcess } from "node:child_process";
 
@@ -17,7 +17,12 @@ export interface Replica {
 const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 
 export function spawnReplica(file: string, stateFile: string): Promise<Replica> {
-  const child: ChildProcess = spawn(process.execPath, [cli, "start", "-c", file, "--state-file", stateFile], { stdio: ["ignore", "pipe", "inherit"] });
+  return spawnSwitchyard(["start", "-c", file, "--state-file", stateFile]);
+}
+
+/** `switchyard ARGS` (a command that serves: start, demo) from the sources, or from `entry` (the build). */
+export function spawnSwitchyard(args: string[], opts: { entry?: string } = {}): Promise<Replica> {
+  const child: ChildProcess = spawn(process.execPath, [opts.entry ?? cli, ...args], { stdio: ["ignore", "pipe", "inherit"] });
   const logs: Record<string, unknown>[] = [];
   let partial = "";
   const ended = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

@@ -7,6 +7,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { setPriority } from "node:os";
 import type { Report, ReportOptions } from "./build.ts";
 import type { ReportReply, ReportRequest } from "./worker.ts";
+import { moduleBeside } from "../../runtime.ts";
 
 export const REPORT_NODE_FLAGS = ["--max-semi-space-size=4"];
 
@@ -75,7 +76,7 @@ export class ReportRunner {
     if (this.#worker !== null) return this.#worker;
     // A small young generation: the report's garbage (rows, parsed diffs) dies young, and the process
     // stays under 200 MiB however many pairs it reads (REPORT_NODE_FLAGS, also used by bench:report).
-    const w = fork(new URL("./worker.ts", import.meta.url), [], { execArgv: REPORT_NODE_FLAGS, stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "advanced" });
+    const w = fork(moduleBeside(import.meta.url, "worker"), [], { execArgv: REPORT_NODE_FLAGS, stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "advanced" });
     try {
       if (w.pid !== undefined) setPriority(w.pid, 19); // nice 19: the proxy always goes first
     } catch {

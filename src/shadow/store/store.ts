@@ -4,6 +4,7 @@
 import { Worker } from "node:worker_threads";
 import type { FromWorker, StoreWorkerData, ToWorker } from "./worker.ts";
 import type { CounterDelta, PairRecord, StoreStats } from "./writer.ts";
+import { moduleBeside } from "../../runtime.ts";
 
 export type { PairRecord, StoreStats } from "./writer.ts";
 
@@ -48,7 +49,7 @@ export class ShadowStore implements PairSink {
     this.#now = opts.now ?? Date.now;
     this.#onError = onError;
     const data: StoreWorkerData = { path, maxBytes: opts.maxBytes, maxAgeMs: opts.maxAgeMs, pruneIntervalMs: opts.pruneIntervalMs ?? 60_000 };
-    this.#worker = new Worker(new URL("./worker.ts", import.meta.url), { workerData: data });
+    this.#worker = new Worker(moduleBeside(import.meta.url, "worker"), { workerData: data });
     this.#worker.unref(); // a store left open never keeps the process alive; close() waits for it
     this.#worker.on("message", (m: FromWorker) => this.#onMessage(m));
     this.#worker.on("error", (err) => this.#onError(err));
