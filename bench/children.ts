@@ -9,8 +9,8 @@ export const SWITCHYARD = "dist/cli/main.js";
 const children: ChildProcess[] = [];
 
 /** `node args...` from the repository root; resolves with the URL `pattern` captures and the pid. */
-export function startNode(args: string[], pattern: RegExp): Promise<{ url: string; pid: number }> {
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+export function startNode(args: string[], pattern: RegExp, env: Record<string, string> = {}): Promise<{ url: string; pid: number }> {
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
   children.push(child);
   return new Promise((resolve, reject) => {
     let out = "";

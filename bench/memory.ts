@@ -1,4 +1,4 @@
-// npm run bench:memory [-- --flags "none,--max-semi-space-size=16,--max-semi-space-size=8" --seconds 6 --idle 60]
+// npm run bench:memory [-- --flags "none,--max-semi-space-size=8,--max-semi-space-size=8 MALLOC_ARENA_MAX=2" --seconds 6 --idle 60]
 // Does the proxy give memory back after load? Switchyard (everything on) under each set of node
 // flags, side by side in front of one backend: RSS idle, right after each round of wrk load (CPU per
 // request measured too), and after --idle seconds without traffic. Needs wrk (apt-get install wrk).
@@ -24,8 +24,11 @@ async function main(): Promise<void> {
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n`);
   const variants: { flags: string; url: string; pid: number; idle: number; after: number[]; cpuUs: number[]; later: number }[] = [];
   for (const flags of opts.flags.split(",")) {
-    const nodeArgs = flags === "none" ? [] : flags.split(" ");
-    const p = await startNode([...nodeArgs, SWITCHYARD, "start", "-c", file], /"listeners":\["([^"]+)"\]/);
+    // A variant is node flags and NAME=value environment settings (MALLOC_ARENA_MAX=2), space separated.
+    const tokens = flags === "none" ? [] : flags.split(" ");
+    const env = Object.fromEntries(tokens.filter((t) => /^[A-Z_]+=/.test(t)).map((t) => [t.slice(0, t.indexOf("=")), t.slice(t.indexOf("=") + 1)]));
+    const nodeArgs = tokens.filter((t) => !/^[A-Z_]+=/.test(t));
+    const p = await startNode([...nodeArgs, SWITCHYARD, "start", "-c", file], /"listeners":\["([^"]+)"\]/, env);
     variants.push({ flags, ...p, idle: NaN, after: [], cpuUs: [], later: NaN });
   }
   await sleep(2000);

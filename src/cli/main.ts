@@ -3,7 +3,7 @@
 // mode | rollback | unset. Unix habits: --help, --version, errors on stderr, exit codes
 // 0 (ok), 1 (config invalid or runtime failure), 2 (usage error).
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,16 +13,12 @@ import { AdminCallError, callAdmin, formatStatus, resolveAdmin } from "./admin-c
 import { ControlPlane, shadowStoreFor } from "../control/control-plane.ts";
 import { ClusterPrimary } from "../cluster/primary.ts";
 import { ShadowSchema } from "../config/shadow-schema.ts";
-import { buildReport } from "../shadow/report/build.ts";
-import { renderHtml, renderMarkdown } from "../shadow/report/render.ts";
 import { loadConfigFile } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import { formatDuration, formatSize, parseDuration } from "../config/units.ts";
-import { startSampleBackend, type SampleBackend } from "../demo/backends.ts";
+import type { SampleBackend } from "../demo/backends.ts";
 import { createLogger, flushLogger } from "../observe/logger.ts";
 import { decide } from "../routing/decide.ts";
-import { formatDiff, rolloutDiff } from "../routing/diff.ts";
-import { explainDecision, identityCarriers } from "../routing/explain.ts";
 import { compileRoutingTable } from "../routing/table.ts";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -276,7 +272,9 @@ async function probe(target: ReturnType<typeof resolveAdmin>, flags: AdminFlags)
   return r.verdict === "concurrent" ? 0 : r.verdict === "failed" ? 1 : 3;
 }
 
-function report(configPath: string | undefined, flags: { db?: string[]; since?: string; until?: string; feature?: string; out?: string }): number {
+async function report(configPath: string | undefined, flags: { db?: string[]; since?: string; until?: string; feature?: string; out?: string }): Promise<number> {
+  // The one-off commands load what only they use; a serving process never carries it.
+  const [{ DatabaseSync }, { buildReport }, { renderHtml, renderMarkdown }] = await Promise.all([import("node:sqlite"), import("../shadow/report/build.ts"), import("../shadow/report/render.ts")]);
   let config: Config | null = null;
   if (configPath) {
     config = load(configPath);
@@ -363,7 +361,8 @@ export function summarize(c: Config): string {
   ].join("; ");
 }
 
-function explain(path: string, args: string[], opts: { user?: string; header?: string[]; ip?: string; host?: string }): number {
+async function explain(path: string, args: string[], opts: { user?: string; header?: string[]; ip?: string; host?: string }): Promise<number> {
+  const { explainDecision, identityCarriers } = await import("../routing/explain.ts");
   if (args.length !== 2) throw new UsageError("explain needs METHOD and PATH, e.g. explain -c FILE --user alice GET /api/1/ping");
   const [method, target] = args as [string, string];
   if (!target.startsWith("/")) throw new UsageError(`PATH must start with "/", got "${target}"`);
@@ -393,7 +392,8 @@ function explain(path: string, args: string[], opts: { user?: string; header?: s
   return 0;
 }
 
-function diff(args: string[], users: string | undefined): number {
+async function diff(args: string[], users: string | undefined): Promise<number> {
+  const { formatDiff, rolloutDiff } = await import("../routing/diff.ts");
   if (args.length !== 2) throw new UsageError("rollout-diff needs OLD.yaml and NEW.yaml");
   const n = users === undefined ? 100_000 : Number(users);
   if (!Number.isInteger(n) || n < 100 || n > 10_000_000) throw new UsageError(`--users wants a whole number from 100 to 10000000, got "${users}"`);
@@ -440,6 +440,7 @@ async function start(path: string, stateFile: string | undefined, watch: boolean
 }
 
 async function demo(): Promise<number> {
+  const { startSampleBackend } = await import("../demo/backends.ts");
   const backends = [await startSampleBackend("legacy"), await startSampleBackend("new")];
   process.env.LEGACY_URL = backends[0]!.url;
   process.env.NEW_URL = backends[1]!.url;

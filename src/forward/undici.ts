@@ -9,6 +9,11 @@ import type * as Undici from "undici";
 
 const require = createRequire(import.meta.url);
 
+// What the index does besides loading everything: give every dispatcher request(), stream(),
+// pipeline(), upgrade() and connect() (idempotent; the same functions if the index is loaded too).
+const Dispatcher = require("undici/lib/dispatcher/dispatcher.js") as { prototype: object };
+Object.assign(Dispatcher.prototype, require("undici/lib/api/index.js") as object);
+
 export const Pool = require("undici/lib/dispatcher/pool.js") as typeof Undici.Pool;
 export const Client = require("undici/lib/dispatcher/client.js") as typeof Undici.Client;
 export type Pool = Undici.Pool;
