@@ -14,6 +14,9 @@ import { createServer, handleClientErrors, listen, urlOf, type BoundListener } f
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART } from "./tunnel/handshake.ts";
 import { TunnelRegistry } from "./tunnel/registry.ts";
 import { createUpgradeHandler, isAcceptedUpgrade } from "./tunnel/upgrade.ts";
+import type https from "node:https";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { serveHttp2, type Http2Front } from "./proxy/http2.ts";
 
 export interface StartOptions {
   logger?: Logger;
@@ -174,6 +177,17 @@ export class Switchyard {
     return this.listeners.map((l) => l.url);
   }
 
+  /** HTTP/2 figures over every listener that serves it (registered with the first one). */
+  #http2MetricsOn = false;
+  #http2Metrics(): void {
+    this.#http2MetricsOn = true;
+    const fronts = () => this.listeners.flatMap((l) => (l.http2 === null ? [] : [l.http2]));
+    const sum = (f: (h: Http2Front) => number) => fronts().reduce((n, h) => n + f(h), 0);
+    this.metrics.collect("switchyard_http2_connections", "gauge", "Client connections speaking HTTP/2 now.", () => [{ labels: {}, value: sum((h) => h.sessions.size) }]);
+    this.metrics.collect("switchyard_http2_streams_total", "counter", "Requests that came over HTTP/2 (the other requests came over HTTP/1.x).", () => [{ labels: {}, value: sum((h) => h.streams) }]);
+    this.metrics.collect("switchyard_http2_protocol_errors_total", "counter", "HTTP/2 connections closed for a protocol error or a flood: stream resets past limits.http2_reset_burst/rate (rapid reset), invalid frames, refused streams.", () => [{ labels: {}, value: sum((h) => h.protocolErrors) }]);
+  }
+
   async #bind(lc: Config["listeners"][number]): Promise<void> {
     const snap = this.#snapshot;
     const server = createServer(lc, snap.config.limits, (req) => {
@@ -184,7 +198,10 @@ export class Switchyard {
     const info = { proto, port: lc.port } as const satisfies { proto: "http" | "https"; port: number };
     const listenerInfo = { ...info };
     const deps = { state: this.state, tunnels: this.tunnels, shadow: this.shadow, snapshot: () => this.#snapshot };
-    server.on("request", createRequestHandler(deps, listenerInfo));
+    const onRequest = createRequestHandler(deps, listenerInfo);
+    server.on("request", onRequest);
+    const h2 = lc.http2 ? serveHttp2(server as https.Server, snap.config.limits, onRequest as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void) : null;
+    if (h2 !== null && !this.#http2MetricsOn) this.#http2Metrics();
     server.on("upgrade", createUpgradeHandler(deps, listenerInfo));
     handleClientErrors(server, this.logger, () => this.#snapshot.requestIdHeader);
     // Expect: 100-continue: refuse an oversized body before the client sends it, otherwise invite it.
@@ -197,7 +214,7 @@ export class Switchyard {
     server.on("checkExpectation", (req, res) => server.emit("request", req, res));
     const addr = await listen(server, lc.host, lc.port);
     listenerInfo.port = addr.port;
-    this.listeners.push({ config: lc, server, info: listenerInfo, url: urlOf(proto, addr) });
+    this.listeners.push({ config: lc, server, http2: h2, info: listenerInfo, url: urlOf(proto, addr) });
   }
 
   /**
@@ -213,12 +230,18 @@ export class Switchyard {
     const state = this.state;
     state.draining = true;
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
-    for (const l of this.listeners) l.server.closeIdleConnections();
+    for (const l of this.listeners) {
+      l.server.closeIdleConnections();
+      l.http2?.drain(); // GOAWAY: streams in flight finish, no new ones
+    }
     this.logger.info({ inflight: state.inflight, drain_timeout_ms: drainMs }, "shutdown: draining");
 
     const drained = await this.#idle(drainMs);
     const cut = state.inflight;
-    for (const l of this.listeners) l.server.closeAllConnections();
+    for (const l of this.listeners) {
+      l.server.closeAllConnections();
+      l.http2?.destroy();
+    }
     // Upgraded sockets are no longer the server's: tell WebSocket clients we are going away.
     this.tunnels.closeAll(CLOSE_GOING_AWAY, "shutdown");
     // Cut exchanges see their sockets close on the next ticks; wait so each one is logged before we return.

@@ -33,6 +33,8 @@ export const ListenerSchema = z.strictObject({
   host: host.default(D.DEFAULT_LISTENER_HOST).meta({ description: `Address to bind. Default ${D.DEFAULT_LISTENER_HOST}.` }),
   port: port.default(D.DEFAULT_LISTENER_PORT).meta({ description: `Port to bind; 0 picks a free one. Default ${D.DEFAULT_LISTENER_PORT}.` }),
   tls: TlsSchema.optional(),
+  http2: z.boolean().default(false)
+    .meta({ description: "Serve HTTP/2 as well (nginx's `listen 443 ssl http2`): on a TLS listener clients choosing h2 by ALPN get HTTP/2 and the others HTTP/1.1 on the same port. Every HTTP/2 request takes the same path as an HTTP/1.1 one (routing, header rules, limits, shadow, metrics, access log); backends are still spoken to over HTTP/1.1. Needs tls. Default false." }),
 });
 
 const backendUrl = z.string().superRefine((text, ctx) => {
@@ -130,6 +132,12 @@ export const ConfigSchema = z
         max_requests_per_client: z.int().min(0).default(0)
           .meta({ description: "Most requests one client address may have in flight at once (WebSocket tunnels not counted); more get 429. 0 means no limit. Default 0." }),
         keep_alive_timeout: duration("How long an idle client keep-alive connection stays open.", D.DEFAULT_CLIENT_KEEP_ALIVE_TIMEOUT),
+        http2_max_concurrent_streams: z.int().min(1).max(2 ** 31 - 1).default(128)
+          .meta({ description: "HTTP/2: most streams (requests) one connection may have open at once, announced to the client (nginx http2_max_concurrent_streams). Default 128." }),
+        http2_reset_burst: z.int().min(1).default(1000)
+          .meta({ description: "HTTP/2: stream resets (RST_STREAM) a client may send in a burst before the rate below applies; past both the connection is closed (the rapid-reset attack, CVE-2023-44487). Default 1000." }),
+        http2_reset_rate: z.int().min(1).default(33)
+          .meta({ description: "HTTP/2: stream resets per second a client may sustain after the burst. Default 33." }),
       })
       .prefault({})
       .meta({ description: "Client-side limits." }),
@@ -194,6 +202,7 @@ export const ConfigSchema = z
     const seenNames = new Map<string, number>();
     const seenAddrs = new Map<string, number>();
     cfg.listeners.forEach((l, i) => {
+      if (l.http2 && !l.tls) ctx.addIssue({ code: "custom", path: ["listeners", i, "http2"], message: "http2 needs tls on this listener (browsers speak HTTP/2 only over TLS; cleartext h2c is not offered): add tls: { cert, key } or remove http2" });
       if (l.name !== undefined) {
         const prev = seenNames.get(l.name);
         if (prev !== undefined) ctx.addIssue({ code: "custom", path: ["listeners", i, "name"], message: `duplicate listener name "${l.name}" (also listeners[${prev}])` });

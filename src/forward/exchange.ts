@@ -79,6 +79,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
   clientGone = false;
   /** The request body was not (fully) read, so the connection cannot be reused. */
   mustClose = false;
+  /** The client spoke HTTP/2: no Connection header, no reason phrase, nothing per connection. */
+  readonly h2: boolean;
   /** The whole request body has been read from the client (true when there is none). */
   bodyComplete = true;
   /** Counted in ProxyState.perClient until the exchange ends. */
@@ -123,6 +125,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     this.clientIp = clientIp;
     this.publicOrigin = publicOrigin;
     this.startedAt = startedAt;
+    this.h2 = req.httpVersionMajor === 2;
     state.inflight++;
     res.once("close", this.#onClientClose);
   }
@@ -261,13 +264,14 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       requestId: this.requestId,
       backendOrigin: this.snapshot.rewriteLocation && this.backend ? this.backend.origin : null,
       publicOrigin: this.publicOrigin,
-      close: this.state.draining || this.mustClose || !this.bodyComplete,
+      close: !this.h2 && (this.state.draining || this.mustClose || !this.bodyComplete),
       extra: this.extraHeaders,
     });
     this.tap?.primaryStart(statusCode, raw);
     try {
       // A reason phrase carries no meaning; one Node would refuse to write (control characters) is dropped.
-      this.res.writeHead(statusCode, statusMessage && REASON.test(statusMessage) ? statusMessage : STATUS_CODES[statusCode] ?? "", headers);
+      if (this.h2) this.res.writeHead(statusCode, headers); // HTTP/2 has no reason phrase
+      else this.res.writeHead(statusCode, statusMessage && REASON.test(statusMessage) ? statusMessage : STATUS_CODES[statusCode] ?? "", headers);
     } catch (err) {
       // Node refuses header bytes it would not send itself (CR/LF/NUL, bad names): the backend's fault.
       controller.abort(new ProxyError("SY_UPSTREAM_BAD_RESPONSE", (err as Error).message));
@@ -384,10 +388,14 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       "cache-control": "no-store",
       [this.snapshot.requestIdHeader]: this.requestId,
     };
-    if (spec.close) refuseConnection(this.req.socket);
-    if (spec.close || this.state.draining || this.mustClose || !this.bodyComplete) headers.connection = "close";
+    // One HTTP/2 stream failing says nothing about the connection's other streams.
+    if (!this.h2) {
+      if (spec.close) refuseConnection(this.req.socket);
+      if (spec.close || this.state.draining || this.mustClose || !this.bodyComplete) headers.connection = "close";
+    }
     if (code === "SY_METHOD_NOT_ALLOWED") headers.allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
-    res.writeHead(spec.status, STATUS_CODES[spec.status], headers);
+    if (this.h2) res.writeHead(spec.status, headers);
+    else res.writeHead(spec.status, STATUS_CODES[spec.status], headers);
     res.end(this.req.method === "HEAD" ? undefined : body);
   }
 
@@ -401,6 +409,15 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     else per.set(this.clientIp, n);
   }
 
+  /**
+   * An HTTP/2 response reached its end: the stream closed without a reset (the compatibility API's
+   * writableFinished is true for a reset stream too, answered or not).
+   */
+  #h2Delivered(): boolean {
+    const stream = (this.res as unknown as { stream?: { rstCode?: number } }).stream;
+    return this.res.writableEnded && (stream?.rstCode ?? 0) === 0;
+  }
+
   #onClientClose = (): void => {
     const res = this.res;
     const tunnel = this.tunnel;
@@ -411,7 +428,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     if (tunnel !== null) {
       this.bytesIn = tunnel.bytesFromClient;
       this.bytesOut = tunnel.bytesFromUpstream;
-    } else if (!res.writableFinished) {
+    } else if (!(this.h2 ? this.#h2Delivered() : res.writableFinished)) {
       this.clientGone = true;
       this.#controller?.abort(new ProxyError("SY_CLIENT_CLOSED"));
       if (this.error === undefined) this.error = "SY_CLIENT_CLOSED";
@@ -441,6 +458,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       path,
       // What the backend got, when it differs from what the client sent (the canonical path).
       ...(sent !== path && { upstream_path: sent }),
+      ...(this.h2 && { protocol: "HTTP/2.0" }),
       ...(this.failedOver !== null && { failover: `${this.failedOver.from}->${this.backend?.name} (${this.failedOver.reason})` }),
       status,
       backend: this.backend?.name ?? null,

@@ -29,6 +29,8 @@ export interface AccessRecord {
   bytes_out: number;
   /** "new->legacy (connect)": the request went to the other backend, and why. */
   failover?: string;
+  /** "HTTP/2.0" for requests that came over HTTP/2 (absent for HTTP/1.x, the common case). */
+  protocol?: string;
   error?: ErrorCode;
   error_detail?: string;
 }
@@ -71,6 +73,7 @@ class AccessLogWriter {
     if (r.reason !== undefined) line += `,"reason":${qn(r.reason)}`;
     line += `,"client_ip":${q(r.client_ip)},"upstream_ms":${n(r.upstream_ms)},"total_ms":${r.total_ms},"bytes_in":${r.bytes_in},"bytes_out":${r.bytes_out}`;
     if (r.failover !== undefined) line += `,"failover":${q(r.failover)}`;
+    if (r.protocol !== undefined) line += `,"protocol":${q(r.protocol)}`;
     if (r.error !== undefined) line += `,"error":"${r.error}","error_detail":${q(r.error_detail ?? ERRORS[r.error].message)}`;
     this.#dest.write(`${line},"msg":"request"}\n`);
   }

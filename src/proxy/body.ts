@@ -50,7 +50,8 @@ export class RequestBody implements BodyReader, AsyncIterableIterator<Buffer> {
     this.#limits = limits;
     this.#chunks = limits.bufferBytes > 0 && declared <= limits.bufferBytes ? [] : null;
     ex.bodyComplete = false;
-    setBodyReader(req.socket, this);
+    // HTTP/1.1 only: a parse error on the connection stops this body; HTTP/2 streams fail on their own.
+    if (req.httpVersionMajor !== 2) setBodyReader(req.socket, this);
     req.on("data", this.#onData);
     req.on("end", this.#onEnd);
     req.on("close", this.#onClose);
@@ -200,7 +201,7 @@ export class RequestBody implements BodyReader, AsyncIterableIterator<Buffer> {
   #finish(): void {
     this.#done = true;
     this.#disarm();
-    setBodyReader(this.#req.socket, null);
+    if (this.#req.httpVersionMajor !== 2) setBodyReader(this.#req.socket, null);
     this.#req.off("data", this.#onData);
     this.#req.off("end", this.#onEnd);
     this.#req.off("close", this.#onClose);

@@ -11,6 +11,7 @@ import type { ShadowRunner, ShadowTicket } from "../shadow/mirror.ts";
 import { RequestBody } from "./body.ts";
 import { isTrusted, normalizeIp, resolveClientIp } from "./client-ip.ts";
 import { isRefused } from "./connection.ts";
+import { http2Problem, isHttp2 } from "./http2.ts";
 import { buildUpstreamHeaders, isValidHost, isValidRequestId, readRequestHeaderFacts, type RequestHeaderFacts } from "./request-headers.ts";
 
 export interface ListenerInfo {
@@ -62,6 +63,11 @@ export function route(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMe
   const clientHost = target?.authority ?? facts.host ?? localAuthority(req);
   const ex = new Exchange(req, res, deps.state, snap, requestId, clientIp, `${listener.proto}://${clientHost}`, startedAt);
 
+  const downgrade = http2Problem(req);
+  if (downgrade !== null) {
+    ex.fail("SY_BAD_REQUEST", `HTTP/2 request refused: ${downgrade}`);
+    return null;
+  }
   const refusal = target === null ? "SY_BAD_REQUEST_TARGET" : checkRequest(req, facts, target.authority);
   if (refusal !== null) {
     ex.fail(refusal, refusalDetail(refusal, req, facts));
@@ -144,25 +150,28 @@ export function route(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMe
 
 function handle(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
   // Bytes after a refused request on this connection are not trusted to be a request.
-  if (isRefused(req.socket)) return;
+  if (req.httpVersionMajor !== 2 && isRefused(req.socket)) return;
   const routed = route(deps, listener, req, res);
   if (routed === null) return;
   const { ex, snap, path, backend, headers, facts } = routed;
   const declared = facts.contentLength === undefined ? -1 : Number(facts.contentLength);
-  const hasBody = facts.transferEncoding !== undefined || declared > 0;
+  // HTTP/2 frames its body itself: without Content-Length, a stream not ended with its headers has
+  // one of unknown length (sent upstream chunked, like an HTTP/1.1 chunked body).
+  const unsized = facts.transferEncoding !== undefined || (declared === -1 && isHttp2(req) && !req.stream.endAfterHeaders);
+  const hasBody = unsized || declared > 0;
   const upstream = deps.state.pools.get(backend);
   const opts = { path, method: req.method as "GET", headers, body: null as Buffer | Readable | null, headersTimeout: backend.responseHeaderTimeoutMs + HEADER_TIMEOUT_BACKSTOP_MS, bodyTimeout: backend.readTimeoutMs };
   let tap: ShadowTicket | null = null;
   // A request moved off its ejected backend has no answer of the chosen one to compare.
   if (snap.shadow.enabled && deps.shadow && ex.failedOver === null) {
-    tap = deps.shadow.begin({ snap, decision: ex.decision!, backend, method: req.method!, path, headers, requestId: ex.requestId, bodyBytes: !hasBody ? 0 : facts.transferEncoding !== undefined ? -1 : declared });
+    tap = deps.shadow.begin({ snap, decision: ex.decision!, backend, method: req.method!, path, headers, requestId: ex.requestId, bodyBytes: !hasBody ? 0 : unsized ? -1 : declared });
     if (tap !== null) ex.tap = tap;
   }
   if (!hasBody) {
     ex.send(upstream, opts, backend.responseHeaderTimeoutMs, false);
     return;
   }
-  const body = new RequestBody(req, ex, snap.bodyLimits, facts.transferEncoding !== undefined ? -1 : declared);
+  const body = new RequestBody(req, ex, snap.bodyLimits, unsized ? -1 : declared);
   body.tap = tap;
   body.whenReady((ready) => {
     opts.body = ready as Buffer | Readable; // undici pulls an async iterable chunk by chunk
@@ -178,7 +187,7 @@ function localAuthority(req: IncomingMessage): string {
 
 /** Requests Node accepts but an edge proxy must not forward (see RELIABILITY.md). */
 function checkRequest(req: IncomingMessage, facts: RequestHeaderFacts, authority: string | undefined): ErrorCode | null {
-  if (req.httpVersionMajor !== 1) return "SY_HTTP_VERSION";
+  if (req.httpVersionMajor !== 1 && !isHttp2(req)) return "SY_HTTP_VERSION";
   if (facts.hostCount > 1) return "SY_DUPLICATE_HOST";
   if (facts.hostCount === 0 && req.httpVersionMinor === 1 && authority === undefined) return "SY_BAD_HOST";
   if (facts.host !== undefined && !isValidHost(facts.host)) return "SY_BAD_HOST";

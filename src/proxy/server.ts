@@ -12,10 +12,13 @@ import type { Logger } from "../observe/logger.ts";
 import { normalizeIp } from "./client-ip.ts";
 import { bodyReaderOf, refuseConnection } from "./connection.ts";
 import type { ListenerInfo, RequestHandler } from "./handler.ts";
+import type { Http2Front } from "./http2.ts";
 
 export interface BoundListener {
   readonly config: ListenerConfig;
   readonly server: http.Server;
+  /** The HTTP/2 side of a listener with http2: true. */
+  readonly http2: Http2Front | null;
   readonly info: ListenerInfo;
   /** e.g. http://127.0.0.1:8080 */
   readonly url: string;
@@ -40,7 +43,8 @@ export function createServer(listener: ListenerConfig, limits: Config["limits"],
     shouldUpgradeCallback: shouldUpgrade,
   };
   if (!listener.tls) return http.createServer(options);
-  return https.createServer({ ...options, cert: readFileSync(listener.tls.cert), key: readFileSync(listener.tls.key) });
+  // With http2, clients choose h2 or http/1.1 by ALPN (serveHttp2 takes the h2 connections).
+  return https.createServer({ ...options, cert: readFileSync(listener.tls.cert), key: readFileSync(listener.tls.key), ALPNProtocols: listener.http2 ? ["h2", "http/1.1"] : ["http/1.1"] });
 }
 
 /** Parse errors and client-side timeouts, answered like the rest: small JSON, request id, one log line. */
