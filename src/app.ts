@@ -9,7 +9,7 @@ import { createLogger, type Logger } from "./observe/logger.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { ShadowRunner } from "./shadow/mirror.ts";
 import { ShadowStore, type PairSink } from "./shadow/store/store.ts";
-import { createRequestHandler } from "./proxy/handler.ts";
+import { createRequestHandler, type ListenerInfo } from "./proxy/handler.ts";
 import { createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART } from "./tunnel/handshake.ts";
 import { TunnelRegistry } from "./tunnel/registry.ts";
@@ -17,6 +17,7 @@ import { createUpgradeHandler, isAcceptedUpgrade } from "./tunnel/upgrade.ts";
 import type https from "node:https";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { serveHttp2, type Http2Front } from "./proxy/http2.ts";
+import { loadTls, TlsKeeper } from "./proxy/tls.ts";
 
 export interface StartOptions {
   logger?: Logger;
@@ -178,6 +179,21 @@ export class Switchyard {
   }
 
   /** HTTP/2 figures over every listener that serves it (registered with the first one). */
+  #tlsMetricsOn = false;
+  /** Certificate dates and reloads of every TLS listener. */
+  #tlsMetrics(): void {
+    this.#tlsMetricsOn = true;
+    const keepers = () => this.listeners.flatMap((l) => (l.tls === null ? [] : [l.tls]));
+    this.metrics.collect("switchyard_tls_certificate_expiry_timestamp_seconds", "gauge", "When each served certificate expires (Unix time); days left: (x - time()) / 86400.", () =>
+      keepers().flatMap((k, i) => k.material.certs.map((c) => ({ labels: { listener: String(i), file: c.file, name: c.names[0] ?? c.subject }, value: Math.floor(c.notAfter.getTime() / 1000) }))),
+      "min",
+    );
+    this.metrics.collect("switchyard_tls_reloads_total", "counter", "Certificate reloads after their files changed, by result: ok, or failed (the certificates in use kept).", () => [
+      { labels: { result: "ok" }, value: keepers().reduce((n, k) => n + k.reloads.ok, 0) },
+      { labels: { result: "failed" }, value: keepers().reduce((n, k) => n + k.reloads.failed, 0) },
+    ]);
+  }
+
   #http2MetricsOn = false;
   #http2Metrics(): void {
     this.#http2MetricsOn = true;
@@ -190,13 +206,25 @@ export class Switchyard {
 
   async #bind(lc: Config["listeners"][number]): Promise<void> {
     const snap = this.#snapshot;
-    const server = createServer(lc, snap.config.limits, (req) => {
-      const ws = this.#snapshot.config.websocket;
-      return isAcceptedUpgrade(req, ws.protocols, ws.enabled);
-    });
+    // Certificates read and checked now (a key that does not match fails the start, saying so).
+    const where = `listeners[${snap.config.listeners.indexOf(lc)}].tls`;
+    const material = lc.tls ? loadTls(lc.tls, where) : null;
+    let keeper: TlsKeeper | null = null;
+    const server = createServer(
+      lc,
+      snap.config.limits,
+      (req) => {
+        const ws = this.#snapshot.config.websocket;
+        return isAcceptedUpgrade(req, ws.protocols, ws.enabled);
+      },
+      material === null ? null : { material, sni: (name, cb) => keeper!.sniCallback(name, cb) },
+    );
+    if (lc.tls && material !== null) {
+      keeper = new TlsKeeper(server as https.Server, lc.tls, where, material, this.logger);
+      if (!this.#tlsMetricsOn) this.#tlsMetrics();
+    }
     const proto = lc.tls ? "https" : "http";
-    const info = { proto, port: lc.port } as const satisfies { proto: "http" | "https"; port: number };
-    const listenerInfo = { ...info };
+    const listenerInfo: ListenerInfo = { proto, port: lc.port, hsts: lc.tls?.hsts ?? null };
     const deps = { state: this.state, tunnels: this.tunnels, shadow: this.shadow, snapshot: () => this.#snapshot };
     const onRequest = createRequestHandler(deps, listenerInfo);
     server.on("request", onRequest);
@@ -214,7 +242,7 @@ export class Switchyard {
     server.on("checkExpectation", (req, res) => server.emit("request", req, res));
     const addr = await listen(server, lc.host, lc.port);
     listenerInfo.port = addr.port;
-    this.listeners.push({ config: lc, server, http2: h2, info: listenerInfo, url: urlOf(proto, addr) });
+    this.listeners.push({ config: lc, server, http2: h2, tls: keeper, info: listenerInfo, url: urlOf(proto, addr) });
   }
 
   /**
@@ -231,6 +259,7 @@ export class Switchyard {
     state.draining = true;
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
     for (const l of this.listeners) {
+      l.tls?.close();
       l.server.closeIdleConnections();
       l.http2?.drain(); // GOAWAY: streams in flight finish, no new ones
     }

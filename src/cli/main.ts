@@ -339,10 +339,42 @@ function load(path: string): Config | null {
   return null;
 }
 
-function check(path: string): number {
+async function check(path: string): Promise<number> {
   const config = load(path);
   if (!config) return 1;
-  process.stdout.write(`switchyard: ${path} is valid: ${summarize(config)}\n`);
+  // Certificates as the listeners would load them: key matching certificate, dates, names.
+  const { loadTls, TlsError } = await import("../proxy/tls.ts");
+  const lines: string[] = [];
+  let bad = 0;
+  const now = Date.now();
+  for (const [i, l] of config.listeners.entries()) {
+    if (!l.tls) continue;
+    try {
+      for (const c of loadTls(l.tls, `listeners[${i}].tls`).certs) {
+        const days = Math.floor((c.notAfter.getTime() - now) / 86_400_000);
+        const names = c.names.join(", ") || c.subject;
+        if (c.notAfter.getTime() <= now) {
+          bad++;
+          process.stderr.write(`switchyard: listeners[${i}].tls: ${c.file} (${names}) EXPIRED on ${c.notAfter.toISOString()}\n`);
+        } else if (c.notBefore.getTime() > now) {
+          bad++;
+          process.stderr.write(`switchyard: listeners[${i}].tls: ${c.file} (${names}) is not valid before ${c.notBefore.toISOString()}\n`);
+        } else {
+          if (days < 21) process.stderr.write(`switchyard: warning: listeners[${i}].tls: ${c.file} (${names}) expires in ${days} days, on ${c.notAfter.toISOString()}\n`);
+          lines.push(`  listeners[${i}] certificate ${c.file}: ${names}; key matches; expires ${c.notAfter.toISOString().slice(0, 10)} (in ${days} days)`);
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof TlsError)) throw err;
+      bad++;
+      process.stderr.write(`switchyard: ${err.message}\n`);
+    }
+  }
+  if (bad > 0) {
+    process.stderr.write(`switchyard: ${path}: ${bad} certificate problem${bad === 1 ? "" : "s"}; nothing started\n`);
+    return 1;
+  }
+  process.stdout.write(`switchyard: ${path} is valid: ${summarize(config)}\n${lines.map((x) => `${x}\n`).join("")}`);
   return 0;
 }
 

@@ -100,19 +100,23 @@ function interpolateDocument(doc: Document, env: Env, at: AtFn): ConfigError[] {
 function resolveFiles(config: Config, file: string, doc: Document, at: AtFn): ConfigError[] {
   const errors: ConfigError[] = [];
   const base = dirname(resolve(file));
-  config.listeners.forEach((l, i) => {
-    if (!l.tls) return;
+  const check = (holder: { cert: string; key: string }, where: (string | number)[]) => {
     for (const key of ["cert", "key"] as const) {
-      const path = isAbsolute(l.tls[key]) ? l.tls[key] : resolve(base, l.tls[key]);
+      const path = isAbsolute(holder[key]) ? holder[key] : resolve(base, holder[key]);
       try {
         accessSync(path, constants.R_OK);
-        l.tls[key] = path;
+        holder[key] = path;
       } catch (err) {
-        const node = nearestNode(doc, ["listeners", i, "tls", key]);
+        const node = nearestNode(doc, [...where, key]);
         const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : "not readable";
-        errors.push(new ConfigError(at(node?.range?.[0] ?? 0, `listeners[${i}].tls.${key}`), `cannot read ${path}: ${why}`));
+        errors.push(new ConfigError(at(node?.range?.[0] ?? 0, [...where, key].map((p, j) => (typeof p === "number" ? `[${p}]` : j === 0 ? p : `.${p}`)).join("")), `cannot read ${path}: ${why}`));
       }
     }
+  };
+  config.listeners.forEach((l, i) => {
+    if (!l.tls) return;
+    check(l.tls, ["listeners", i, "tls"]);
+    l.tls.sni.forEach((s, j) => check(s, ["listeners", i, "tls", "sni", j]));
   });
   return errors;
 }

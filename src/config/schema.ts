@@ -20,10 +20,28 @@ const host = z
   .string()
   .min(1, { error: "expected a host name or IP address to bind, such as 0.0.0.0 or 127.0.0.1" });
 
+const SERVER_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
 const TlsSchema = z
   .strictObject({
-    cert: z.string().min(1).meta({ description: "Path to the PEM certificate chain." }),
+    cert: z.string().min(1).meta({ description: "Path to the PEM certificate chain (the default certificate). Reloaded when the file changes; a bad file keeps the one in use." }),
     key: z.string().min(1).meta({ description: "Path to the PEM private key." }),
+    sni: z
+      .array(
+        z.strictObject({
+          names: z.array(z.string().toLowerCase().regex(SERVER_NAME, { error: "expected a host name such as api.example.com or *.example.com" })).min(1)
+            .meta({ description: "Server names (SNI) this certificate answers: exact, or *.example.com for one label under it." }),
+          cert: z.string().min(1).meta({ description: "Path to the PEM certificate chain." }),
+          key: z.string().min(1).meta({ description: "Path to the PEM private key." }),
+        }),
+      )
+      .default([])
+      .meta({ description: "More certificates, chosen by the server name the client asks for (SNI); the default certificate answers the others. Default none." }),
+    min_version: z.enum(["TLSv1.2", "TLSv1.3"]).default("TLSv1.2").meta({ description: "Oldest TLS version accepted. Default TLSv1.2." }),
+    ciphers: z.string().min(1).optional()
+      .meta({ description: "OpenSSL cipher list (TLS 1.2 suites, and TLS 1.3 ones by their names). Default: Node's, which offers only suites with forward secrecy and AEAD." }),
+    hsts: z.string().regex(/^max-age=\d+(; ?includeSubDomains)?(; ?preload)?$/, { error: 'expected a Strict-Transport-Security value such as "max-age=31536000; includeSubDomains"' }).optional()
+      .meta({ description: "Send Strict-Transport-Security with this value on every answer of this listener (nginx: add_header Strict-Transport-Security ... always). Default none." }),
   })
   .meta({ description: "Serve HTTPS on this listener with these PEM files." });
 

@@ -16,6 +16,8 @@ import { buildUpstreamHeaders, isValidHost, isValidRequestId, readRequestHeaderF
 
 export interface ListenerInfo {
   readonly proto: "http" | "https";
+  /** Strict-Transport-Security value sent on every answer (tls.hsts), or null. */
+  readonly hsts: string | null;
   /** Port the client connected to, for X-Forwarded-Port. */
   port: number;
 }
@@ -131,6 +133,7 @@ export function route(deps: HandlerDeps, listener: ListenerInfo, req: IncomingMe
   if (decision.identity?.minted) ex.addResponseHeader("set-cookie", stickyCookie(snap.routing, decision.identity.key, listener.proto === "https"));
   if (snap.routing.decisionHeader) ex.addResponseHeader("x-switchyard-decision", describeDecision(decision) + (ex.failedOver === null ? "" : `; failover ${ex.failedOver.from}->${backend.name} (ejected)`));
   if (snap.configHashHeader) ex.addResponseHeader("x-switchyard-config", snap.hash);
+  if (listener.hsts !== null) ex.addResponseHeader("strict-transport-security", listener.hsts);
 
   const headers = buildUpstreamHeaders(req.rawHeaders, facts, {
     peerTrusted,

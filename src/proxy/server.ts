@@ -1,7 +1,7 @@
 // Listening sockets: Node servers configured with the limits an edge needs, parse errors answered
 // with a request id, and a drain that really drains (server.close() alone leaves keep-alive sockets open).
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
+import type tls from "node:tls";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
@@ -13,18 +13,21 @@ import { normalizeIp } from "./client-ip.ts";
 import { bodyReaderOf, refuseConnection } from "./connection.ts";
 import type { ListenerInfo, RequestHandler } from "./handler.ts";
 import type { Http2Front } from "./http2.ts";
+import type { TlsKeeper, TlsMaterial } from "./tls.ts";
 
 export interface BoundListener {
   readonly config: ListenerConfig;
   readonly server: http.Server;
   /** The HTTP/2 side of a listener with http2: true. */
   readonly http2: Http2Front | null;
+  /** The certificates of a TLS listener, kept current. */
+  readonly tls: TlsKeeper | null;
   readonly info: ListenerInfo;
   /** e.g. http://127.0.0.1:8080 */
   readonly url: string;
 }
 
-export function createServer(listener: ListenerConfig, limits: Config["limits"], shouldUpgrade: (req: http.IncomingMessage) => boolean): http.Server {
+export function createServer(listener: ListenerConfig, limits: Config["limits"], shouldUpgrade: (req: http.IncomingMessage) => boolean, tlsSetup: { material: TlsMaterial; sni: NonNullable<tls.TlsOptions["SNICallback"]> } | null = null): http.Server {
   const options: http.ServerOptions & { shouldUpgradeCallback?: (req: http.IncomingMessage) => boolean } = {
     maxHeaderSize: limits.max_header_size,
     headersTimeout: limits.header_timeout,
@@ -42,9 +45,9 @@ export function createServer(listener: ListenerConfig, limits: Config["limits"],
     // as plain requests with Upgrade removed.
     shouldUpgradeCallback: shouldUpgrade,
   };
-  if (!listener.tls) return http.createServer(options);
+  if (!listener.tls || tlsSetup === null) return http.createServer(options);
   // With http2, clients choose h2 or http/1.1 by ALPN (serveHttp2 takes the h2 connections).
-  return https.createServer({ ...options, cert: readFileSync(listener.tls.cert), key: readFileSync(listener.tls.key), ALPNProtocols: listener.http2 ? ["h2", "http/1.1"] : ["http/1.1"] });
+  return https.createServer({ ...options, ...tlsSetup.material.options, SNICallback: tlsSetup.sni, ALPNProtocols: listener.http2 ? ["h2", "http/1.1"] : ["http/1.1"] });
 }
 
 /** Parse errors and client-side timeouts, answered like the rest: small JSON, request id, one log line. */
