@@ -1,0 +1,103 @@
+// npm run bench:h2 [-- --rounds 3 --requests 20000 --clients 16 --streams 10]
+// HTTP/2 over TLS at the edge: h2load against Switchyard (listeners[].http2) and against nginx
+// (`listen ssl http2`) on the same certificate, both proxying HTTP/1.1 to one backend, interleaved
+// rounds, medians. Prints req/s, mean and p99-ish latency from h2load, the proxy's CPU per request
+// and the ratio to nginx. Needs h2load (apt-get install nghttp2-client), nginx and openssl.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { rssMiB, sleep, startNode, stopChildren, SWITCHYARD } from "./children.ts";
+
+const { values: opts } = parseArgs({ options: { rounds: { type: "string", default: "3" }, requests: { type: "string", default: "20000" }, clients: { type: "string", default: "16" }, streams: { type: "string", default: "10" } } });
+const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
+const cpuSeconds = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+let nginxChild: ReturnType<typeof spawn> | null = null;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<void> {
+  for (const bin of ["h2load", "nginx", "openssl"]) if (!has(bin)) throw new Error(`${bin} is not installed (apt-get install nghttp2-client nginx openssl)`);
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-h2-"));
+  spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+  const backend = await startNode(["bench/targets/backend.ts"], /READY (\S+)/);
+
+  writeFileSync(join(dir, "sy.yaml"), `listeners:\n  - host: 127.0.0.1\n    port: 0\n    http2: true\n    tls:\n      cert: ${join(dir, "cert.pem")}\n      key: ${join(dir, "key.pem")}\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nlog:\n  access_log: false\nlimits:\n  http2_max_concurrent_streams: 128\n`);
+  const sy = await startNode(["--max-semi-space-size=8", SWITCHYARD, "start", "-c", join(dir, "sy.yaml")], /"listeners":\["([^"]+)"\]/);
+
+  mkdirSync(join(dir, "logs"));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  writeFileSync(join(dir, "nginx.conf"), `worker_processes 1;
+daemon off;
+master_process off;
+error_log ${dir}/logs/error.log warn;
+pid ${dir}/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server ${new URL(backend.url).host}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+    http2_max_concurrent_streams 128;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }
+  }
+}
+`);
+  const nginx = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
+  nginxChild = nginx;
+  await sleep(500);
+  const targets = [
+    { name: "switchyard", url: `${sy.url}/`, pid: sy.pid },
+    { name: "nginx", url: `https://127.0.0.1:${port}/`, pid: nginx.pid! },
+  ];
+  const results = new Map<string, { rps: number[]; meanMs: number[]; cpuUs: number[]; rss: number[]; failed: number[] }>(targets.map((t) => [t.name, { rps: [], meanMs: [], cpuUs: [], rss: [], failed: [] }]));
+  const args = ["-n", opts.requests, "-c", opts.clients, "-m", opts.streams];
+  for (const t of targets) spawnSync("h2load", ["-n", "2000", "-c", opts.clients, "-m", opts.streams, t.url], { encoding: "utf8" }); // warm-up
+  for (let round = 0; round < Number(opts.rounds); round++) {
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    for (const t of order) {
+      process.stderr.write(`round ${round + 1}/${opts.rounds}: ${t.name}\n`);
+      const c0 = cpuSeconds(t.pid);
+      const r = spawnSync("h2load", [...args, t.url], { encoding: "utf8" });
+      const cpu = cpuSeconds(t.pid) - c0;
+      const done = Number(/(\d+) succeeded/.exec(r.stdout)?.[1] ?? 0);
+      const res = results.get(t.name)!;
+      res.rps.push(Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(r.stdout)?.[1] ?? 0));
+      res.meanMs.push(Number(/time for request:\s+\S+\s+\S+\s+(\S+)/.exec(r.stdout)?.[1]?.replace(/ms$/, "") ?? NaN));
+      res.cpuUs.push(done > 0 ? (cpu * 1e6) / done : NaN);
+      res.failed.push(Number(/(\d+) failed/.exec(r.stdout)?.[1] ?? 0));
+      res.rss.push(rssMiB(t.pid));
+      if (!/h2/.test(r.stdout.split("Application protocol:")[1] ?? "")) throw new Error(`${t.name} did not speak h2: ${r.stdout.slice(0, 400)}`);
+    }
+  }
+  const ng = results.get("nginx")!;
+  const f = (x: number, d = 0) => x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
+  process.stdout.write(`\nbench:h2 - node ${process.version}, h2load -n ${opts.requests} -c ${opts.clients} -m ${opts.streams} over TLS, median of ${opts.rounds} interleaved rounds\n`);
+  process.stdout.write("| target | req/s | vs nginx | mean ms/request | CPU µs/request | CPU vs nginx | RSS MiB | failed |\n|---|---|---|---|---|---|---|---|\n");
+  for (const [name, r] of results) {
+    process.stdout.write(`| ${name} | ${f(median(r.rps))} | ${f(median(r.rps) / median(ng.rps), 2)}x | ${f(median(r.meanMs), 2)} | ${f(median(r.cpuUs), 1)} | ${f(median(r.cpuUs) / median(ng.cpuUs), 2)}x | ${f(median(r.rss))} | ${Math.max(...r.failed)} |\n`);
+  }
+}
+
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`bench:h2: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    stopChildren();
+    nginxChild?.kill("SIGTERM");
+  });
