@@ -13,7 +13,7 @@ import { createRequestHandler, type ListenerInfo } from "./proxy/handler.ts";
 import { createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART } from "./tunnel/handshake.ts";
 import { TunnelRegistry } from "./tunnel/registry.ts";
-import { createUpgradeHandler, isAcceptedUpgrade } from "./tunnel/upgrade.ts";
+import { createUpgradeHandler, handleHttp2Upgrade, isAcceptedUpgrade } from "./tunnel/upgrade.ts";
 import type https from "node:https";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { serveHttp2, type Http2Front } from "./proxy/http2.ts";
@@ -228,7 +228,9 @@ export class Switchyard {
     const deps = { state: this.state, tunnels: this.tunnels, shadow: this.shadow, snapshot: () => this.#snapshot };
     const onRequest = createRequestHandler(deps, listenerInfo);
     server.on("request", onRequest);
-    const h2 = lc.http2 ? serveHttp2(server as https.Server, snap.config.limits, onRequest as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void) : null;
+    const h2 = lc.http2
+      ? serveHttp2(server as https.Server, snap.config.limits, onRequest as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void, snap.config.websocket.enabled ? (req, res, key) => handleHttp2Upgrade(deps, listenerInfo, req, res, key) : null)
+      : null;
     if (h2 !== null && !this.#http2MetricsOn) this.#http2Metrics();
     server.on("upgrade", createUpgradeHandler(deps, listenerInfo));
     handleClientErrors(server, this.logger, () => this.#snapshot.requestIdHeader);
@@ -267,14 +269,13 @@ export class Switchyard {
 
     const drained = await this.#idle(drainMs);
     const cut = state.inflight;
-    for (const l of this.listeners) {
-      l.server.closeAllConnections();
-      l.http2?.destroy();
-    }
-    // Upgraded sockets are no longer the server's: tell WebSocket clients we are going away.
+    for (const l of this.listeners) l.server.closeAllConnections();
+    // Upgraded sockets are no longer the server's: tell WebSocket clients we are going away (an
+    // HTTP/2 connection carrying one is closed after its close frame is out, below).
     this.tunnels.closeAll(CLOSE_GOING_AWAY, "shutdown");
     // Cut exchanges see their sockets close on the next ticks; wait so each one is logged before we return.
     await this.#idle(2000);
+    for (const l of this.listeners) l.http2?.destroy();
     await Promise.all(closed);
     await (drained ? this.pools.close() : this.pools.destroy());
     await this.shadow.close();

@@ -434,7 +434,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       if (this.error === undefined) this.error = "SY_CLIENT_CLOSED";
     }
     const now = performance.now();
-    const status = tunnel !== null ? 101 : this.clientGone && !res.headersSent ? ERRORS.SY_CLIENT_CLOSED.status : res.statusCode;
+    // A tunnel's answer was 101, or 200 on an HTTP/2 stream (RFC 8441).
+    const status = tunnel !== null ? (this.h2 ? 200 : 101) : this.clientGone && !res.headersSent ? ERRORS.SY_CLIENT_CLOSED.status : res.statusCode;
     const upstreamMs = this.upstreamStartedAt > 0 ? (this.upstreamEndedAt || now) - this.upstreamStartedAt : null;
     this.tap?.primaryEnd(this.error, upstreamMs, this.clientGone);
     // Tunnels are counted by the tunnel metrics; their lifetime is not a request latency.

@@ -10,6 +10,7 @@
 // fields (Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade, TE other than
 // "trailers"), and Host agreeing with :authority. A refused request gets the usual 400 answer on its
 // stream; the connection and its other streams go on.
+import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
 import type https from "node:https";
 import type { Socket } from "node:net";
@@ -86,6 +87,11 @@ function headersObject(raw: readonly string[]): Record<string, string | string[]
 
 const kProblem = Symbol("switchyard.http2Problem");
 
+const pseudoHeader = (raw: readonly string[], name: string): string | undefined => {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
+  return undefined;
+};
+
 /** Why an HTTP/2 request was refused at the downgrade, if it was (the handler answers 400 with it). */
 export function http2Problem(req: object): string | null {
   return (req as { [kProblem]?: string })[kProblem] ?? null;
@@ -116,9 +122,15 @@ export interface Http2Front {
  * Serve HTTP/2 on `server` (an https server) for connections that choose h2 by ALPN; the others stay
  * HTTP/1.1 on it. `onRequest` gets each HTTP/2 request with its HTTP/1.1 header view.
  */
-export function serveHttp2(server: https.Server, limits: Config["limits"], onRequest: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void): Http2Front {
+export function serveHttp2(
+  server: https.Server,
+  limits: Config["limits"],
+  onRequest: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  /** WebSocket over HTTP/2 (RFC 8441): extended CONNECT requests, with the Sec-WebSocket-Key made up for the backend. Null: not announced. */
+  onConnect: ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, key: string) => void) | null = null,
+): Http2Front {
   const h2 = http2.createServer({
-    settings: { maxConcurrentStreams: limits.http2_max_concurrent_streams, maxHeaderListSize: limits.max_header_size, enablePush: false },
+    settings: { maxConcurrentStreams: limits.http2_max_concurrent_streams, maxHeaderListSize: limits.max_header_size, enablePush: false, enableConnectProtocol: onConnect !== null },
     maxSessionInvalidFrames: 100,
     maxSessionRejectedStreams: 100,
     streamResetBurst: limits.http2_reset_burst,
@@ -148,14 +160,26 @@ export function serveHttp2(server: https.Server, limits: Config["limits"], onReq
       session.destroy();
     });
   });
-  h2.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+  const serve = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     front.streams++;
     // Reset by the client before this event (rapid reset): nothing to answer, and no 'close' would
     // come to end an exchange begun now.
     if (req.stream.destroyed || req.stream.closed) return;
+    const protocol = req.method === "CONNECT" && onConnect !== null ? pseudoHeader(req.rawHeaders, ":protocol") : undefined;
     adapt(req);
-    onRequest(req, res);
-  });
+    if (protocol === undefined || http2Problem(req) !== null) return onRequest(req, res); // plain CONNECT: refused there (405)
+    // Extended CONNECT becomes the HTTP/1.1 upgrade the backend knows: GET with Upgrade, and a key
+    // of the proxy's own (HTTP/2 clients send none) whose accept the backend's 101 must carry.
+    const key = randomBytes(16).toString("base64");
+    const raw = [...req.rawHeaders, "upgrade", protocol, "connection", "upgrade", "sec-websocket-key", key];
+    Object.defineProperty(req, "rawHeaders", { value: raw, configurable: true });
+    Object.defineProperty(req, "headers", { value: headersObject(raw), configurable: true });
+    Object.defineProperty(req, "method", { value: "GET", configurable: true });
+    onConnect!(req, res, key);
+  };
+  h2.on("request", serve);
+  // Node hands CONNECT to 'connect' (and answers 405 itself when nobody listens).
+  h2.on("connect", serve);
   // The https server's own listener handles HTTP/1.1; h2 connections go to the HTTP/2 server.
   const [http1] = server.listeners("secureConnection") as ((socket: Socket) => void)[];
   server.removeAllListeners("secureConnection");

@@ -18,8 +18,11 @@ export interface TunnelInfo {
   readonly websocket: boolean;
 }
 
+/** The client's side of a tunnel: its socket, or its HTTP/2 stream (a WebSocket over HTTP/2). */
+export type TunnelClient = Duplex & { setTimeout(ms: number, cb: () => void): unknown };
+
 export class Tunnel {
-  readonly client: Socket;
+  readonly client: TunnelClient;
   readonly upstream: Duplex;
   readonly info: TunnelInfo;
   readonly startedAt = performance.now();
@@ -28,10 +31,11 @@ export class Tunnel {
   #toUpstream0: number;
   #toClient0: number;
   #done = false;
+  #streamBytesOut = 0;
   #onDone: (t: Tunnel) => void;
   #drainTimer: NodeJS.Timeout | null = null;
 
-  constructor(client: Socket, upstream: Duplex, head: Buffer, info: TunnelInfo, idleMs: number, onDone: (t: Tunnel) => void) {
+  constructor(client: TunnelClient, upstream: Duplex, head: Buffer, info: TunnelInfo, idleMs: number, onDone: (t: Tunnel) => void) {
     this.client = client;
     this.upstream = upstream;
     this.info = info;
@@ -39,6 +43,8 @@ export class Tunnel {
     // Counted as written by the proxy, from here on: the handshake's bytes are not tunnel traffic.
     this.#toUpstream0 = bytesWritten(upstream);
     this.#toClient0 = bytesWritten(client);
+    // An HTTP/2 stream keeps no count of its own: count what the backend sends it.
+    if (typeof (client as { bytesWritten?: unknown }).bytesWritten !== "number") upstream.on("data", (c: Buffer) => (this.#streamBytesOut += c.length));
     if (head.length > 0) upstream.write(head);
     for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
       a.on("error", () => this.destroy());
@@ -52,7 +58,7 @@ export class Tunnel {
     // Idle means neither way: the client socket's timer is refreshed by its own reads and writes,
     // and the writes are what the upstream sends.
     if (idleMs > 0) client.setTimeout(idleMs, () => this.closeWith(1001, "idle"));
-    client.setNoDelay(true);
+    (client as Partial<Socket>).setNoDelay?.(true);
     client.pipe(upstream);
     upstream.pipe(client);
   }
@@ -63,7 +69,7 @@ export class Tunnel {
   }
 
   get bytesFromUpstream(): number {
-    return bytesWritten(this.client) - this.#toClient0;
+    return bytesWritten(this.client) - this.#toClient0 + this.#streamBytesOut;
   }
 
   get open(): boolean {

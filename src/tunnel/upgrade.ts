@@ -2,6 +2,7 @@
 // through undici (the chosen backend's pool and timeouts). Only a backend 101 that accepts the
 // client's own handshake becomes a tunnel; any other answer is forwarded as a normal response.
 import { ServerResponse, type IncomingMessage } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Socket } from "node:net";
 import type { Dispatcher } from "undici";
 import { ERRORS } from "../errors/codes.ts";
@@ -12,7 +13,7 @@ import { route, type HandlerDeps, type ListenerInfo } from "../proxy/handler.ts"
 import { buildClientHeaders } from "../proxy/response-headers.ts";
 import { clientHandshakeProblem, requestedProtocol, upstreamAcceptProblem } from "./handshake.ts";
 import type { TunnelRegistry } from "./registry.ts";
-import { Tunnel } from "./tunnel.ts";
+import { Tunnel, type TunnelClient } from "./tunnel.ts";
 
 export interface UpgradeDeps extends HandlerDeps {
   readonly tunnels: TunnelRegistry;
@@ -42,6 +43,50 @@ function handleUpgrade(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingM
     socket.destroy(); // pipelined behind a refused request: nothing from this connection is believed
     return;
   }
+  tunnelThrough(deps, listener, req, res, {
+    client: socket,
+    head,
+    handshakeProblem: () => clientHandshakeProblem(req.method, req.httpVersion, req.headers),
+    clientKey: req.headers["sec-websocket-key"] as string | undefined,
+    switchClient(block, upstreamHeaders) {
+      let text = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upstreamHeaders.upgrade}\r\nConnection: Upgrade\r\n`;
+      for (let i = 0; i < block.length; i += 2) text += `${block[i]}: ${block[i + 1]}\r\n`;
+      socket.write(`${text}\r\n`, "latin1");
+    },
+  });
+}
+
+/**
+ * A WebSocket over HTTP/2 (RFC 8441 extended CONNECT, :protocol websocket) to the backend as an
+ * ordinary HTTP/1.1 upgrade: the stream is the client's side of the tunnel, accepted with 200.
+ * `clientKey` is the Sec-WebSocket-Key the proxy made up for the backend handshake.
+ */
+export function handleHttp2Upgrade(deps: UpgradeDeps, listener: ListenerInfo, req: Http2ServerRequest, res: Http2ServerResponse, clientKey: string): void {
+  tunnelThrough(deps, listener, req as unknown as IncomingMessage, res as unknown as ServerResponse, {
+    client: req.stream,
+    head: Buffer.alloc(0),
+    handshakeProblem: () => (req.headers["sec-websocket-version"] === "13" ? null : "Sec-WebSocket-Version must be 13"),
+    clientKey,
+    switchClient(block) {
+      // HTTP/2 has no Sec-WebSocket-Accept (RFC 8441 5): the 200 is the acceptance.
+      const headers: string[] = [];
+      for (let i = 0; i < block.length; i += 2) if (block[i]!.toLowerCase() !== "sec-websocket-accept") headers.push(block[i]!, block[i + 1]!);
+      res.writeHead(200, headers as unknown as Record<string, string>);
+    },
+  });
+}
+
+interface ClientSide {
+  /** What carries the client's bytes once tunnelled: its socket, or its HTTP/2 stream. */
+  client: TunnelClient;
+  head: Buffer;
+  handshakeProblem(): string | null;
+  clientKey: string | undefined;
+  /** Tell the client the backend accepted (101, or 200 on an HTTP/2 stream), with the answer's headers. */
+  switchClient(block: string[], upstreamHeaders: Record<string, string | string[] | undefined>): void;
+}
+
+function tunnelThrough(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, side: ClientSide): void {
   const routed = route(deps, listener, req, res);
   if (routed === null) return;
   const { ex, snap, path, backend, headers, decisionFacts } = routed;
@@ -55,7 +100,7 @@ function handleUpgrade(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingM
     return ex.fail("SY_BAD_REQUEST", `Upgrade ${protocol ?? "(none)"} is not accepted (websocket.protocols)`);
   }
   if (protocol === "websocket") {
-    const problem = clientHandshakeProblem(req.method, req.httpVersion, req.headers);
+    const problem = side.handshakeProblem();
     if (problem !== null) {
       tunnels.count("bad_handshake", null);
       return ex.fail("SY_BAD_REQUEST", problem);
@@ -80,11 +125,11 @@ function handleUpgrade(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingM
   };
   res.once("finish", release);
   res.once("close", release);
-  const clientKey = req.headers["sec-websocket-key"] as string | undefined;
+  const client = side.client;
   ex.upgrade = {
     onSwitch(controller: Dispatcher.DispatchController, statusCode: number, upstreamHeaders: Record<string, string | string[] | undefined>, upstream: Socket) {
-      const problem = statusCode !== 101 ? `backend answered ${statusCode} to an upgrade` : upstreamAcceptProblem(protocol, clientKey, upstreamHeaders);
-      if (problem !== null || ex.clientGone || socket.destroyed) {
+      const problem = statusCode !== 101 ? `backend answered ${statusCode} to an upgrade` : upstreamAcceptProblem(protocol, side.clientKey, upstreamHeaders);
+      if (problem !== null || ex.clientGone || client.destroyed) {
         upstream.destroy();
         tunnels.count("failed", backend.name);
         ex.fail("SY_UPSTREAM_BAD_RESPONSE", problem ?? "client left during the handshake");
@@ -99,12 +144,10 @@ function handleUpgrade(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingM
         close: false,
         extra: ex.extraHeaders,
       });
-      let text = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upstreamHeaders.upgrade}\r\nConnection: Upgrade\r\n`;
-      for (let i = 0; i < block.length; i += 2) text += `${block[i]}: ${block[i + 1]}\r\n`;
-      socket.write(`${text}\r\n`, "latin1");
+      side.switchClient(block, upstreamHeaders);
       settled = true; // the slot now belongs to the tunnel, released when it closes
       tunnels.count("tunnelled", backend.name);
-      const tunnel = new Tunnel(socket, upstream, head, { backend: backend.name, feature: ex.decision?.feature ?? null, facts: decisionFacts, websocket: protocol === "websocket" }, ws.idle_timeout, (t) =>
+      const tunnel = new Tunnel(client, upstream, side.head, { backend: backend.name, feature: ex.decision?.feature ?? null, facts: decisionFacts, websocket: protocol === "websocket" }, ws.idle_timeout, (t) =>
         tunnels.done(t),
       );
       tunnels.add(tunnel);

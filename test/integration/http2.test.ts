@@ -14,7 +14,7 @@ import { send } from "../helpers/client.ts";
 import { parseProm } from "../helpers/prom.ts";
 import { captureLogger } from "../helpers/control.ts";
 import { FRAME, frame, headerBlock, pseudo, rawH2 } from "../helpers/h2-raw.ts";
-import { startBackend, type TestBackend } from "../helpers/servers.ts";
+import { startBackend, waitFor, type TestBackend } from "../helpers/servers.ts";
 import { Switchyard } from "../../src/app.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "switchyard-h2-"));
@@ -151,6 +151,69 @@ describe("HTTP/2 to clients", () => {
     expect(tooBig.headers.connection).toBeUndefined();
     expect(ok.status).toBe(200);
     expect((await request(s, { ":path": "/after" })).status).toBe(200); // the connection goes on
+  });
+});
+
+describe("WebSocket over HTTP/2 (RFC 8441 extended CONNECT)", () => {
+  let wsBackend: import("node:http").Server;
+  let wsUrl = "";
+  beforeAll(async () => {
+    const { createServer } = await import("node:http");
+    const { WebSocketServer } = await import("ws");
+    wsBackend = createServer((_req, res) => res.end("not a websocket"));
+    new WebSocketServer({ server: wsBackend }).on("connection", (ws, req) => {
+      ws.send(`hello ${req.headers.host} ${req.headers["x-forwarded-proto"]}`);
+      ws.on("message", (m) => ws.send(`echo:${String(m)}`));
+    });
+    await new Promise<void>((r) => wsBackend.listen(0, "127.0.0.1", r));
+    wsUrl = `http://127.0.0.1:${(wsBackend.address() as import("node:net").AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    wsBackend.closeAllConnections();
+    await new Promise((r) => wsBackend.close(r));
+  });
+
+  /** A masked client text frame, and the text of unmasked server frames in `buf`. */
+  const clientFrame = (text: string) => {
+    const payload = Buffer.from(text);
+    const mask = Buffer.from([1, 2, 3, 4]);
+    return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))]);
+  };
+  const serverTexts = (buf: Buffer) => {
+    const out: string[] = [];
+    for (let i = 0; i + 2 <= buf.length; ) {
+      const len = buf[i + 1]! & 0x7f;
+      if ((buf[i]! & 0x0f) === 1) out.push(buf.subarray(i + 2, i + 2 + len).toString());
+      i += 2 + len;
+    }
+    return out;
+  };
+
+  it("announces extended CONNECT, tunnels to the backend as an HTTP/1.1 upgrade, and both ways work; shutdown closes it with 1001", async () => {
+    const text = `listeners:\n  - host: 127.0.0.1\n    port: 0\n    http2: true\n    tls:\n      cert: ${join(dir, "cert.pem")}\n      key: ${join(dir, "key.pem")}\nbackends:\n  legacy:\n    url: ${wsUrl}\n  new:\n    url: ${wsUrl}\nadmin:\n  port: 0\nlog:\n  access_log: true\n`;
+    const result = parseConfigText(text, "h2ws.yaml", {});
+    if (!result.ok) throw new Error(result.errors.map((e) => e.format()).join("\n"));
+    logs = [];
+    proxy = await Switchyard.start(result.config, { logger: captureLogger(logs) });
+    url = proxy.urls[0]!;
+    const s = connect();
+    await new Promise<void>((r) => s.once("remoteSettings", () => r()));
+    expect(s.remoteSettings.enableConnectProtocol).toBe(true);
+    const stream = s.request({ ":method": "CONNECT", ":protocol": "websocket", ":scheme": "https", ":path": "/ws", ":authority": new URL(url).host, "sec-websocket-version": "13" }, { endStream: false });
+    const head = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => stream.once("response", resolve).once("error", reject));
+    expect(head[":status"]).toBe(200);
+    expect(head["sec-websocket-accept"]).toBeUndefined();
+    let got = Buffer.alloc(0);
+    stream.on("data", (d: Buffer) => (got = Buffer.concat([got, d])));
+    stream.write(clientFrame("hi"));
+    await waitFor(() => serverTexts(got).length >= 2, "the greeting and the echo", 3000);
+    expect(serverTexts(got)).toEqual([`hello ${new URL(url).host} https`, "echo:hi"]);
+    // The backend saw an ordinary HTTP/1.1 WebSocket handshake.
+    const closed = new Promise<void>((r) => stream.once("close", () => r()));
+    await proxy!.shutdown(1000);
+    proxy = null;
+    await closed;
+    expect(got.subarray(-4).equals(Buffer.from([0x88, 0x02, 0x03, 0xe9]))).toBe(true); // close 1001 going away
   });
 });
 
