@@ -35,4 +35,9 @@ export function stopChildren(): void {
 /** Resident set size of a process, MiB (Linux /proc). */
 export const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
 
+/** An nginx.conf for one foreground worker of nginx in `dir` (no master, no access log): `http` is the body of its http block. */
+export function nginxConf(dir: string, http: string, opts: { connections?: number; errorLevel?: string } = {}): string {
+  return `${process.getuid?.() === 0 ? "user root;\n" : ""}worker_processes 1;\ndaemon off;\nmaster_process off;\nerror_log ${dir}/logs/error.log ${opts.errorLevel ?? "warn"};\npid ${dir}/nginx.pid;\nevents { worker_connections ${opts.connections ?? 4096}; }\nhttp {\n  access_log off;\n${http}}\n`;
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { rssMiB, sleep, startNode, stopChildren, SWITCHYARD } from "./children.ts";
+import { nginxConf, rssMiB, sleep, startNode, stopChildren, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { rounds: { type: "string", default: "3" }, requests: { type: "string", default: "20000" }, clients: { type: "string", default: "16" }, streams: { type: "string", default: "10" } } });
 const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
@@ -31,15 +31,7 @@ async function main(): Promise<void> {
 
   mkdirSync(join(dir, "logs"));
   const port = 20000 + Math.floor(Math.random() * 20000);
-  writeFileSync(join(dir, "nginx.conf"), `worker_processes 1;
-daemon off;
-master_process off;
-error_log ${dir}/logs/error.log warn;
-pid ${dir}/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream backend { server ${new URL(backend.url).host}; keepalive 128; }
+  writeFileSync(join(dir, "nginx.conf"), nginxConf(dir, `  upstream backend { server ${new URL(backend.url).host}; keepalive 128; }
   server {
     listen 127.0.0.1:${port} ssl http2;
     ssl_certificate ${dir}/cert.pem;
@@ -54,8 +46,7 @@ http {
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     }
   }
-}
-`);
+`));
   const nginx = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
   nginxChild = nginx;
   await sleep(500);

@@ -8,7 +8,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { SWITCHYARD } from "./children.ts";
+import { nginxConf, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -90,15 +90,7 @@ async function startNginx(backend: string): Promise<string | null> {
   const upstream = new URL(backend);
   writeFileSync(
     join(dir, "nginx.conf"),
-    `worker_processes 1;
-daemon off;
-master_process off;
-error_log ${dir}/logs/error.log warn;
-pid ${dir}/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream backend { server ${upstream.host}; keepalive 128; }
+    nginxConf(dir, `  upstream backend { server ${upstream.host}; keepalive 128; }
   server {
     listen 127.0.0.1:${port};
     location / {
@@ -110,8 +102,7 @@ http {
       proxy_set_header X-Real-IP $remote_addr;
     }
   }
-}
-`,
+`),
   );
   const child = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
   children.push(child);
