@@ -39,6 +39,8 @@ export interface BodyLimits {
   readonly bufferBytes: number;
   /** Longest silence between two chunks from the client, ms; 0 = none. */
   readonly timeoutMs: number;
+  /** The whole request by then, ms from its arrival; 0 = none (HTTP/1.1: Node's requestTimeout enforces it). */
+  readonly requestTimeoutMs: number;
 }
 
 export interface Snapshot {
@@ -125,7 +127,7 @@ export function compileSnapshot(whole: Config, workers = 1): Snapshot {
     requestIdLower: config.proxy.request_id.header.toLowerCase(),
     requestIdPreserve: config.proxy.request_id.preserve,
     maxBodyBytes: config.limits.max_body_size,
-    bodyLimits: Object.freeze({ maxBytes: config.limits.max_body_size, bufferBytes: config.limits.body_buffer_size, timeoutMs: config.limits.body_timeout }),
+    bodyLimits: Object.freeze({ maxBytes: config.limits.max_body_size, bufferBytes: config.limits.body_buffer_size, timeoutMs: config.limits.body_timeout, requestTimeoutMs: config.limits.request_timeout }),
     maxRequestsPerClient: config.limits.max_requests_per_client,
     pathNormalization: config.proxy.path_normalization,
     configHashHeader: config.proxy.config_hash_header,

@@ -115,6 +115,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
   #aborted: ProxyError | null = null;
   /** The proxy wrote its own answer (fail): upstream callbacks that come after change nothing. */
   #answered = false;
+  /** An HTTP/2 answer sent before the whole request body: the stream is reset (NO_ERROR) after it. */
+  #closeStreamAfterAnswer = false;
 
   constructor(req: IncomingMessage, res: ServerResponse, state: ProxyState, snapshot: Snapshot, requestId: string, clientIp: string, publicOrigin: string, startedAt: number) {
     this.req = req;
@@ -394,9 +396,14 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       if (spec.close || this.state.draining || this.mustClose || !this.bodyComplete) headers.connection = "close";
     }
     if (code === "SY_METHOD_NOT_ALLOWED") headers.allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
-    if (this.h2) res.writeHead(spec.status, headers);
-    else res.writeHead(spec.status, STATUS_CODES[spec.status], headers);
+    if (this.h2) {
+      res.writeHead(spec.status, headers);
+      // The rest of the request body is not wanted: once the answer is out, close the stream with
+      // RST_STREAM(NO_ERROR) (RFC 9113 8.1), as HTTP/1.1 closes the connection.
+      if (!this.bodyComplete) this.#closeStreamAfterAnswer = true;
+    } else res.writeHead(spec.status, STATUS_CODES[spec.status], headers);
     res.end(this.req.method === "HEAD" ? undefined : body);
+    if (this.#closeStreamAfterAnswer) setImmediate(() => (res as unknown as { stream?: { close(code: number): void } }).stream?.close(0));
   }
 
   /** A tunnel took over (or the exchange ended): the client's slot under max_requests_per_client is free. */

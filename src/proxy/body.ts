@@ -42,6 +42,7 @@ export class RequestBody implements BodyReader, AsyncIterableIterator<Buffer> {
   #failed: ProxyError | null = null;
   #done = false;
   #ready: ((body: Buffer | AsyncIterable<Buffer>) => void) | null = null;
+  #deadline: NodeJS.Timeout | null = null;
 
   /** `declared` is the Content-Length, or -1 for a chunked body. */
   constructor(req: IncomingMessage, ex: Exchange, limits: BodyLimits, declared: number) {
@@ -52,6 +53,11 @@ export class RequestBody implements BodyReader, AsyncIterableIterator<Buffer> {
     ex.bodyComplete = false;
     // HTTP/1.1 only: a parse error on the connection stops this body; HTTP/2 streams fail on their own.
     if (req.httpVersionMajor !== 2) setBodyReader(req.socket, this);
+    // HTTP/2 streams have no server-wide request deadline: the whole body by limits.request_timeout.
+    else if (limits.requestTimeoutMs > 0) {
+      const left = limits.requestTimeoutMs - (performance.now() - ex.startedAt);
+      this.#deadline = setTimeout(() => this.fault("SY_REQUEST_TIMEOUT", `the request was not received within limits.request_timeout (${limits.requestTimeoutMs} ms)`), Math.max(0, left)).unref();
+    }
     req.on("data", this.#onData);
     req.on("end", this.#onEnd);
     req.on("close", this.#onClose);
@@ -201,6 +207,7 @@ export class RequestBody implements BodyReader, AsyncIterableIterator<Buffer> {
   #finish(): void {
     this.#done = true;
     this.#disarm();
+    if (this.#deadline !== null) clearTimeout(this.#deadline);
     if (this.#req.httpVersionMajor !== 2) setBodyReader(this.#req.socket, null);
     this.#req.off("data", this.#onData);
     this.#req.off("end", this.#onEnd);

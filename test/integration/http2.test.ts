@@ -154,6 +154,24 @@ describe("HTTP/2 to clients", () => {
   });
 });
 
+describe("HTTP/2 slow clients", () => {
+  it("a stream whose body stalls past limits.request_timeout gets 408, then its stream is reset and the exchange logged; the connection's other streams go on", async () => {
+    await start("limits:\n  header_timeout: 400ms\n  request_timeout: 400ms\n  body_timeout: 30s\n  body_buffer_size: 0\n");
+    const s = connect();
+    const stalled = s.request({ ":path": "/slow-upload", ":method": "POST" }, { endStream: false });
+    stalled.write("part of a body");
+    const status = await new Promise<number>((resolve) => stalled.once("response", (h) => resolve(Number(h[":status"]))));
+    expect(status).toBe(408);
+    let body = "";
+    stalled.on("data", (c: Buffer) => (body += c.toString()));
+    await new Promise((r) => stalled.once("end", r));
+    expect(JSON.parse(body)).toMatchObject({ error: { code: "SY_REQUEST_TIMEOUT" } });
+    expect((await request(s, { ":path": "/still-fine" })).status).toBe(200);
+    // The stream is reset (NO_ERROR) after the answer, so the exchange ends and is logged.
+    await waitFor(() => logs.some((l) => l.error === "SY_REQUEST_TIMEOUT" && l.path === "/slow-upload"), "the 408 log line");
+  });
+});
+
 describe("WebSocket over HTTP/2 (RFC 8441 extended CONNECT)", () => {
   let wsBackend: import("node:http").Server;
   let wsUrl = "";
