@@ -1,4 +1,4 @@
-// npm run bench:h2 [-- --rounds 3 --requests 20000 --clients 16 --streams 10]
+// npm run bench:h2 [-- --rounds 3 --requests 20000 --clients 16 --streams 10 --h1]
 // HTTP/2 over TLS at the edge: h2load against Switchyard (listeners[].http2) and against nginx
 // (`listen ssl http2`) on the same certificate, both proxying HTTP/1.1 to one backend, interleaved
 // rounds, medians. Prints req/s, mean and p99-ish latency from h2load, the proxy's CPU per request
@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { nginxConf, rssMiB, sleep, startNode, stopChildren, SWITCHYARD } from "./children.ts";
 
-const { values: opts } = parseArgs({ options: { rounds: { type: "string", default: "3" }, requests: { type: "string", default: "20000" }, clients: { type: "string", default: "16" }, streams: { type: "string", default: "10" } } });
+const { values: opts } = parseArgs({ options: { rounds: { type: "string", default: "3" }, requests: { type: "string", default: "20000" }, clients: { type: "string", default: "16" }, streams: { type: "string", default: "10" }, h1: { type: "boolean", default: false } } });
 const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
 const cpuSeconds = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
@@ -55,7 +55,9 @@ async function main(): Promise<void> {
     { name: "nginx", url: `https://127.0.0.1:${port}/`, pid: nginx.pid! },
   ];
   const results = new Map<string, { rps: number[]; meanMs: number[]; cpuUs: number[]; rss: number[]; failed: number[] }>(targets.map((t) => [t.name, { rps: [], meanMs: [], cpuUs: [], rss: [], failed: [] }]));
-  const args = ["-n", opts.requests, "-c", opts.clients, "-m", opts.streams];
+  // --h1: the same TLS listeners over HTTP/1.1 (h2load --h1, one request per connection at a time),
+  // to tell what HTTP/2 costs from what TLS costs.
+  const args = ["-n", opts.requests, "-c", opts.clients, ...(opts.h1 ? ["--h1"] : ["-m", opts.streams])];
   for (const t of targets) spawnSync("h2load", ["-n", "2000", "-c", opts.clients, "-m", opts.streams, t.url], { encoding: "utf8" }); // warm-up
   for (let round = 0; round < Number(opts.rounds); round++) {
     const order = round % 2 === 0 ? targets : [...targets].reverse();
@@ -71,12 +73,13 @@ async function main(): Promise<void> {
       res.cpuUs.push(done > 0 ? (cpu * 1e6) / done : NaN);
       res.failed.push(Number(/(\d+) failed/.exec(r.stdout)?.[1] ?? 0));
       res.rss.push(rssMiB(t.pid));
-      if (!/h2/.test(r.stdout.split("Application protocol:")[1] ?? "")) throw new Error(`${t.name} did not speak h2: ${r.stdout.slice(0, 400)}`);
+      const proto = opts.h1 ? /http\/1\.1/ : /h2/;
+      if (!proto.test(r.stdout.split("Application protocol:")[1] ?? "")) throw new Error(`${t.name} did not speak ${opts.h1 ? "http/1.1" : "h2"}: ${r.stdout.slice(0, 400)}`);
     }
   }
   const ng = results.get("nginx")!;
   const f = (x: number, d = 0) => x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
-  process.stdout.write(`\nbench:h2 - node ${process.version}, h2load -n ${opts.requests} -c ${opts.clients} -m ${opts.streams} over TLS, median of ${opts.rounds} interleaved rounds\n`);
+  process.stdout.write(`\nbench:h2 - node ${process.version}, h2load ${args.join(" ")} over TLS (${opts.h1 ? "HTTP/1.1" : "HTTP/2"}), median of ${opts.rounds} interleaved rounds\n`);
   process.stdout.write("| target | req/s | vs nginx | mean ms/request | CPU µs/request | CPU vs nginx | RSS MiB | failed |\n|---|---|---|---|---|---|---|---|\n");
   for (const [name, r] of results) {
     process.stdout.write(`| ${name} | ${f(median(r.rps))} | ${f(median(r.rps) / median(ng.rps), 2)}x | ${f(median(r.meanMs), 2)} | ${f(median(r.cpuUs), 1)} | ${f(median(r.cpuUs) / median(ng.cpuUs), 2)}x | ${f(median(r.rss))} | ${Math.max(...r.failed)} |\n`);
