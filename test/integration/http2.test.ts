@@ -154,6 +154,35 @@ describe("HTTP/2 to clients", () => {
   });
 });
 
+describe("HTTP/2 with workers", () => {
+  it("`switchyard start --workers 2` serves HTTP/2 on its TLS listener from both workers", async () => {
+    const { writeFileSync } = await import("node:fs");
+    const { spawnSwitchyard } = await import("../helpers/replica.ts");
+    const file = join(dir, "workers.yaml");
+    writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\n    http2: true\n    tls:\n      cert: ${join(dir, "cert.pem")}\n      key: ${join(dir, "key.pem")}\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\n`);
+    const sy = await spawnSwitchyard(["start", "-c", file, "--workers", "2", "--state-file", join(dir, "workers-state.json")]);
+    try {
+      url = sy.url;
+      // Connections are dealt round-robin: eight of them reach both workers.
+      const answers = await Promise.all(Array.from({ length: 8 }, () => request(connect(), { ":path": "/w" })));
+      expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
+      let streams = 0;
+      for (let t0 = Date.now(); streams < 8 && Date.now() - t0 < 5000; await new Promise((r) => setTimeout(r, 200))) {
+        streams = parseProm((await send(sy.admin, { path: "/metrics" })).body.toString()).get("switchyard_http2_streams_total") ?? 0;
+      }
+      expect(streams).toBe(8); // summed over both workers
+      // Each worker logged some of the eight, as HTTP/2.
+      await waitFor(() => sy.logs.filter((l) => l.msg === "request" && l.path === "/w").length === 8, "eight request lines");
+      const lines = sy.logs.filter((l) => l.msg === "request" && l.path === "/w");
+      expect(lines.every((l) => l.protocol === "HTTP/2.0")).toBe(true);
+      expect(new Set(lines.map((l) => l.worker)).size).toBe(2);
+    } finally {
+      for (const s of sessions.splice(0)) s.destroy();
+      expect(await sy.stop()).toBe(0);
+    }
+  });
+});
+
 describe("HTTP/2 slow clients", () => {
   it("a stream whose body stalls past limits.request_timeout gets 408, then its stream is reset and the exchange logged; the connection's other streams go on", async () => {
     await start("limits:\n  header_timeout: 400ms\n  request_timeout: 400ms\n  body_timeout: 30s\n  body_buffer_size: 0\n");
