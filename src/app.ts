@@ -229,7 +229,7 @@ export class Switchyard {
     const onRequest = createRequestHandler(deps, listenerInfo);
     server.on("request", onRequest);
     const h2 = lc.http2
-      ? serveHttp2(server as https.Server, snap.config.limits, onRequest as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void, snap.config.websocket.enabled ? (req, res, key) => handleHttp2Upgrade(deps, listenerInfo, req, res, key) : null)
+      ? serveHttp2(server, snap.config.limits, onRequest as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void, snap.config.websocket.enabled ? (req, res, key) => handleHttp2Upgrade(deps, listenerInfo, req, res, key) : null)
       : null;
     if (h2 !== null && !this.#http2MetricsOn) this.#http2Metrics();
     server.on("upgrade", createUpgradeHandler(deps, listenerInfo));

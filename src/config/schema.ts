@@ -52,7 +52,7 @@ export const ListenerSchema = z.strictObject({
   port: port.default(D.DEFAULT_LISTENER_PORT).meta({ description: `Port to bind; 0 picks a free one. Default ${D.DEFAULT_LISTENER_PORT}.` }),
   tls: TlsSchema.optional(),
   http2: z.boolean().default(false)
-    .meta({ description: "Serve HTTP/2 as well (nginx's `listen 443 ssl http2`): on a TLS listener clients choosing h2 by ALPN get HTTP/2 and the others HTTP/1.1 on the same port. Every HTTP/2 request takes the same path as an HTTP/1.1 one (routing, header rules, limits, shadow, metrics, access log); backends are still spoken to over HTTP/1.1. Needs tls. Default false." }),
+    .meta({ description: "Serve HTTP/2 as well (nginx's `listen 443 ssl http2`): on a TLS listener clients choosing h2 by ALPN get HTTP/2 and the others HTTP/1.1 on the same port; on a plain listener, clients that open with the HTTP/2 preface (h2c with prior knowledge, as gRPC and load balancers do) get HTTP/2 and the others HTTP/1.1. Every HTTP/2 request takes the same path as an HTTP/1.1 one (routing, header rules, limits, shadow, metrics, access log); backends are still spoken to over HTTP/1.1. Default false." }),
 });
 
 const backendUrl = z.string().superRefine((text, ctx) => {
@@ -220,7 +220,6 @@ export const ConfigSchema = z
     const seenNames = new Map<string, number>();
     const seenAddrs = new Map<string, number>();
     cfg.listeners.forEach((l, i) => {
-      if (l.http2 && !l.tls) ctx.addIssue({ code: "custom", path: ["listeners", i, "http2"], message: "http2 needs tls on this listener (browsers speak HTTP/2 only over TLS; cleartext h2c is not offered): add tls: { cert, key } or remove http2" });
       if (l.name !== undefined) {
         const prev = seenNames.get(l.name);
         if (prev !== undefined) ctx.addIssue({ code: "custom", path: ["listeners", i, "name"], message: `duplicate listener name "${l.name}" (also listeners[${prev}])` });

@@ -12,7 +12,9 @@
 // stream; the connection and its other streams go on.
 import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
+import type http from "node:http";
 import type https from "node:https";
+import tls from "node:tls";
 import type { Socket } from "node:net";
 import type { Config } from "../config/schema.ts";
 
@@ -86,6 +88,8 @@ function headersObject(raw: readonly string[]): Record<string, string | string[]
 }
 
 const kProblem = Symbol("switchyard.http2Problem");
+/** What an HTTP/2 client sends first (RFC 9113 3.4): how a cleartext listener tells h2c from HTTP/1.1. */
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 const pseudoHeader = (raw: readonly string[], name: string): string | undefined => {
   for (let i = 0; i < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
@@ -119,11 +123,12 @@ export interface Http2Front {
 }
 
 /**
- * Serve HTTP/2 on `server` (an https server) for connections that choose h2 by ALPN; the others stay
- * HTTP/1.1 on it. `onRequest` gets each HTTP/2 request with its HTTP/1.1 header view.
+ * Serve HTTP/2 on `server` beside HTTP/1.1: on an https server for connections that choose h2 by
+ * ALPN, on a plain one (h2c) for connections that open with the HTTP/2 preface (prior knowledge).
+ * `onRequest` gets each HTTP/2 request with its HTTP/1.1 header view.
  */
 export function serveHttp2(
-  server: https.Server,
+  server: https.Server | http.Server,
   limits: Config["limits"],
   onRequest: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
   /** WebSocket over HTTP/2 (RFC 8441): extended CONNECT requests, with the Sec-WebSocket-Key made up for the backend. Null: not announced. */
@@ -180,12 +185,46 @@ export function serveHttp2(
   h2.on("request", serve);
   // Node hands CONNECT to 'connect' (and answers 405 itself when nobody listens).
   h2.on("connect", serve);
-  // The https server's own listener handles HTTP/1.1; h2 connections go to the HTTP/2 server.
-  const [http1] = server.listeners("secureConnection") as ((socket: Socket) => void)[];
-  server.removeAllListeners("secureConnection");
-  server.on("secureConnection", (socket: Socket & { alpnProtocol?: string | false }) => {
-    if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
-    else http1!.call(server, socket);
-  });
+  if (server instanceof tls.Server) {
+    // The https server's own listener handles HTTP/1.1; h2 connections go to the HTTP/2 server.
+    const [http1] = server.listeners("secureConnection") as ((socket: Socket) => void)[];
+    server.removeAllListeners("secureConnection");
+    server.on("secureConnection", (socket: Socket & { alpnProtocol?: string | false }) => {
+      if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+      else http1!.call(server, socket);
+    });
+  } else {
+    // Cleartext: the first bytes tell. A connection that opens with the HTTP/2 preface is HTTP/2;
+    // any other goes to the HTTP/1.1 server with its bytes put back. A client that sends nothing
+    // is closed after limits.header_timeout, as HTTP/1.1 would close it.
+    const [http1] = server.listeners("connection") as ((socket: Socket) => void)[];
+    server.removeAllListeners("connection");
+    server.on("connection", (socket: Socket) => {
+      let seen: Buffer = Buffer.alloc(0);
+      const timer = limits.header_timeout > 0 ? setTimeout(() => socket.destroy(), limits.header_timeout).unref() : null;
+      const onData = (chunk: Buffer) => {
+        seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+        const n = Math.min(seen.length, PREFACE.length);
+        const h2Preface = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+        if (h2Preface && seen.length < PREFACE.length) return; // the preface so far: wait for the rest
+        socket.off("data", onData);
+        socket.off("close", onClose);
+        if (timer !== null) clearTimeout(timer);
+        socket.pause();
+        socket.unshift(seen);
+        if (h2Preface) h2.emit("connection", socket);
+        else {
+          http1!.call(server, socket);
+          socket.resume(); // the bytes put back reach the HTTP/1.1 parser first, then the rest
+        }
+      };
+      const onClose = () => {
+        if (timer !== null) clearTimeout(timer);
+      };
+      socket.on("data", onData);
+      socket.once("close", onClose);
+      socket.on("error", () => socket.destroy());
+    });
+  }
   return front;
 }

@@ -154,6 +154,35 @@ describe("HTTP/2 to clients", () => {
   });
 });
 
+describe("h2c: HTTP/2 with prior knowledge on a plain listener", () => {
+  it("serves clients that open with the HTTP/2 preface as HTTP/2 and the others as HTTP/1.1, on one port", async () => {
+    const result = parseConfigText(`listeners:\n  - host: 127.0.0.1\n    port: 0\n    http2: true\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nlog:\n  access_log: true\n`, "h2c.yaml", {});
+    if (!result.ok) throw new Error(result.errors.map((e) => e.format()).join("\n"));
+    logs = [];
+    proxy = await Switchyard.start(result.config, { logger: captureLogger(logs) });
+    url = proxy.urls[0]!;
+    expect(url).toMatch(/^http:\/\//);
+    const s = http2.connect(url);
+    s.on("error", () => {});
+    sessions.push(s);
+    const h2c = await request(s, { ":path": "/h2c", ":method": "POST" }, "over h2c");
+    expect(h2c.status).toBe(200);
+    expect(JSON.parse(h2c.body)).toMatchObject({ url: "/h2c", httpVersion: "1.1", body: "over h2c" });
+    expect(backend.seen.at(-1)!.headers["x-forwarded-proto"]).toBe("http");
+    // HTTP/1.1 on the same port: a GET, a POST with a body, and two requests on one keep-alive connection.
+    expect((await send(url, { path: "/h1" })).status).toBe(200);
+    const post = await send(url, { path: "/h1-post", method: "POST", body: "hello", headers: { "content-type": "text/plain" } });
+    expect(JSON.parse(post.body.toString())).toMatchObject({ body: "hello" });
+    const { rawExchange } = await import("../helpers/servers.ts");
+    const two = await rawExchange(Number(new URL(url).port), `GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    expect(two.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    await waitFor(() => logs.filter((l) => l.msg === "request").length >= 5, "five request lines");
+    const lines = logs.filter((l) => l.msg === "request");
+    expect(lines.find((l) => l.path === "/h2c")).toMatchObject({ protocol: "HTTP/2.0" });
+    expect(lines.find((l) => l.path === "/h1")).not.toHaveProperty("protocol");
+  });
+});
+
 describe("HTTP/2 with workers", () => {
   it("`switchyard start --workers 2` serves HTTP/2 on its TLS listener from both workers", async () => {
     const { writeFileSync } = await import("node:fs");
