@@ -1,4 +1,4 @@
-// Seed 004's concurrency check, run by the proxy: is a backend serving requests in parallel, or one
+// The async agent deployment guide's concurrency check, run by the proxy: is a backend serving requests in parallel, or one
 // (or a few) at a time? Time one request alone, then N at once, and compare the batch's total time
 // with the single one: about equal means concurrent, about N times means sequential.
 import { Pool } from "../forward/undici.ts";

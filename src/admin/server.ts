@@ -1,4 +1,4 @@
-// The admin API, on its own listener (loopback by default): status, feature toggles with the seeds'
+// The admin API, on its own listener (loopback by default): status, feature toggles with the rollout guides'
 // semantics (all_endpoints included), percents, mode, rollback and its undo, override clearing.
 // Bearer-token auth on every path when a token is configured; JSON in and out; every change audited.
 import { timingSafeEqual } from "node:crypto";
@@ -146,7 +146,7 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   const named = String(req.headers["x-switchyard-actor"] ?? creds?.user ?? "");
   const actor = /^[\w.@+-]{1,64}$/.exec(named)?.[0] ?? (token ? "token" : "anonymous");
   const who = `${actor}@${normalizeIp(req.socket.remoteAddress ?? "")}`;
-  const path = url.pathname.replace(/^\/api\/1\/async(?=\/features\/)/, ""); // the seeds' runtime API path
+  const path = url.pathname.replace(/^\/api\/1\/async(?=\/features\/)/, ""); // the deployment guide's runtime API path
   const method = req.method ?? "GET";
   const route = `${method} ${path}`;
 
@@ -234,7 +234,7 @@ async function clear(cp: ControlPlane, who: string, keys: string[], action: stri
   return { status: 200, body: { cleared: keys, before, config_hash: record.hash, changes: record.changes } };
 }
 
-/** "all_endpoints" (the seeds' name) and "*" address every feature. */
+/** "all_endpoints" (the deployment guide's name) and "*" address every feature. */
 const featureKey = (name: string) => (name === "all_endpoints" ? "*" : decodeURIComponent(name));
 
 function queryBool(url: URL, name: string): boolean | undefined {

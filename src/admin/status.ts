@@ -77,7 +77,7 @@ export function buildStatus(cp: ControlPlane) {
 }
 
 /**
- * GET /stats: per feature and backend over 1 m, 5 m and 1 h, the numbers the seeds' go/no-go criteria
+ * GET /stats: per feature and backend over 1 m, 5 m and 1 h, the numbers the rollout guides' go/no-go criteria
  * use, and new against legacy side by side (p99 change in percent: negative is faster).
  */
 export function buildStats(cp: ControlPlane) {

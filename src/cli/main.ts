@@ -55,7 +55,7 @@ Talking to a running proxy (admin API; every change is validated, audit-logged a
                                errors, latency with significance, success criteria (exit 3 when a
                                verdict is FAIL)
   switchyard probe-concurrency --backend legacy|new --path /x [-n 20] [--method GET] [--timeout 60s]
-                               seed 004's check: the proxy times one request alone, then N at once,
+                               the async agent guide's check: the proxy times one request alone, then N at once,
                                and says whether the backend serves them concurrently or sequentially
                                (exit 0 concurrent, 3 sequential or limited, 1 failed)
 

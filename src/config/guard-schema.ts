@@ -61,7 +61,7 @@ export const ScheduleSchema = z
     hold: duration("Least time at a step, with the guard rules passing over it on enough traffic, before the next.", "1h"),
     approval: z.enum(["auto", "manual"]).default("auto").meta({ description: "auto: advance when the gates pass; manual: wait for POST /features/NAME/schedule/approve. Default auto." }),
   })
-  .meta({ description: "Progressive rollout for this feature (seed 003: 10 -> 25 -> 50 -> 100)." });
+  .meta({ description: "Progressive rollout for this feature (the report rollout guide's 10 -> 25 -> 50 -> 100)." });
 
 export type GuardConfig = z.output<typeof GuardSchema>;
 export type FeatureGuardConfig = z.output<typeof FeatureGuardSchema>;

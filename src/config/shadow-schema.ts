@@ -109,12 +109,12 @@ export const ShadowSchema = z
     report: z
       .strictObject({
         min_pairs: z.int().min(1).default(100).meta({ description: "No verdict for a feature with fewer compared pairs. Default 100." }),
-        max_error_rate: percent.default(0.1).meta({ description: "Success criterion: new backend error rate below this percent. Default 0.1 (seeds 000/003)." }),
+        max_error_rate: percent.default(0.1).meta({ description: "Success criterion: new backend error rate below this percent. Default 0.1 (the asyncio deployment and report rollout guides)." }),
         min_p99_improvement: z.number().min(-100).max(100).default(10).meta({ description: "Success criterion: new p99 at least this percent below legacy. Default 10." }),
         min_match_rate: percent.default(99).meta({ description: "Success criterion: share of pairs with identical answers (noise excluded). Default 99." }),
       })
       .prefault({})
-      .meta({ description: "Report thresholds (the seeds' success criteria)." }),
+      .meta({ description: "Report thresholds (the rollout guides' success criteria)." }),
   })
   .meta({ description: "Shadow traffic: mirror a sample of requests to the other backend and compare the answers." });
 

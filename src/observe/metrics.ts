@@ -155,7 +155,7 @@ export class Metrics {
     }
   }
 
-  /** Per feature, per backend, per window: rate, error rate, p50/p95/p99 (the seeds' success criteria). */
+  /** Per feature, per backend, per window: rate, error rate, p50/p95/p99 (the rollout guides' success criteria). */
   stats(): Record<string, Record<string, Record<WindowName, WindowSummary>>> {
     const now = this.#now();
     const out: Record<string, Record<string, Record<WindowName, WindowSummary>>> = {};

@@ -1,4 +1,4 @@
-// The admin API on a real listener: auth, feature toggles with the seeds' semantics, mode, rollback and
+// The admin API on a real listener: auth, feature toggles with the deployment guide's semantics, mode, rollback and
 // undo, overrides that persist across a restart and shadow later file edits until cleared, bad input.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -132,13 +132,13 @@ describe("admin changes", () => {
     expect(JSON.parse(readFileSync(cp.stateFile, "utf8"))).toEqual({ version: 1, overrides: {} });
   });
 
-  it("the seeds' all_endpoints switch, the mode, rollback and its undo", async () => {
+  it("the deployment guide's all_endpoints switch, the mode, rollback and its undo", async () => {
     await setup(100);
     const { cp } = running!;
     expect(await who("/api/1/reports/x")).toBe("new");
     expect(await who("/api/1/ping")).toBe("new");
 
-    // Seed 000: PUT /api/1/async/features/all_endpoints?enabled=false
+    // The deployment guide: PUT /api/1/async/features/all_endpoints?enabled=false
     expect((await admin("PUT", "/api/1/async/features/all_endpoints?enabled=false")).status).toBe(200);
     expect(await who("/api/1/reports/x")).toBe("legacy");
     expect(await who("/api/1/ping")).toBe("legacy");
@@ -151,7 +151,7 @@ describe("admin changes", () => {
     expect((await admin("DELETE", "/features/all_endpoints")).status).toBe(200);
     expect(await who("/api/1/reports/x")).toBe("new");
 
-    // The global percent (seed 003: set the percentage to 0).
+    // The global percent (the report rollout guide: set the percentage to 0).
     expect((await admin("PUT", "/features/all_endpoints", { percent: 0 })).status).toBe(200);
     expect(await who("/api/1/reports/x")).toBe("legacy");
     expect(await who("/api/1/ping")).toBe("legacy");

@@ -169,7 +169,7 @@ describe("config/monitoring", () => {
         for (const l of ref.labels) expect(names.get(ref.metric)!.has(l), `${String(r.alert)}: ${ref.metric} has no label ${l}`).toBe(true);
       }
     }
-    // Seed 000's two rules, at the edge: new backend 5xx ratio > 1 % for 5m, p99 > 2 s for 10m.
+    // The deployment guide's two alert rules, at the edge: new backend 5xx ratio > 1 % for 5m, p99 > 2 s for 10m.
     const errorRule = alerts.find((r) => r.alert === "HighNewBackendErrorRate")!;
     expect(errorRule.expr).toMatch(/backend="new",status_class="5xx"[\s\S]*> 0\.01/);
     expect(errorRule.for).toBe("5m");

@@ -1,4 +1,4 @@
-// Seed 004's concurrency probe against real backends that serve in parallel, one at a time, or three
+// The async agent guide's concurrency probe against real backends that serve in parallel, one at a time, or three
 // at a time; through the admin API and the CLI.
 import { execFile } from "node:child_process";
 import type http from "node:http";

@@ -1,5 +1,5 @@
 // The routing decision through the real proxy, with two real backends that stamp which one answered,
-// and the seed deployments in config/examples/ behaving as the seeds describe.
+// and the example deployments in config/examples/ behaving as their guides describe.
 import { afterEach, describe, expect, it } from "vitest";
 import { json, send } from "../helpers/client.ts";
 import { spawnProxyFile, stampingBackends, startProxy, startProxyFromFile, type TestProxy } from "../helpers/servers.ts";

@@ -1,6 +1,6 @@
 // The comparison report as data: from the store's records over a time range, per feature and route,
 // the match rate with noise excluded, the differing JSON paths with examples, status confusion, error
-// rates, latency side by side with a significance test, and the seeds' success criteria filled in.
+// rates, latency side by side with a significance test, and the rollout guides' success criteria filled in.
 //
 // Built where the data lives, in bounded memory whatever the number of pairs: counts come from SQL,
 // rows are streamed (never held), noise is learned in a first pass over the rows that differ, and each
@@ -526,7 +526,7 @@ function chart(a: Uint32Array, b: Uint32Array): { edges_ms: number[]; legacy: nu
   return { edges_ms: Array.from({ length: n + 1 }, (_, k) => edge(lo + k * per)), legacy, new: neu };
 }
 
-/** The seeds' success criteria from a feature's numbers, and the verdict. */
+/** The rollout guides' success criteria from a feature's numbers, and the verdict. */
 export function judge(
   t: Thresholds,
   lat: { legacy: SideLatency; new: SideLatency },
