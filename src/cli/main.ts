@@ -484,13 +484,14 @@ async function demo(): Promise<number> {
   const stateFile = join(demoDir, "demo.state.json");
   const shadowStorePath = join(demoDir, "demo.shadow.db");
   let cp: ControlPlane;
+  const moved: string[] = [];
   try {
     cp = await ControlPlane.open(DEMO_CONFIG, { logger, stateFile, shadowStorePath });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
-    // Port 8080 or 9901 taken: any free ports will do for a demo.
+    // Port 8080 taken: any free port will do for a demo, and the banner says so.
+    moved.push(`port ${config.listeners[0]!.port} is taken (another demo or server?): the proxy took a free port instead`);
     process.env.SWITCHYARD_PORT = "0";
-    process.env.SWITCHYARD_ADMIN_PORT = "0";
     cp = await ControlPlane.open(DEMO_CONFIG, { logger, stateFile, shadowStorePath });
   }
   let admin: AdminServer;
@@ -499,16 +500,18 @@ async function demo(): Promise<number> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
     admin = await startAdmin(cp, { ...cp.app.snapshot.config.admin, port: 0 });
+    moved.push(`admin port ${cp.app.snapshot.config.admin.port} is taken: the admin API took ${admin.url} instead - pass --admin ${admin.url} to npx switchyard status, set, rollback ...`);
   }
   const proxy = cp.app.urls[0]!;
   process.stdout.write(
+    moved.map((m) => `\nnote: ${m}`).join("") +
     `\nSwitchyard demo is running\n` +
       `  proxy    ${proxy}/   try: curl -i ${proxy}/api/1/ping\n` +
       `  legacy   ${backends[0]!.url}/   sample Flask-style backend\n` +
       `  new      ${backends[1]!.url}/   sample FastAPI-style backend\n` +
-      `  admin    ${admin.url}/status   try: curl -X PUT '${admin.url}/features/ping?enabled=true'\n` +
+      `  admin    ${admin.url}/   the admin page (JSON: ${admin.url}/status)   try: curl -X PUT '${admin.url}/features/ping?enabled=true'\n` +
       `  config   ${DEMO_CONFIG} (edit it: changes apply without a restart)\n` +
-      `  shadow   every GET is compared on both backends: ${admin.url}/shadow, or switchyard report --db ${shadowStorePath}\n` +
+      `  shadow   every GET is compared on both backends: ${admin.url}/shadow, or npx switchyard report --db ${shadowStorePath}\n` +
       `Access log follows (JSON lines). Ctrl+C stops.\n\n`,
   );
   return untilSignal(cp, admin, logger, backends);

@@ -190,8 +190,22 @@ describe("switchyard CLI", () => {
   });
 
   it("demo prints its URLs, answers through the proxy from a sample backend, and stops on SIGINT", async () => {
-    child = spawn(process.execPath, [CLI, "demo"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SWITCHYARD_PORT: "0", SWITCHYARD_ADMIN_PORT: "0" } });
+    // Its port taken: the demo takes a free one and says so.
+    const { createServer } = await import("node:net");
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, "0.0.0.0", r));
+    const taken = (blocker.address() as import("node:net").AddressInfo).port;
+    child = spawn(process.execPath, [CLI, "demo"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SWITCHYARD_PORT: String(taken), SWITCHYARD_ADMIN_PORT: "0" } });
     const m = await waitForOutput(child, /proxy +(http:\/\/127\.0\.0\.1:\d+)\/[\s\S]*legacy +(http:\S+)\/[\s\S]*new +(http:\S+)\/[\s\S]*Ctrl\+C/);
+    blocker.close();
+    expect(m.input).toContain(`note: port ${taken} is taken (another demo or server?): the proxy took a free port instead`);
+    expect(m[1]).not.toContain(`:${taken}`);
+    // The admin line points at the page; the report command is one that runs as printed (npx).
+    const page = /admin +(http:\/\/127\.0\.0\.1:\d+\/) +the admin page/.exec(m.input)!;
+    const html = await send(page[1]!, { path: "/" });
+    expect(html.status).toBe(200);
+    expect(String(html.headers["content-type"])).toMatch(/text\/html/);
+    expect(m.input).toMatch(/or npx switchyard report --db \S+demo\.shadow\.db\n/);
     const res = await send(m[1]!, { path: "/api/1/ping" });
     expect(res.status).toBe(200);
     expect(json(res)).toMatchObject({ backend: "legacy", result: "pong" });
