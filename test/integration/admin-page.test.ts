@@ -59,6 +59,8 @@ describe.skipIf(!haveChromium)("admin page in Chromium", () => {
 
     const context = await browser!.newContext({ httpCredentials: { username: "ops-alice", password: TOKEN } });
     const page = await context.newPage();
+    const missing: string[] = [];
+    page.on("response", (r) => void (r.status() === 404 && missing.push(r.url()))); // no favicon 404 in the console
     const pageErrors: string[] = [];
     page.on("pageerror", (e) => pageErrors.push(e.message));
     page.on("dialog", (d) => void d.accept());
@@ -77,6 +79,10 @@ describe.skipIf(!haveChromium)("admin page in Chromium", () => {
     expect(Number(await rate.textContent())).toBeGreaterThan(0);
 
     // Change the percent through the page: 100 % of reports' users to new.
+    expect(missing).toEqual([]);
+    // The toggle says the action, the state beside it says what is.
+    expect(await page.getByTestId("state-reports").textContent()).toBe("enabled");
+    expect(await page.getByTestId("toggle-reports").textContent()).toBe("Disable");
     await page.getByTestId("percent-reports").fill("100");
     await page.getByTestId("set-reports").click();
     await page.getByTestId("target-reports").filter({ hasText: "100 % new" }).waitFor();
