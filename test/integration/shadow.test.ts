@@ -166,6 +166,9 @@ describe("shadow traffic", () => {
     expect(users.compared).toBe(200);
     expect(users.differences.map((d) => [d.path, d.kinds])).toEqual([["$.age", ["type"]]]);
     expect(users.differences[0]!.examples[0]).toMatchObject({ legacy: "18", new: 18 });
+    expect(users.differences[0]!.examples).toHaveLength(1); // the same two values 200 times: one example, not three copies
+    // No --since: the window is the last 24 h, shown from the first stored pair, not from 24 h back.
+    expect(Date.parse(report.since)).toBeGreaterThan(Date.now() - 600_000);
     expect(users.differences[0]!.rate).toBe(1);
     expect(users.noise.map((d) => d.path).sort()).toEqual(["$.generated_at", "$.request_id"]);
     expect(users.match_rate).toBe(0);

@@ -215,7 +215,8 @@ export function buildReport(stores: DatabaseSync | readonly DatabaseSync[], opts
   const decide = { isNoise, matches };
   return {
     generated_at: new Date().toISOString(),
-    since: new Date(opts.since).toISOString(),
+    // The window as the data fills it: from the first compared pair when that is later than asked.
+    since: new Date(Math.max(opts.since, spans.get(ALL)?.first ?? opts.since)).toISOString(),
     until: new Date(opts.until).toISOString(),
     thresholds: opts.thresholds,
     noise_rule: opts.noise,
@@ -239,6 +240,8 @@ const NO_PATHS: string[] = [];
 const norm = (p: string) => (p.includes("[") ? p.replace(/\[\d+\]/g, "[*]") : p);
 const pathsOf = (diffs: readonly Diff[]) => (diffs.length === 1 ? [norm(diffs[0]!.path)] : [...new Set(diffs.map((d) => norm(d.path)))]);
 const isCompared = (verdict: string) => verdict === "match" || verdict === "mismatch" || verdict === "noise_only";
+const sameValue = (a: unknown, b: unknown): boolean => a === b || (typeof a === "object" && a !== null && typeof b === "object" && b !== null && JSON.stringify(a) === JSON.stringify(b));
+
 const isError = (status: number | null) => status === null || status === 0 || status >= 500;
 const pct = (x: number | null, digits = 2) => (x === null ? "n/a" : `${(x * 100).toFixed(digits)} %`);
 const ms = (x: number | null) => (x === null ? "n/a" : x < 10 ? `${x.toFixed(2)} ms` : `${x.toFixed(0)} ms`);
@@ -386,7 +389,8 @@ class Acc {
     for (const d of s.diffs) {
       if (norm(d.path) !== path) continue;
       a.kinds.add(d.kind);
-      if (a.examples.length < 3) a.examples.push({ path: d.path, legacy: d.legacy, new: d.new });
+      // Up to three different examples: the same pair of values seen again says nothing new.
+      if (a.examples.length < 3 && !a.examples.some((e) => e.path === d.path && sameValue(e.legacy, d.legacy) && sameValue(e.new, d.new))) a.examples.push({ path: d.path, legacy: d.legacy, new: d.new });
     }
   }
   /** Algorithm R: every pair has the same chance to be in the sample, whatever the window's size. */

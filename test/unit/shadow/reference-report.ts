@@ -46,7 +46,8 @@ export function referenceReport(db: DatabaseSync, opts: ReportOptions): Report {
   const configuredAll = features.length === 1 ? (opts.configuredPercent?.[features[0]!] ?? null) : null;
   return {
     generated_at: new Date().toISOString(),
-    since: new Date(opts.since).toISOString(),
+    // From the first compared pair when the data starts after the asked window does.
+    since: new Date(Math.max(opts.since, rows.find((r) => ["match", "mismatch", "noise_only"].includes(r.verdict))?.ts ?? opts.since)).toISOString(),
     until: new Date(opts.until).toISOString(),
     thresholds: opts.thresholds,
     noise_rule: opts.noise,
@@ -81,7 +82,8 @@ function featureReport(feature: string, items: Parsed[], counters: { name: strin
       for (const d of p.diffs) {
         if (norm(d.path) !== path) continue;
         a.kinds.add(d.kind);
-        if (a.examples.length < 3) a.examples.push({ path: d.path, legacy: d.legacy, new: d.new });
+        const seen = a.examples.some((e) => e.path === d.path && JSON.stringify(e.legacy) === JSON.stringify(d.legacy) && JSON.stringify(e.new) === JSON.stringify(d.new));
+        if (a.examples.length < 3 && !seen) a.examples.push({ path: d.path, legacy: d.legacy, new: d.new });
       }
     }
   }
