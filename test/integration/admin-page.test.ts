@@ -80,6 +80,7 @@ describe.skipIf(!haveChromium)("admin page in Chromium", () => {
 
     // Change the percent through the page: 100 % of reports' users to new.
     expect(missing).toEqual([]);
+    expect(await page.locator("#shadow-section").isHidden()).toBe(true); // no shadow here: no panel
     // The toggle says the action, the state beside it says what is.
     expect(await page.getByTestId("state-reports").textContent()).toBe("enabled");
     expect(await page.getByTestId("toggle-reports").textContent()).toBe("Disable");
@@ -138,6 +139,28 @@ features:
     expect(running.cp.overrides.get("features.reports.percent")?.by).toBe("schedule");
     await page.locator("#audit").filter({ hasText: "schedule approve reports" }).waitFor();
     expect((await load.stop()).filter((s) => s.status !== 200)).toEqual([]);
+    await context.close();
+  });
+
+  it("shows the last hour's shadow comparisons per feature with the fields that differ, and the report command; hides the panel without shadow", async () => {
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    backends = await stampingBackends();
+    const store = join(mkdtempSync(join(tmpdir(), "sy-page-shadow-")), "shadow.db");
+    const yaml = `${baseYaml(backends.legacy.url, backends.new.url, { token: TOKEN })}shadow:\n  enabled: true\n  percent: 100\n  noise:\n    percent: 0\n  store:\n    path: ${store}\n    flush_interval: 100ms\n  report:\n    min_pairs: 10\nfeatures:\n  reports:\n    routes: [/api/1/reports/**]\n    target: legacy\n`;
+    running = await openControlled(configDir("in-place", yaml).file);
+    // The two backends stamp their name: every mirrored pair differs in $.backend.
+    for (let i = 0; i < 30; i++) expect((await send(running.url, { path: `/api/1/reports/${i}` })).status).toBe(200);
+    const compared = async () => parseProm(await running!.cp.app.metrics.registry.metrics()).get('switchyard_shadow_requests_total{feature="reports",outcome="compared"}') ?? 0;
+    for (let t0 = Date.now(); (await compared()) < 30 && Date.now() - t0 < 5000; ) await new Promise((r) => setTimeout(r, 50));
+    const context = await browser!.newContext({ httpCredentials: { username: "ops", password: TOKEN } });
+    const page = await context.newPage();
+    await page.goto(running.admin.url);
+    const row = page.getByTestId("shadow").locator('tr[data-feature="reports"]');
+    await row.waitFor({ timeout: 15_000 });
+    expect(await row.textContent()).toMatch(/^reports30\s*0\.00 %FAIL\$\.backend 100\.00 %/);
+    expect(await page.locator("#shadow-note").textContent()).toContain(`npx switchyard report --db ${store} --out report.html`);
     await context.close();
   });
 
