@@ -6,6 +6,7 @@ import { chromium, type Browser } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { json, send } from "../helpers/client.ts";
 import { baseYaml, configDir, loadLoop, openControlled, type Controlled } from "../helpers/control.ts";
+import { parseProm } from "../helpers/prom.ts";
 import { stampingBackends, waitFor } from "../helpers/servers.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
