@@ -220,6 +220,9 @@ describe("shadow traffic", () => {
     expect((await cli("report", "--db", store, "--db", join(dir, "missing.db"))).stderr).toMatch(/missing\.db: no shadow store there/);
     const md = await cli("report", "--db", store, "--feature", "orders");
     expect(md.stdout).toMatch(/^# Switchyard shadow comparison report\n[\s\S]*## orders: (PASS|FAIL)\n/);
+    // The p95 change beside p50's and p99's.
+    expect(typeof orders.latency.p95_change_percent).toBe("number");
+    expect(md.stdout).toMatch(/\| p95 \| [\d.]+ ms \| [\d.]+ ms \| [+-]?[\d.]+ % \|/);
     expect(md.stdout).toMatch(/\| Identical responses \(noise excluded\) \| - \| >= 99 % \| 100\.00 % \| PASS \|/);
   });
 

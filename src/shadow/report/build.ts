@@ -75,6 +75,7 @@ export interface FeatureReport {
     legacy: SideLatency;
     new: SideLatency;
     p50_change_percent: number | null;
+    p95_change_percent: number | null;
     p99_change_percent: number | null;
     mann_whitney: MannWhitney | null;
     hodges_lehmann_ms: HodgesLehmann | null;
@@ -473,6 +474,7 @@ class Acc {
         legacy: L,
         new: N,
         p50_change_percent: change(L.p50, N.p50),
+        p95_change_percent: change(L.p95, N.p95),
         p99_change_percent: change(L.p99, N.p99),
         mann_whitney: mannWhitney(neu, legacy),
         hodges_lehmann_ms: hodgesLehmann(legacy, neu),

@@ -39,7 +39,7 @@ export function renderMarkdown(r: Report): string {
     for (const k of f.kpis) out.push(`| ${k.metric} | ${k.baseline} | ${k.target} | ${k.actual} | ${k.status} |`);
     out.push("", "### Latency", "", "| | legacy | new | change |", "|---|---|---|---|");
     out.push(`| p50 | ${ms(f.latency.legacy.p50)} | ${ms(f.latency.new.p50)} | ${signed(f.latency.p50_change_percent)} |`);
-    out.push(`| p95 | ${ms(f.latency.legacy.p95)} | ${ms(f.latency.new.p95)} | |`);
+    out.push(`| p95 | ${ms(f.latency.legacy.p95)} | ${ms(f.latency.new.p95)} | ${signed(f.latency.p95_change_percent)} |`);
     out.push(`| p99 | ${ms(f.latency.legacy.p99)} | ${ms(f.latency.new.p99)} | ${signed(f.latency.p99_change_percent)} |`);
     out.push("", significance(f), "");
     out.push(`Errors: legacy ${f.errors.legacy.count} (${pct(f.errors.legacy.rate)}, ${f.errors.legacy.timeouts} timeouts), new ${f.errors.new.count} (${pct(f.errors.new.rate)}, ${f.errors.new.timeouts} timeouts).`, "");
@@ -111,7 +111,7 @@ ${f.sampling.mirrored > 0 ? `Sampling: ${f.sampling.mirrored} mirrored${f.sampli
 <h3>Latency</h3>
 <table><tr><th></th><th class="legacy">legacy</th><th class="new">new</th><th>change</th></tr>
 <tr><td>p50</td><td class="n">${ms(f.latency.legacy.p50)}</td><td class="n">${ms(f.latency.new.p50)}</td><td class="n">${signed(f.latency.p50_change_percent)}</td></tr>
-<tr><td>p95</td><td class="n">${ms(f.latency.legacy.p95)}</td><td class="n">${ms(f.latency.new.p95)}</td><td></td></tr>
+<tr><td>p95</td><td class="n">${ms(f.latency.legacy.p95)}</td><td class="n">${ms(f.latency.new.p95)}</td><td class="n">${signed(f.latency.p95_change_percent)}</td></tr>
 <tr><td>p99</td><td class="n">${ms(f.latency.legacy.p99)}</td><td class="n">${ms(f.latency.new.p99)}</td><td class="n">${signed(f.latency.p99_change_percent)}</td></tr></table>
 <p>${esc(significance(f))}</p>
 <p>Errors: legacy ${f.errors.legacy.count} (${pct(f.errors.legacy.rate)}, ${f.errors.legacy.timeouts} timeouts); new ${f.errors.new.count} (${pct(f.errors.new.rate)}, ${f.errors.new.timeouts} timeouts).</p>

@@ -163,6 +163,7 @@ function featureReport(feature: string, items: Parsed[], counters: { name: strin
       legacy: L,
       new: N,
       p50_change_percent: change(L.p50, N.p50),
+      p95_change_percent: change(L.p95, N.p95),
       p99_change_percent: change(L.p99, N.p99),
       mann_whitney: mannWhitney(lat.new, lat.legacy),
       hodges_lehmann_ms: hodgesLehmann(lat.legacy, lat.new),
