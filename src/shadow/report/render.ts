@@ -128,23 +128,25 @@ ${f.presets.length > 0 ? `<p>Presets applied: ${f.presets.map((p) => `<b>${esc(p
 function latencyChart(f: FeatureReport): string {
   const h = f.latency.histogram;
   if (h.edges_ms.length === 0) return "";
-  const W = 480;
-  const H = 200;
+  const W = 720;
+  const H = 300;
   const bins = h.legacy.length;
-  const max = Math.max(1, ...h.legacy, ...h.new);
   const bw = (W - 40) / bins;
-  const bar = (counts: number[], color: string, up: boolean) =>
-    counts
+  // Each side scaled to its own tallest bar: a spike on one backend does not flatten the other's shape.
+  const bar = (counts: number[], color: string, up: boolean) => {
+    const max = Math.max(1, ...counts);
+    return counts
       .map((c, i) => {
         const len = (c / max) * (H / 2 - 20);
         return `<rect x="${(30 + i * bw).toFixed(1)}" y="${(up ? H / 2 - len : H / 2).toFixed(1)}" width="${Math.max(1, bw - 1).toFixed(1)}" height="${len.toFixed(1)}" fill="${color}"><title>${c} requests, ${h.edges_ms[i]}-${h.edges_ms[i + 1]} ms</title></rect>`;
       })
       .join("");
+  };
   const label = (i: number) => `<text x="${(30 + i * bw).toFixed(1)}" y="${H - 2}" font-size="10" text-anchor="middle">${h.edges_ms[i]! < 10 ? h.edges_ms[i]!.toFixed(1) : Math.round(h.edges_ms[i]!)}</text>`;
   return `<figure><svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="latency distributions">
 <line x1="30" x2="${W - 10}" y1="${H / 2}" y2="${H / 2}" stroke="#999"/>${bar(h.legacy, "#c98a1a", true)}${bar(h.new, "#3a8fd6", false)}
 ${[0, Math.floor(bins / 2), bins].map(label).join("")}<text x="34" y="12" font-size="11" fill="#8a5a00">legacy ↑</text><text x="34" y="${H - 14}" font-size="11" fill="#0b62a4">new ↓</text></svg>
-<figcaption>Upstream latency, ms (log scale): legacy above, new below.</figcaption></figure>`;
+<figcaption>Upstream latency, ms (log scale): legacy above, new below, each scaled to its own tallest bar (hover a bar for its count).</figcaption></figure>`;
 }
 
 /** Match rate over time. */
