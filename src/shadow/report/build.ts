@@ -43,6 +43,12 @@ export interface PathRow {
   count: number;
   /** Share of compared pairs with this difference. */
   rate: number;
+  /**
+   * The share on the route whose verdict is shown - the first route where the difference is real
+   * (for a difference), else the first where it was seen - and that route's noise rate (share of
+   * replays to one backend that differed there).
+   */
+  route_rate: number;
   noise_rate: number | null;
   examples: { legacy: unknown; new: unknown; path: string }[];
 }
@@ -416,12 +422,18 @@ class Acc {
     const matchedTotal = routes.reduce((sum, r) => sum + r.matched, 0);
     const timeline = [...this.timeline.values()].map((b) => ({ t: b.t, pairs: b.pairs, matched: this.overflow ? b.matched : matchedIn(b.sigs, decide) }));
     const pathRows = [...this.paths].map(([path, a]) => {
-      // The noise rate shown is the route's where the path first differed; the path is noise in this
-      // feature only where it is noise on every route it differed on.
-      const v = a.first.verdict(path, opts.noise);
-      let noise = true;
-      for (const m of a.models) noise &&= decide.isNoise(m, path);
-      return { path, kinds: [...a.kinds].sort(), count: a.count, rate: a.count / Math.max(1, this.compared), noise_rate: v.noiseRate, examples: a.examples, noise };
+      // A path is noise in this feature only where it is noise on every route it differed on. The
+      // numbers shown are those of the first route where it is real, so that a difference listed
+      // always shows why (its rate there above that route's noise), else of the first route.
+      let real: NoiseModel | undefined;
+      for (const m of a.models) {
+        if (!decide.isNoise(m, path)) {
+          real = m;
+          break;
+        }
+      }
+      const v = (real ?? a.first).verdict(path, opts.noise);
+      return { path, kinds: [...a.kinds].sort(), count: a.count, rate: a.count / Math.max(1, this.compared), route_rate: v.rate, noise_rate: v.noiseRate, examples: a.examples, noise: real === undefined };
     });
     const order = (x: PathRow, y: PathRow) => y.count - x.count || x.path.localeCompare(y.path);
     const strip = ({ noise: _n, ...rest }: (typeof pathRows)[number]): PathRow => rest;

@@ -3,6 +3,8 @@
 import { MAX_PATHS, type FeatureReport, type Report } from "./build.ts";
 
 const pct = (x: number | null, d = 2) => (x === null ? "n/a" : `${(x * 100).toFixed(d)} %`);
+/** A difference's share of pairs, and its share on the route the noise rate beside it is from, when that differs. */
+const rateCell = (d: { rate: number; route_rate: number }) => (Math.abs(d.route_rate - d.rate) < 0.00005 ? pct(d.rate) : `${pct(d.rate)} (${pct(d.route_rate)} on its route)`);
 const ms = (x: number | null) => (x === null ? "n/a" : x < 10 ? `${x.toFixed(2)} ms` : `${x.toFixed(0)} ms`);
 const signed = (x: number | null) => (x === null ? "n/a" : `${x > 0 ? "+" : ""}${x.toFixed(1)} %`);
 const show = (v: unknown) => {
@@ -47,7 +49,7 @@ export function renderMarkdown(r: Report): string {
     if (f.differences.length === 0) out.push("None.", "");
     else {
       out.push("| JSON path / field | kind | pairs | rate | noise rate | example legacy | example new |", "|---|---|---|---|---|---|---|");
-      for (const d of f.differences.slice(0, 25)) out.push(`| \`${d.path}\` | ${d.kinds.join(", ")} | ${d.count} | ${pct(d.rate)} | ${pct(d.noise_rate)} | \`${show(d.examples[0]?.legacy)}\` | \`${show(d.examples[0]?.new)}\` |`);
+      for (const d of f.differences.slice(0, 25)) out.push(`| \`${d.path}\` | ${d.kinds.join(", ")} | ${d.count} | ${rateCell(d)} | ${pct(d.noise_rate)} | \`${show(d.examples[0]?.legacy)}\` | \`${show(d.examples[0]?.new)}\` |`);
       out.push(untracked(f).trim(), "");
     }
     out.push("### Noise (excluded: differs between two answers of the same backend)", "");
@@ -95,7 +97,7 @@ function featureHtml(f: FeatureReport, r: Report): string {
       ? "<p>None.</p>"
       : `<table><tr><th>JSON path / field</th><th>kind</th><th>pairs</th><th>rate</th><th>noise rate</th><th>examples (legacy → new)</th></tr>${f.differences
           .slice(0, 50)
-          .map((d) => `<tr><td><code>${esc(d.path)}</code></td><td>${esc(d.kinds.join(", "))}</td><td class="n">${d.count}</td><td class="n">${pct(d.rate)}</td><td class="n">${pct(d.noise_rate)}</td><td>${d.examples.map((e) => `<code>${esc(show(e.legacy))}</code> → <code>${esc(show(e.new))}</code>`).join("<br>")}</td></tr>`)
+          .map((d) => `<tr><td><code>${esc(d.path)}</code></td><td>${esc(d.kinds.join(", "))}</td><td class="n">${d.count}</td><td class="n">${esc(rateCell(d))}</td><td class="n">${pct(d.noise_rate)}</td><td>${d.examples.map((e) => `<code>${esc(show(e.legacy))}</code> → <code>${esc(show(e.new))}</code>`).join("<br>")}</td></tr>`)
           .join("")}</table>`;
   const noise = f.noise.length === 0 ? "<p>None learned.</p>" : `<ul>${f.noise.map((d) => `<li><code>${esc(d.path)}</code>: ${pct(d.rate)} of pairs, ${pct(d.noise_rate)} of replays</li>`).join("")}</ul>`;
   const legacyCodes = [...new Set(f.confusion.map((c) => c.legacy))].sort();

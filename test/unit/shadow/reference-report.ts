@@ -71,12 +71,17 @@ function featureReport(feature: string, items: Parsed[], counters: { name: strin
   const matched = compared.filter((p) => realPaths(p).length === 0).length;
 
   // Differences: per path, over the compared pairs, with up to three examples.
-  const agg = new Map<string, { kinds: Set<string>; count: number; examples: PathRow["examples"]; noise: boolean; noiseRate: number | null }>();
+  const agg = new Map<string, { kinds: Set<string>; count: number; examples: PathRow["examples"]; noise: boolean; noiseRate: number | null; routeRate: number }>();
   for (const p of compared) {
     for (const path of p.paths) {
       const v = p.model.verdict(path, opts.noise);
       let a = agg.get(path);
-      if (!a) agg.set(path, (a = { kinds: new Set(), count: 0, examples: [], noise: v.noise, noiseRate: v.noiseRate }));
+      if (!a) agg.set(path, (a = { kinds: new Set(), count: 0, examples: [], noise: v.noise, noiseRate: v.noiseRate, routeRate: v.rate }));
+      // The numbers shown: the first route where the difference is real.
+      if (a.noise && !v.noise) {
+        a.noiseRate = v.noiseRate;
+        a.routeRate = v.rate;
+      }
       a.count++;
       a.noise &&= v.noise;
       for (const d of p.diffs) {
@@ -87,7 +92,7 @@ function featureReport(feature: string, items: Parsed[], counters: { name: strin
       }
     }
   }
-  const pathRows = [...agg].map(([path, a]) => ({ path, kinds: [...a.kinds].sort(), count: a.count, rate: a.count / Math.max(1, compared.length), noise_rate: a.noiseRate, examples: a.examples, noise: a.noise }));
+  const pathRows = [...agg].map(([path, a]) => ({ path, kinds: [...a.kinds].sort(), count: a.count, rate: a.count / Math.max(1, compared.length), route_rate: a.routeRate, noise_rate: a.noiseRate, examples: a.examples, noise: a.noise }));
   const strip = ({ noise: _n, ...rest }: (typeof pathRows)[number]) => rest;
   const differences = pathRows.filter((r) => !r.noise).sort((x, y) => y.count - x.count || x.path.localeCompare(y.path)).map(strip);
   const noise = pathRows.filter((r) => r.noise).sort((x, y) => y.count - x.count || x.path.localeCompare(y.path)).map(strip);

@@ -128,4 +128,22 @@ describe("report aggregation against the brute-force reference", () => {
     expect(r.overall.latency.method).toEqual({ quantiles: "exact", pairs: r.overall.latency.legacy.n, sampled: r.overall.latency.legacy.n });
     w.close();
   });
+
+  it("a difference real on one route and noise on another is listed with the numbers of the route where it is real", () => {
+    // /x: status differs in 10 of 50 pairs, never on replay (real). /y: in 40 of 50 pairs and in every replay (noise).
+    const rs: PairRecord[] = [];
+    const pair = (i: number, route: string, differs: boolean, replay: string[] | null): PairRecord => ({
+      ts: T0 + i, req_id: `q${i}`, feature: "f1", route, method: "GET", path: route, primary_backend: "legacy", legacy_status: 200, new_status: differs ? 404 : 200,
+      legacy_ms: 1, new_ms: 1, legacy_bytes: 1, new_bytes: 1, verdict: differs ? "mismatch" : "match", diffs: JSON.stringify(differs ? [{ path: "status", kind: "value", legacy: 200, new: 404 }] : []),
+      replay_diffs: replay === null ? null : JSON.stringify(replay), presets: "[]", body_compared: 1, error: null,
+    });
+    for (let i = 0; i < 50; i++) rs.push(pair(i, "/y", i < 40, i < 10 ? ["status"] : null));
+    for (let i = 0; i < 50; i++) rs.push(pair(100 + i, "/x", i < 10, i < 10 ? [] : null));
+    const w = store(rs);
+    for (const report of [buildReport(w.db, opts), referenceReport(w.db, opts)]) {
+      const row = report.features.find((f) => f.feature === "f1")!.differences.find((d) => d.path === "status")!;
+      expect(row).toMatchObject({ count: 50, rate: 0.5, route_rate: 0.2, noise_rate: 0 });
+    }
+    w.close();
+  });
 });
