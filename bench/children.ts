@@ -1,6 +1,6 @@
 // Child processes for the benches that start their own targets: start one and wait for the line
 // that says where it listens, read its RSS from /proc, stop them all at the end.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -28,6 +28,12 @@ export function startNode(args: string[], pattern: RegExp, env: Record<string, s
   });
 }
 
+/** Stop `child` with the others at the end (a peer started some other way, such as nginx). */
+export function track(child: ChildProcess): ChildProcess {
+  children.push(child);
+  return child;
+}
+
 export function stopChildren(): void {
   for (const c of children) c.kill("SIGTERM");
 }
@@ -38,6 +44,25 @@ export const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileS
 /** An nginx.conf for one foreground worker of nginx in `dir` (no master, no access log): `http` is the body of its http block. */
 export function nginxConf(dir: string, http: string, opts: { connections?: number; errorLevel?: string } = {}): string {
   return `${process.getuid?.() === 0 ? "user root;\n" : ""}worker_processes 1;\ndaemon off;\nmaster_process off;\nerror_log ${dir}/logs/error.log ${opts.errorLevel ?? "warn"};\npid ${dir}/nginx.pid;\nevents { worker_connections ${opts.connections ?? 4096}; }\nhttp {\n  access_log off;\n${http}}\n`;
+}
+
+/** Whether a program is on PATH. */
+export const has = (bin: string): boolean => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
+
+/** CPU seconds (user + system) one process has used so far (Linux /proc). */
+export function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in USER_HZ (100)
+}
+
+/** Run a bench's main: its error on stderr with exit code 1, every child stopped at the end. */
+export function runBench(name: string, main: () => Promise<void>): void {
+  main()
+    .catch((err: unknown) => {
+      process.stderr.write(`${name}: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    })
+    .finally(stopChildren);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -4,19 +4,13 @@
 // rounds, medians. Prints req/s, mean and p99-ish latency from h2load, the proxy's CPU per request
 // and the ratio to nginx. Needs h2load (apt-get install nghttp2-client), nginx and openssl.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { nginxConf, rssMiB, sleep, startNode, stopChildren, SWITCHYARD } from "./children.ts";
+import { cpuSeconds, has, nginxConf, rssMiB, runBench, sleep, startNode, SWITCHYARD, track } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { rounds: { type: "string", default: "3" }, requests: { type: "string", default: "20000" }, clients: { type: "string", default: "16" }, streams: { type: "string", default: "10" }, h1: { type: "boolean", default: false } } });
-const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
-const cpuSeconds = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
-let nginxChild: ReturnType<typeof spawn> | null = null;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
@@ -47,8 +41,7 @@ async function main(): Promise<void> {
     }
   }
 `));
-  const nginx = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
-  nginxChild = nginx;
+  const nginx = track(spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" }));
   await sleep(500);
   const targets = [
     { name: "switchyard", url: `${sy.url}/`, pid: sy.pid },
@@ -86,12 +79,4 @@ async function main(): Promise<void> {
   }
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench:h2: ${(err as Error).message}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    stopChildren();
-    nginxChild?.kill("SIGTERM");
-  });
+runBench("bench:h2", main);

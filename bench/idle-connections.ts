@@ -7,7 +7,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { rssMiB, sleep, startNode, stopChildren, SWITCHYARD } from "./children.ts";
+import { rssMiB, runBench, sleep, startNode, SWITCHYARD } from "./children.ts";
 
 // --node: the same against the plain Node backend itself, for what node:http alone costs per connection.
 const { values: opts } = parseArgs({ options: { connections: { type: "string", default: "10000" }, node: { type: "boolean", default: false } } });
@@ -57,11 +57,4 @@ async function main(): Promise<void> {
   );
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench:idle: ${(err as Error).message}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    stopChildren();
-  });
+runBench("bench:idle", main);

@@ -3,21 +3,17 @@
 // flags, side by side in front of one backend: RSS idle, right after each round of wrk load (CPU per
 // request measured too), and after --idle seconds without traffic. Needs wrk (apt-get install wrk).
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { rssMiB, sleep, startNode, stopChildren, SWITCHYARD } from "./children.ts";
+import { cpuSeconds, has, rssMiB, runBench, sleep, startNode, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { flags: { type: "string", default: "none,--max-semi-space-size=16,--max-semi-space-size=8,--max-semi-space-size=4" }, seconds: { type: "string", default: "6" }, rounds: { type: "string", default: "2" }, idle: { type: "string", default: "60" } } });
-const cpu = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
 
 
 async function main(): Promise<void> {
-  if (spawnSync("sh", ["-c", "command -v wrk"]).status !== 0) throw new Error("wrk is not installed (apt-get install wrk)");
+  if (!has("wrk")) throw new Error("wrk is not installed (apt-get install wrk)");
   const backend = await startNode(["bench/targets/backend.ts"], /READY (\S+)/);
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-memory-"));
   const file = join(dir, "sy.yaml");
@@ -35,10 +31,10 @@ async function main(): Promise<void> {
   for (const v of variants) v.idle = rssMiB(v.pid);
   for (let round = 0; round < Number(opts.rounds); round++) {
     for (const v of variants) {
-      const c0 = cpu(v.pid);
+      const c0 = cpuSeconds(v.pid);
       const r = spawnSync("wrk", ["-t1", "-c64", `-d${opts.seconds}s`, v.url], { encoding: "utf8" });
       const n = Number(/(\d+) requests in/.exec(r.stdout)?.[1]);
-      v.cpuUs.push(((cpu(v.pid) - c0) * 1e6) / n);
+      v.cpuUs.push(((cpuSeconds(v.pid) - c0) * 1e6) / n);
       v.after.push(rssMiB(v.pid));
     }
   }
@@ -53,11 +49,4 @@ async function main(): Promise<void> {
   }
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench:memory: ${(err as Error).message}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    stopChildren();
-  });
+runBench("bench:memory", main);
