@@ -160,8 +160,9 @@ export function serveHttp2(
     if (limits.keep_alive_timeout > 0) session.setTimeout(limits.keep_alive_timeout, () => session.close());
     // nghttp2 ended the session: a protocol error, or a flood past the limits (rapid reset, invalid
     // frames, refused streams). The client was sent GOAWAY; count it and let the socket go.
-    session.on("error", () => {
-      front.protocolErrors++;
+    session.on("error", (err: NodeJS.ErrnoException) => {
+      // A client that merely went away (ECONNRESET, EPIPE) is no protocol error.
+      if (err.code?.startsWith("ERR_HTTP2")) front.protocolErrors++;
       session.destroy();
     });
   });
