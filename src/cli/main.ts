@@ -33,6 +33,11 @@ Usage:
   switchyard demo              sample legacy and new backends on free ports with the proxy in front
   switchyard explain -c FILE [--user U] [--header 'Name: value']... [--ip IP] [--host H] METHOD PATH
                                print the routing decision for one request and the reasons behind it
+  switchyard import [NGINX.conf | -] [-o FILE] [--legacy POOL] [--new POOL|URL]
+                               write a Switchyard config that behaves like an nginx one (- or no
+                               file: the output of \`nginx -T\` on stdin, includes and all) and list
+                               every directive not carried over with its file:line and why; POOL
+                               is an upstream name or host:port (default: guessed, and said so)
   switchyard rollout-diff OLD.yaml NEW.yaml [--users N]
                                dry run of a config change: per feature, the share of users that moves
                                and in which direction; exit 3 when users would move new -> legacy
@@ -83,7 +88,7 @@ Docs: README.md; every config key: config/switchyard.example.yaml.`;
 
 class UsageError extends Error {}
 
-const COMMANDS = "start, check, demo, explain, rollout-diff, report, status, set, mode, rollback, unset, reload, schedule or probe-concurrency";
+const COMMANDS = "start, check, demo, explain, import, rollout-diff, report, status, set, mode, rollback, unset, reload, schedule or probe-concurrency";
 const ADMIN_COMMANDS = new Set(["status", "set", "mode", "rollback", "unset", "reload", "probe-concurrency", "schedule"]);
 
 interface AdminFlags {
@@ -205,7 +210,9 @@ async function main(argv: string[]): Promise<number> {
         since: { type: "string" },
         until: { type: "string" },
         feature: { type: "string" },
-        out: { type: "string" },
+        out: { type: "string", short: "o" },
+        legacy: { type: "string" },
+        new: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -221,6 +228,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "explain") return explain(requireConfig(configPath), extra, values);
   if (command === "rollout-diff") return diff(extra, values.users);
   if (command !== undefined && ADMIN_COMMANDS.has(command)) return adminCommand(command, extra, values);
+  if (command === "import") return importCommand(extra, values);
   if (command === "report") {
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
     return report(configPath, values);
@@ -239,6 +247,47 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command "${command}" (expected ${COMMANDS})`);
   }
+}
+
+async function importCommand(args: string[], flags: { out?: string; legacy?: string; new?: string; config?: string }): Promise<number> {
+  if (args.length > 1) throw new UsageError(`import takes one nginx config file (or - for nginx -T on stdin), got ${args.length}`);
+  const { loadNginx, NginxReadError, NginxSyntaxError } = await import("../import/nginx-parse.ts");
+  const { importNginx, ImportError } = await import("../import/nginx-import.ts");
+  const { renderImport, skippedLines } = await import("../import/render.ts");
+  const { parseConfigText } = await import("../config/load.ts");
+  const { dirname, resolve } = await import("node:path");
+  const file = args[0] ?? "-";
+  if (file === "-" && process.stdin.isTTY) throw new UsageError("import reads the nginx config from stdin: pipe `nginx -T` into it, or name the file");
+  let result;
+  try {
+    const source = file === "-" ? { text: readFileSync(0, "utf8"), label: "<stdin>" } : { path: file };
+    const loaded = loadNginx(source);
+    result = importNginx(loaded.directives, { legacy: flags.legacy, new: flags.new, prefix: file === "-" ? (loaded.files[0] === "<stdin>" ? process.cwd() : dirname(loaded.files[0]!)) : dirname(resolve(file)) });
+  } catch (err) {
+    if (err instanceof NginxSyntaxError || err instanceof NginxReadError || err instanceof ImportError) {
+      process.stderr.write(`switchyard: import: ${(err as Error).message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const yaml = renderImport(result, file === "-" ? "nginx -T (stdin)" : resolve(file), new Date());
+  // The output must load as it is written: a config that fails check is an import bug, said as one.
+  const checked = parseConfigText(yaml, flags.out ?? "<import>", {});
+  if (!checked.ok) {
+    process.stderr.write(`switchyard: import: the config made from ${file} does not validate (please report this with the nginx file):\n${checked.errors.map((e) => `  ${e.message}`).join("\n")}\n`);
+    if (flags.out === undefined) process.stdout.write(yaml);
+    return 1;
+  }
+  if (flags.out !== undefined) writeFileSync(flags.out, yaml);
+  else process.stdout.write(yaml);
+  for (const line of result.decisions) process.stderr.write(`decision: ${line}\n`);
+  for (const line of skippedLines(result)) process.stderr.write(`${line}\n`);
+  const features = Object.keys(result.config.features as object).length;
+  process.stderr.write(
+    `switchyard: import: ${features} feature${features === 1 ? "" : "s"}, ${result.skipped.length} directive${result.skipped.length === 1 ? "" : "s"} not carried over (listed above and in the file's header)` +
+      `${flags.out !== undefined ? `; wrote ${flags.out}: check it with switchyard check -c ${flags.out}` : ""}\n`,
+  );
+  return 0;
 }
 
 async function probe(target: ReturnType<typeof resolveAdmin>, flags: AdminFlags): Promise<number> {
