@@ -475,8 +475,11 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
     const free = list.filter((p) => !role.has(p));
     const need = (["legacy", "new"] as const).filter((b) => backendUrl[b] === "");
     if (need.length > free.length) {
+      const missing = need.length === 2 && free.length === 1 ? "new" : need.at(-1)!;
       throw new ImportError(
-        `the nginx config proxies to one backend (${list.join(", ")}); Switchyard needs two: give the other with ${need.map((b) => `--${b} URL`).join(" and ")} (e.g. --new http://127.0.0.1:5043)`,
+        free.length === 1 && need.length === 2
+          ? `the nginx config proxies to one backend (${list.join(", ")}), taken as legacy: give the new one with --new URL (e.g. --new http://127.0.0.1:5043)`
+          : `the nginx config proxies to ${list.length === 0 ? "no backend" : list.join(", ")}: give the ${missing} one with --${missing} URL`,
       );
     }
     if (need.length === 2 && free.length === 2) {
