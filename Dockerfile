@@ -23,7 +23,12 @@ ENV SWITCHYARD_STATE_DIR=/var/lib/switchyard
 ENV SWITCHYARD_STATE_FILE=/var/lib/switchyard/state.json
 VOLUME /var/lib/switchyard
 USER node
-EXPOSE 8080
+EXPOSE 8080 9901
+# The admin API's /healthz (no token needed), at the address the config gives (SWITCHYARD_CONFIG);
+# SWITCHYARD_ADMIN_URL overrides it.
+ENV SWITCHYARD_CONFIG=/etc/switchyard/switchyard.yaml
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "dist/cli/main.js", "healthcheck"]
 # The young generation capped at 2 x 8 MiB: under load Node grows it to 64 MiB and never gives it
 # back (bench/README.md, "memory"); with the cap RSS stays near its idle level at no measured CPU cost.
 ENTRYPOINT ["node", "--max-semi-space-size=8", "dist/cli/main.js"]

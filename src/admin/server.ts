@@ -133,7 +133,11 @@ async function handle(cp: ControlPlane, token: Buffer | null, req: http.Incoming
   const url = new URL(req.url ?? "/", "http://admin");
   const isPage = req.method === "GET" && (url.pathname === "/" || url.pathname === "/ui");
   const creds = credentials(req.headers.authorization);
-  if (token !== null && (creds === null || !safeEqual(Buffer.from(creds.secret), token))) {
+  const authorized = token === null || (creds !== null && safeEqual(Buffer.from(creds.secret), token));
+  // Liveness and readiness probes (Kubernetes, the image's HEALTHCHECK) carry no secret: /healthz
+  // answers them without the token, and tells them nothing but that the process serves.
+  if (!authorized && req.method === "GET" && url.pathname === "/healthz") return { status: 200, body: { ok: true } };
+  if (!authorized) {
     throw new HttpError(401, isPage ? "the admin page needs the admin token as the password (any user name)" : "missing or wrong bearer token (Authorization: Bearer <admin.token>)", isPage ? "Basic" : "Bearer");
   }
   // A browser on another site must not drive the admin API through the operator's browser (CSRF):

@@ -31,6 +31,8 @@ Usage:
                                $SWITCHYARD_ADMIN_TOKEN, whenever either is set)
   switchyard check -c FILE     validate FILE (like nginx -t): exit 0 with a summary, or 1 with every error
   switchyard demo              sample legacy and new backends on free ports with the proxy in front
+  switchyard sample-backend legacy|new [--port N] [--host H]
+                               one sample backend alone (the deploy/ lab runs two); default 127.0.0.1:0
   switchyard explain -c FILE [--user U] [--header 'Name: value']... [--ip IP] [--host H] METHOD PATH
                                print the routing decision for one request and the reasons behind it
   switchyard import [NGINX.conf | -] [-o FILE] [--legacy POOL] [--new POOL|URL]
@@ -44,6 +46,7 @@ Usage:
                                although no percent went down (salt or identity-source change)
 
 Talking to a running proxy (admin API; every change is validated, audit-logged and persisted):
+  switchyard healthcheck        exit 0 when the proxy answers GET /healthz (the image's HEALTHCHECK)
   switchyard status [--json]   mode, features and where each value comes from, last reload, backends
   switchyard set FEATURE [--percent N] [--enabled | --disabled] [--target legacy|new]
                                runtime override for one feature; FEATURE all_endpoints means every one
@@ -88,8 +91,8 @@ Docs: README.md; every config key: config/switchyard.example.yaml.`;
 
 class UsageError extends Error {}
 
-const COMMANDS = "start, check, demo, explain, import, rollout-diff, report, status, set, mode, rollback, unset, reload, schedule or probe-concurrency";
-const ADMIN_COMMANDS = new Set(["status", "set", "mode", "rollback", "unset", "reload", "probe-concurrency", "schedule"]);
+const COMMANDS = "start, check, demo, sample-backend, explain, import, rollout-diff, report, healthcheck, status, set, mode, rollback, unset, reload, schedule or probe-concurrency";
+const ADMIN_COMMANDS = new Set(["healthcheck", "status", "set", "mode", "rollback", "unset", "reload", "probe-concurrency", "schedule"]);
 
 interface AdminFlags {
   config?: string;
@@ -156,6 +159,10 @@ async function adminCommand(command: string, args: string[], flags: AdminFlags):
         const st = out.state as { paused: boolean; awaiting: boolean; approved: boolean };
         return print(`ok: schedule of ${feature} ${st.paused ? "paused" : st.approved ? "approved to advance at the next evaluation" : "running"}`);
       }
+      case "healthcheck":
+        want(0, "healthcheck [--admin URL]");
+        await callAdmin(target, "GET", "/healthz", undefined, 3000);
+        return print(`ok: ${target.url}/healthz`);
       case "probe-concurrency":
         want(0, "probe-concurrency --backend legacy|new --path /x [-n 20] [--method GET] [--timeout 60s]");
         return probe(target, flags);
@@ -191,6 +198,7 @@ async function main(argv: string[]): Promise<number> {
         header: { type: "string", short: "H", multiple: true },
         ip: { type: "string" },
         host: { type: "string" },
+        port: { type: "string" },
         users: { type: "string" },
         admin: { type: "string" },
         "state-file": { type: "string" },
@@ -229,6 +237,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "rollout-diff") return diff(extra, values.users);
   if (command !== undefined && ADMIN_COMMANDS.has(command)) return adminCommand(command, extra, values);
   if (command === "import") return importCommand(extra, values);
+  if (command === "sample-backend") return sampleBackend(extra, values);
   if (command === "report") {
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
     return report(configPath, values);
@@ -247,6 +256,21 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command "${command}" (expected ${COMMANDS})`);
   }
+}
+
+async function sampleBackend(args: string[], flags: { port?: string; host?: string }): Promise<number> {
+  const name = args[0];
+  if (args.length !== 1 || (name !== "legacy" && name !== "new")) throw new UsageError("usage: switchyard sample-backend legacy|new [--port N] [--host H]");
+  const port = Number(flags.port ?? "0");
+  if (!/^\d+$/.test(flags.port ?? "0") || port > 65535) throw new UsageError(`--port wants a TCP port number 0-65535, got "${flags.port}"`);
+  const { startSampleBackend } = await import("../demo/backends.ts");
+  const backend = await startSampleBackend(name, flags.host ?? "127.0.0.1", port);
+  process.stdout.write(`sample ${name} backend on ${backend.url}\n`);
+  return new Promise((resolve) => {
+    const stop = () => void backend.close().then(() => resolve(0));
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
 }
 
 async function importCommand(args: string[], flags: { out?: string; legacy?: string; new?: string; config?: string }): Promise<number> {

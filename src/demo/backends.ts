@@ -21,7 +21,7 @@ export interface SampleBackend {
   close(): Promise<void>;
 }
 
-export async function startSampleBackend(name: BackendName, host = "127.0.0.1"): Promise<SampleBackend> {
+export async function startSampleBackend(name: BackendName, host = "127.0.0.1", port = 0): Promise<SampleBackend> {
   const flavour = FLAVOURS[name];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -44,11 +44,14 @@ export async function startSampleBackend(name: BackendName, host = "127.0.0.1"):
       }, flavour.latencyMs);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, resolve);
+  });
+  const bound = (server.address() as AddressInfo).port;
   return {
     name,
-    url: `http://${host}:${port}`,
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${bound}`,
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());

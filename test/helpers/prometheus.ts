@@ -20,13 +20,17 @@ export function requirePrometheus(): void {
   }
 }
 
-/** `targets`: host:port of each /metrics to scrape (job "switchyard", 1 s interval); `port` default: a free one. */
-export async function startPrometheus(targets: string[], opts: { port?: number } = {}): Promise<PrometheusServer> {
+/**
+ * `targets`: host:port of each /metrics to scrape (job "switchyard", 1 s interval); `port` default: a
+ * free one; `configText`: a whole prometheus.yml of the caller's instead (its targets still listed in
+ * `targets`, for scraped()).
+ */
+export async function startPrometheus(targets: string[], opts: { port?: number; configText?: string } = {}): Promise<PrometheusServer> {
   requirePrometheus();
   const port = opts.port ?? (await closedPort());
   const dir = mkdtempSync(join(tmpdir(), "switchyard-prometheus-"));
   const config = join(dir, "prometheus.yml");
-  writeFileSync(config, `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: switchyard\n    static_configs:\n      - targets: ${JSON.stringify(targets)}\n`);
+  writeFileSync(config, opts.configText ?? `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: switchyard\n    static_configs:\n      - targets: ${JSON.stringify(targets)}\n`);
   const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn("prometheus", [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"], { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";

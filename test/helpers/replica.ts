@@ -21,8 +21,8 @@ export function spawnReplica(file: string, stateFile: string): Promise<Replica> 
 }
 
 /** `switchyard ARGS` (a command that serves: start, demo) from the sources, or from `entry` (the build). */
-export function spawnSwitchyard(args: string[], opts: { entry?: string } = {}): Promise<Replica> {
-  const child: ChildProcess = spawn(process.execPath, [opts.entry ?? cli, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+export function spawnSwitchyard(args: string[], opts: { entry?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Replica> {
+  const child: ChildProcess = spawn(process.execPath, [opts.entry ?? cli, ...args], { stdio: ["ignore", "pipe", "inherit"], env: opts.env ?? process.env });
   const logs: Record<string, unknown>[] = [];
   let partial = "";
   const ended = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

@@ -77,6 +77,16 @@ describe("admin API auth", () => {
     expect(await who("/api/1/reports/x")).toBe("legacy");
     expect((await admin("GET", "/status")).status).toBe(200);
   });
+
+  it("answers probes on /healthz without the token, saying no more than that it serves", async () => {
+    await setup();
+    const anonymous = await admin("GET", "/healthz", undefined, {});
+    expect(anonymous.status).toBe(200);
+    expect(json(anonymous)).toEqual({ ok: true });
+    expect(json(await admin("GET", "/healthz"))).toMatchObject({ ok: true, config_hash: running!.cp.app.snapshot.hash });
+    expect((await admin("POST", "/healthz", undefined, {})).status).toBe(401);
+    expect((await admin("GET", "/healthz/x", undefined, {})).status).toBe(401);
+  });
 });
 
 describe("admin changes", () => {
