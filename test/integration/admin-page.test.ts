@@ -78,6 +78,9 @@ describe.skipIf(!haveChromium)("admin page in Chromium", () => {
     const first = await rate.textContent();
     await page.waitForFunction(`${text("rate-reports-legacy")} !== ${JSON.stringify(first)}`, undefined, { timeout: 10_000 });
     expect(Number(await rate.textContent())).toBeGreaterThan(0);
+    // The health panel counts each backend's last minute: requests, and no errors here.
+    expect(await page.getByTestId("last-minute-legacy").textContent()).toMatch(/^[1-9]\d* requests, no errors$/);
+    expect(await page.getByTestId("last-minute-new").textContent()).toBe("no requests");
 
     // Change the percent through the page: 100 % of reports' users to new.
     expect(missing).toEqual([]);
