@@ -313,7 +313,7 @@ async function importCommand(args: string[], flags: { out?: string; legacy?: str
   const features = Object.keys(result.config.features as object).length;
   process.stderr.write(
     `switchyard: import: ${features} feature${features === 1 ? "" : "s"}, ${result.skipped.length} directive${result.skipped.length === 1 ? "" : "s"} not carried over (listed above and in the file's header)` +
-      `${flags.out !== undefined ? `; wrote ${flags.out}: check it with switchyard check -c ${flags.out}` : ""}\n`,
+      `${flags.out !== undefined ? `; wrote ${flags.out}: check it with npx switchyard check -c ${flags.out}` : ""}\n`,
   );
   return 0;
 }

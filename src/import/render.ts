@@ -6,7 +6,7 @@ import type { ImportResult } from "./nginx-import.ts";
 export function renderImport(result: ImportResult, source: string, date: Date): string {
   const head = [
     ` Switchyard config imported from ${source} by \`switchyard import\` on ${date.toISOString().slice(0, 10)}.`,
-    " Check it with `switchyard check -c FILE`; every key and its default: config/switchyard.example.yaml.",
+    " Check it with `npx switchyard check -c FILE`; every key and its default: config/switchyard.example.yaml.",
     "",
     " Decisions made:",
     ...result.decisions.map((d) => `   - ${d}`),
