@@ -120,6 +120,7 @@ http {
       if (s === "new") syNew++;
       expect(await backendOf(proxy.url, "/api/1/reports/2", cookie)).toBe(s);
     }
+    console.info(`[import] 30 % split: nginx put ${ngxNew}/80 users on new, Switchyard ${syNew}/80`);
     expect(Math.abs(ngxNew / 80 - 0.3)).toBeLessThan(0.15);
     expect(Math.abs(syNew / 80 - 0.3)).toBeLessThan(0.15);
   });
@@ -152,6 +153,7 @@ http {
       if (s === "new") syNew++;
     }
     // nginx's smooth weighted round robin is exact; Switchyard's split hashes each request id.
+    console.info(`[import] 70/30 weights: nginx sent ${ngxNew}/200 requests to new, Switchyard ${syNew}/200`);
     expect(ngxNew).toBe(60);
     expect(Math.abs(syNew / 200 - 0.3)).toBeLessThan(0.1);
   });
