@@ -1,7 +1,10 @@
 // The CLI side of the admin API: `switchyard status | set | mode | rollback | unset` talk to a running
 // proxy. Where it is: --admin URL, else $SWITCHYARD_ADMIN_URL, else the admin listener of -c FILE,
-// else http://127.0.0.1:9901. The token: $SWITCHYARD_ADMIN_TOKEN, else admin.token of -c FILE.
-import { userInfo } from "node:os";
+// else a running `switchyard demo` of this user (it says where its admin API is in the temp
+// directory), else http://127.0.0.1:9901. The token: $SWITCHYARD_ADMIN_TOKEN, else admin.token of -c FILE.
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir, userInfo } from "node:os";
 import { requestOnce } from "../forward/undici.ts";
 import { loadConfigFile } from "../config/load.ts";
 import { DEFAULT_ADMIN_PORT } from "../config/defaults.ts";
@@ -15,7 +18,7 @@ export interface AdminTarget {
 export class AdminCallError extends Error {}
 
 export function resolveAdmin(opts: { admin?: string; config?: string }, env: NodeJS.ProcessEnv): AdminTarget {
-  let url = opts.admin ?? env.SWITCHYARD_ADMIN_URL;
+  let url = opts.admin ?? (env.SWITCHYARD_ADMIN_URL || undefined);
   let token = env.SWITCHYARD_ADMIN_TOKEN || undefined;
   if (opts.config && (!url || !token)) {
     const result = loadConfigFile(opts.config, env);
@@ -25,7 +28,7 @@ export function resolveAdmin(opts: { admin?: string; config?: string }, env: Nod
     url ??= `http://${host}:${a.port}`;
     token ??= a.token || undefined;
   }
-  url ??= `http://127.0.0.1:${DEFAULT_ADMIN_PORT}`;
+  url ??= runningDemo() ?? `http://127.0.0.1:${DEFAULT_ADMIN_PORT}`;
   if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new AdminCallError(`admin URL must look like http://127.0.0.1:9901, got "${url}"`);
   return { url: url.replace(/\/$/, ""), token };
 }
@@ -129,4 +132,39 @@ export function formatStatus(s: Record<string, unknown>): string {
     }
   }
   return lines.join("\n");
+}
+
+// A running demo leaves a note in the temp directory (switchyard-demo-<uid>-<pid>.json), so that
+// `npx switchyard status` finds it even when its admin port had to move.
+const DEMO_NOTE = /^switchyard-demo-(\d+)-(\d+)\.json$/;
+
+/** Say where this demo's admin API is; returns the function that takes the note back. */
+export function announceDemo(admin: string): () => void {
+  const file = join(tmpdir(), `switchyard-demo-${process.getuid?.() ?? 0}-${process.pid}.json`);
+  writeFileSync(file, JSON.stringify({ admin, pid: process.pid }));
+  return () => rmSync(file, { force: true });
+}
+
+/** The admin URL of this user's one running demo; undefined when none runs; an error when several do. */
+export function runningDemo(): string | undefined {
+  const uid = String(process.getuid?.() ?? 0);
+  const found: string[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    const m = DEMO_NOTE.exec(name);
+    if (!m || m[1] !== uid) continue;
+    try {
+      process.kill(Number(m[2]), 0);
+      found.push((JSON.parse(readFileSync(join(tmpdir(), name), "utf8")) as { admin: string }).admin);
+    } catch {
+      // A demo that died without taking its note back, or a note being written: not running.
+    }
+  }
+  if (found.length > 1) throw new AdminCallError(`${found.length} switchyard demos are running (admin ${found.join(", ")}): pass --admin URL to choose one`);
+  return found[0];
 }

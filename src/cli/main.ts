@@ -71,7 +71,8 @@ Options:
   -c, --config FILE   config file (default: $SWITCHYARD_CONFIG); admin helpers take the admin
                       address and token from it
       --admin URL     admin API of the running proxy (default: $SWITCHYARD_ADMIN_URL, else from
-                      -c FILE, else http://127.0.0.1:9901); token from $SWITCHYARD_ADMIN_TOKEN
+                      -c FILE, else a running switchyard demo of yours, else
+                      http://127.0.0.1:9901); token from $SWITCHYARD_ADMIN_TOKEN
       --state-file F  (start) where runtime overrides persist (default: $SWITCHYARD_STATE_FILE,
                       else admin.state_file, else <config name>-<hash>.state.json in the
                       state directory: $SWITCHYARD_STATE_DIR, else $STATE_DIRECTORY, else
@@ -577,9 +578,12 @@ async function demo(): Promise<number> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
     admin = await startAdmin(cp, { ...cp.app.snapshot.config.admin, port: 0 });
-    moved.push(`admin port ${cp.app.snapshot.config.admin.port} is taken: the admin API took ${admin.url} instead - pass --admin ${admin.url} to npx switchyard status, set, rollback ...`);
+    moved.push(`admin port ${cp.app.snapshot.config.admin.port} is taken: the admin API took ${admin.url} instead (npx switchyard status, set, rollback ... find this demo; elsewhere pass --admin ${admin.url})`);
   }
   const proxy = cp.app.urls[0]!;
+  const { announceDemo } = await import("./admin-client.ts");
+  const unannounce = announceDemo(admin.url);
+  process.once("exit", unannounce);
   process.stdout.write(
     moved.map((m) => `\nnote: ${m}`).join("") +
     `\nSwitchyard demo is running\n` +

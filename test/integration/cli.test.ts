@@ -1,6 +1,6 @@
 // The switchyard command as a user runs it: real processes, real files, exit codes, stdout/stderr.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -195,7 +195,9 @@ describe("switchyard CLI", () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, "0.0.0.0", r));
     const taken = (blocker.address() as import("node:net").AddressInfo).port;
-    child = spawn(process.execPath, [CLI, "demo"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SWITCHYARD_PORT: String(taken), SWITCHYARD_ADMIN_PORT: "0" } });
+    // Its own temp directory: where it leaves the note that lets the CLI find it.
+    const demoTmp = tmp();
+    child = spawn(process.execPath, [CLI, "demo"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SWITCHYARD_PORT: String(taken), SWITCHYARD_ADMIN_PORT: "0", TMPDIR: demoTmp } });
     const m = await waitForOutput(child, /proxy +(http:\/\/127\.0\.0\.1:\d+)\/[\s\S]*legacy +(http:\S+)\/[\s\S]*new +(http:\S+)\/[\s\S]*Ctrl\+C/);
     blocker.close();
     expect(m.input).toContain(`note: port ${taken} is taken (another demo or server?): the proxy took a free port instead`);
@@ -211,6 +213,11 @@ describe("switchyard CLI", () => {
     expect(json(res)).toMatchObject({ backend: "legacy", result: "pong" });
     const direct = await send(m[3]!, { path: "/api/1/ping" });
     expect(json(direct)).toMatchObject({ backend: "new" });
+    // The CLI finds the running demo by itself (its admin port is not the default one here).
+    const found = spawnSync(process.execPath, [CLI, "status"], { encoding: "utf8", env: { ...process.env, SWITCHYARD_CONFIG: "", SWITCHYARD_ADMIN_URL: "", TMPDIR: demoTmp } });
+    expect(found.status, found.stderr).toBe(0);
+    expect(found.stdout).toMatch(/^switchyard \d+\.\d+\.\d+, up \d+ s/);
+    expect(page[1]).not.toBe("http://127.0.0.1:9901/");
     // The printed admin hint works: ping moves to new.
     const hint = /curl -X PUT '(http:\/\/127\.0\.0\.1:\d+)(\/features\/ping\?enabled=true)'/.exec(m.input)!;
     expect((await send(hint[1]!, { method: "PUT", path: hint[2] })).status).toBe(200);
@@ -218,6 +225,8 @@ describe("switchyard CLI", () => {
     const exited = exitCode(child);
     child.kill("SIGINT");
     expect(await exited).toBe(0);
+    // Gone, and its note with it: the CLI goes back to the default address.
+    expect(readdirSync(demoTmp).filter((f) => /^switchyard-demo-\d+-\d+\.json$/.test(f))).toEqual([]);
   });
 
   it("explain prints the reason chain for a user", () => {
