@@ -43,12 +43,12 @@ function manifests(): { file: string; doc: Any }[] {
     .filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml")
     .flatMap((f) => parseAllDocuments(read(join(K8S, f))).map((d) => ({ file: f, doc: d.toJS() as Any })));
 }
-const byKind = (kind: string): Any => manifests().find((m) => m.doc.kind === kind)!.doc;
+const byKind = (kind: string, name = "switchyard"): Any => manifests().find((m) => m.doc.kind === kind && (kind === "ConfigMap" || kind === "PrometheusRule" || m.doc.metadata.name === name))!.doc;
 
 describe("deploy/kubernetes", () => {
   it("every manifest is valid against its schema, and the validator does refuse a broken one", () => {
     const all = manifests();
-    expect(all.map((m) => m.doc.kind).sort()).toEqual(["ConfigMap", "Deployment", "PodDisruptionBudget", "PrometheusRule", "Service", "ServiceMonitor"]);
+    expect(all.map((m) => m.doc.kind).sort()).toEqual(["ConfigMap", "Deployment", "Deployment", "PodDisruptionBudget", "PrometheusRule", "Service", "Service", "ServiceMonitor"]);
     for (const { file, doc } of all) {
       const Model = MODELS[`${doc.apiVersion}/${doc.kind}`];
       expect(Model, `${file}: ${doc.apiVersion} ${doc.kind}`).toBeDefined();
@@ -101,6 +101,17 @@ describe("deploy/kubernetes", () => {
     const token = c.env.find((e: Any) => e.name === "SWITCHYARD_ADMIN_TOKEN").valueFrom.secretKeyRef;
     expect(sm.spec.endpoints[0].authorization.credentials).toEqual(token);
     expect(pdb.spec.minAvailable).toBeLessThan(dep.spec.replicas);
+  });
+
+  it("the replicas' control store is the Redis the kit runs", () => {
+    const config = load(byKind("ConfigMap").data["switchyard.yaml"], "configmap.yaml", { SWITCHYARD_ADMIN_TOKEN: "t" });
+    expect(byKind("Deployment").spec.replicas).toBeGreaterThan(1);
+    const store = new URL(config.control.store);
+    const svc = byKind("Service", store.hostname);
+    expect(svc.spec.ports.map((p: Any) => p.port)).toContain(Number(store.port));
+    const redis = byKind("Deployment", store.hostname);
+    for (const [k, v] of Object.entries(svc.spec.selector)) expect(redis.spec.template.metadata.labels[k]).toBe(v);
+    expect(redis.spec.template.spec.containers[0].ports[0].containerPort).toBe(Number(store.port));
   });
 
   it("the PrometheusRule is the shipped alert rules file (npm run deploy:rules)", () => {
