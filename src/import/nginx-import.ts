@@ -198,8 +198,7 @@ const REASONS: Record<string, string> = {
   resolver: "backend host names are resolved by the system resolver",
   resolver_timeout: "backend host names are resolved by the system resolver",
   internal: "internal locations are not carried over",
-  real_ip_header: "proxy.trusted_proxies: X-Forwarded-For from those addresses is believed",
-  set_real_ip_from: "set proxy.trusted_proxies to these addresses (X-Forwarded-For from them is believed)",
+  set_real_ip_from: "a unix: socket is not an address proxy.trusted_proxies can name",
   proxy_send_timeout: "no upstream send timeout: a backend that stops reading a request body is bounded by timeouts.response_header",
   proxy_next_upstream_timeout: "failover is one attempt on the other backend, bounded by its own timeouts",
   proxy_ignore_client_abort: "a client that goes away aborts its upstream request",
@@ -507,6 +506,13 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
     }
   }
 
+  for (const up of upstreams.values()) {
+    if (pools.has(up.name)) continue;
+    noDescend.add(up.directive);
+    used.delete(up.directive);
+    skip(up.directive, `upstream ${up.name}: no location proxies to it`);
+  }
+
   // --- 3. Routing: features from locations.
   const backendOf = (pool: string): Backend | null => (weighted ? null : role.get(pool) ?? null);
   const features: Record<string, Record<string, unknown>> = {};
@@ -687,6 +693,25 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
       decisions.push(`limits.max_header_size ${formatSize(count * size)} from large_client_header_buffers ${lchb.args.join(" ")}: the whole header block (nginx's limit of ${lchb.args[1]} per line has no equivalent)`);
     }
   }
+  // limit_conn on a zone keyed by the client address: requests in flight per client.
+  const zones = new Map<string, Directive>();
+  for (const d of top.get("limit_conn_zone") ?? []) {
+    const zone = /^zone=([^:]+):/.exec(d.args[1] ?? "")?.[1];
+    if (zone && /^\$(binary_)?remote_addr$/.test(d.args[0] ?? "")) zones.set(zone, d);
+  }
+  const limitConn = agreed("limit_conn");
+  if (limitConn) {
+    const zone = zones.get(limitConn.args[0] ?? "");
+    const n = Number(limitConn.args[1]);
+    if (zone && Number.isInteger(n) && n > 0) {
+      used.add(zone);
+      limits.max_requests_per_client = n;
+      decisions.push(`limits.max_requests_per_client ${n} from limit_conn ${limitConn.args.join(" ")}: requests in flight per client address (429 above it, nginx answered 503)`);
+    } else {
+      used.delete(limitConn);
+      skip(limitConn, "limit_conn on a zone not keyed by the client address ($binary_remote_addr)");
+    }
+  }
   const headerTimeout = timeOf(agreed("client_header_timeout"));
   if (headerTimeout) limits.header_timeout = headerTimeout;
   const bodyTimeout = timeOf(agreed("client_body_timeout"));
@@ -712,6 +737,32 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
     if (host) used.add(host);
     if (mode === "other" && host) skip(host, `Host set to ${host.args[1]}: Switchyard sends the client's Host (proxy.preserve_host: true) or the backend's host:port (false)`);
     hostModes.set(mode, [...(hostModes.get(mode) ?? []), l]);
+  }
+  // set_real_ip_from: the proxies in front whose forwarding headers are believed.
+  const realIp = new Set<string>();
+  const realIpHeader = new Set<string>();
+  for (const l of proxyLocations) {
+    for (const d of l.settings.get("set_real_ip_from") ?? []) {
+      const cidr = d.args[0] ?? "";
+      if (cidr.startsWith("unix:")) continue;
+      used.add(d);
+      realIp.add(cidr.includes("/") ? cidr : cidr.includes(":") ? `${cidr}/128` : `${cidr}/32`);
+    }
+    const h = l.settings.get("real_ip_header")?.at(-1);
+    if (h) {
+      used.add(h);
+      realIpHeader.add(h.args[0] ?? "");
+    }
+    const r = l.settings.get("real_ip_recursive")?.at(-1);
+    if (r) used.add(r);
+  }
+  if (realIp.size > 0) {
+    proxy.trusted_proxies = [...realIp];
+    const header = [...realIpHeader][0] ?? "X-Real-IP";
+    decisions.push(
+      `proxy.trusted_proxies from set_real_ip_from: X-Forwarded-For (and -Proto, -Host) from them is believed` +
+        (header.toLowerCase() === "x-forwarded-for" ? "" : `; nginx read the client address from ${header}, Switchyard reads it from X-Forwarded-For`),
+    );
   }
   if (hostModes.has("client")) proxy.preserve_host = true;
   else if (hostModes.has("upstream")) {
@@ -799,16 +850,18 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
         skip({ ...d, args: [addr, f] }, `listen flag ${f} is not carried over`);
       }
       const ssl = flags.includes("ssl");
-      const key = `${port}`;
-      const existing = listeners.get(key);
+      // One port, several addresses: a wildcard takes the specific ones (as nginx binds it without
+      // `bind`); two specific addresses are two listeners.
+      const wild = (h: string) => h === "0.0.0.0" || h === "::";
+      const existing = [...listeners.values()].find((l) => l.port === port && (l.host === host || wild(l.host) || wild(host)));
       const http2 = flags.includes("http2") || http2On?.args[0] === "on";
       let tls: Record<string, unknown> | undefined;
       if (ssl) tls = tlsCache.get(s) ?? tlsOf(s, skip, used, opts.prefix);
       if (tls) tlsCache.set(s, tls);
       if (existing) {
         // [::]:443 beside 443: one listener on "::" takes both (dual stack).
-        if (existing.host !== host && (existing.host === "0.0.0.0" || host === "0.0.0.0") && (existing.host === "::" || host === "::")) existing.host = "::";
-        else if (existing.host !== host) skip(d, `a second address on port ${port} (${host} beside ${existing.host}): one listener per port here`);
+        if (wild(existing.host) && wild(host) && existing.host !== host) existing.host = "::";
+        else if (wild(host)) existing.host = host;
         existing.http2 ||= http2;
         if (tls && existing.tls && tls.cert !== existing.tls.cert) {
           const names = s.names.filter((n) => n !== "_" && !n.startsWith("~") && !n.startsWith("."));
@@ -816,7 +869,7 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
         } else if (tls && !existing.tls) existing.tls = tls;
         continue;
       }
-      listeners.set(key, { host, port, http2, tls, snis: [], d });
+      listeners.set(`${host}:${port}`, { host, port, http2, tls, snis: [], d });
     }
   }
   const listenerList = [...listeners.values()].map((l) => {

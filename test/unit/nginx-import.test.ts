@@ -298,6 +298,57 @@ server { listen 80; location /a/ { proxy_pass http://$p; } location /b/ { proxy_
     expect(skippedNames(r)).toEqual(["4:split_clients"]);
   });
 
+  it("listen: ports, addresses, wildcards taking specific addresses, IPv6 beside IPv4, unix sockets listed", () => {
+    const r = imp(`upstream legacy { server 127.0.0.1:1; }
+upstream new { server 127.0.0.1:2; }
+server {
+  listen 8080;
+  listen 127.0.0.1:8080;
+  listen 10.0.0.1:81;
+  listen 10.0.0.2:81 default_server;
+  listen [::1]:82;
+  listen *:83;
+  listen localhost:84;
+  listen unix:/run/app.sock;
+  listen 85 proxy_protocol;
+  location / { proxy_pass http://legacy; }
+}`, { new: "http://127.0.0.1:2" });
+    expect(r.loaded.listeners.map((l) => `${l.host} ${l.port}`)).toEqual(["0.0.0.0 8080", "10.0.0.1 81", "10.0.0.2 81", "::1 82", "0.0.0.0 83", "localhost 84", "0.0.0.0 85"]);
+    expect(skippedNames(r)).toEqual(["2:upstream", "11:listen", "12:listen"]);
+    expect(r.skipped.map((s) => s.why)).toEqual(["upstream new: no location proxies to it", "a unix socket listener: Switchyard listens on TCP", "listen flag proxy_protocol is not carried over"]);
+  });
+
+  it("set_real_ip_from becomes trusted_proxies; limit_conn per client address becomes max_requests_per_client", () => {
+    const r = imp(`http {
+  limit_conn_zone $binary_remote_addr zone=addr:10m;
+  limit_conn_zone $server_name zone=perserver:10m;
+  set_real_ip_from 10.0.0.0/8;
+  set_real_ip_from 192.168.1.7;
+  set_real_ip_from 2001:db8::/32;
+  real_ip_header X-Forwarded-For;
+  real_ip_recursive on;
+  upstream legacy { server 127.0.0.1:1; }
+  upstream new { server 127.0.0.1:2; }
+  server {
+    listen 80;
+    limit_conn addr 10;
+    location /api/ { proxy_pass http://new; }
+    location / { proxy_pass http://legacy; }
+  }
+  server {
+    listen 81;
+    limit_conn perserver 100;
+    location / { proxy_pass http://legacy; }
+  }
+}`);
+    expect(r.loaded.proxy.trusted_proxies).toEqual(["10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32"]);
+    expect(r.decisions.join("\n")).toMatch(/trusted_proxies from set_real_ip_from: X-Forwarded-For .* is believed$/m);
+    expect(r.loaded.limits.max_requests_per_client).toBe(10);
+    // The limit on the other zone is neither the client's nor carried: listed, with its zone.
+    expect(skippedNames(r)).toEqual(["3:limit_conn_zone", "19:limit_conn"]);
+    expect(r.skipped.find((s) => s.line === 19)!.why).toMatch(/differs between locations/);
+  });
+
   it("nothing is dropped silently: every directive of a busy file is used or listed", () => {
     const r = imp(`user nginx; pid /run/nginx.pid; error_log /var/log/nginx/error.log warn;
 events { worker_connections 1024; }
