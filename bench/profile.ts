@@ -69,7 +69,7 @@ async function main() {
   process.stdout.write("\nself time by function (top 30)\n");
   for (const [k, v] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 30)) process.stdout.write(`${pct(v)}  ${k}\n`);
   process.stdout.write("\nSwitchyard's own functions (top 25)\n");
-  for (const [k, v] of [...byFn].filter(([k]) => k.includes(" src/")).sort((a, b) => b[1] - a[1]).slice(0, 25)) process.stdout.write(`${pct(v)}  ${k}\n`);
+  for (const [k, v] of [...byFn].filter(([k]) => / file:\/\/\S*\/(dist|src)\//.test(` ${k}`)).sort((a, b) => b[1] - a[1]).slice(0, 25)) process.stdout.write(`${pct(v)}  ${k}\n`);
 }
 main().catch((e: unknown) => {
   process.stderr.write(`${(e as Error).message}\n`);

