@@ -142,6 +142,10 @@ const REASONS: Record<string, string> = {
   events: "connection handling is Node's event loop: no worker_connections to set",
   types: "MIME types: Switchyard serves no files; the backends' Content-Type passes through",
   default_type: "Switchyard serves no files; the backends' Content-Type passes through",
+  types_hash_max_size: "MIME types: Switchyard serves no files",
+  types_hash_bucket_size: "MIME types: Switchyard serves no files",
+  server_names_hash_bucket_size: "server names are matched without a hash table to size",
+  server_names_hash_max_size: "server names are matched without a hash table to size",
   sendfile: "Switchyard serves no files",
   tcp_nopush: "socket tuning is Node's",
   tcp_nodelay: "socket tuning is Node's (Nagle is off on proxied connections)",
@@ -771,7 +775,7 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
   }
   if (hostModes.has("client") && hostModes.has("upstream")) {
     const where = hostModes.get("upstream")!.map((l) => `location ${l.directive.args.join(" ")} (${l.directive.file}:${l.directive.line})`).join(", ");
-    decisions.push(`proxy.preserve_host true, although nginx sent the upstream's name as Host from ${where}: a location's own proxy_set_header drops every one it inherits, Host $host included`);
+    decisions.push(`proxy.preserve_host true, although nginx sent the upstream's name as Host (its default) from ${where}: no proxy_set_header Host $host in effect there (a location's own proxy_set_header drops every one it would inherit)`);
   }
   for (const l of proxyLocations) {
     for (const d of l.settings.get("proxy_set_header") ?? []) {
@@ -942,7 +946,8 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
         if (d.block && !noDescend.has(d) && !["map", "split_clients", "types", "events"].includes(d.name)) report(d.block);
         continue;
       }
-      skip(d, REASONS[d.name] ?? (d.block ? `${d.name} block: ${GENERIC}` : GENERIC));
+      const why = REASONS[d.name] ?? (d.name.startsWith("ssl_") ? "TLS settings apply to server blocks that listen with ssl: none that proxies uses this one" : d.block ? `${d.name} block: ${GENERIC}` : GENERIC);
+      skip(d, why);
     }
   };
   report(directives);

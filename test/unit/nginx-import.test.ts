@@ -215,7 +215,7 @@ http {
     // path-rewriting proxy_pass. The WebSocket idiom (map, Upgrade, Connection, HTTP/1.1) is built in.
     expect(skippedNames(r)).toEqual(["5:keepalive", "14:proxy_set_header", "26:location", "27:proxy_pass"]);
     expect(r.skipped.find((s) => s.line === 27)!.why).toMatch(/rewrites the path|replaces "\/v2\/"/);
-    expect(r.decisions.join("\n")).toMatch(/location \/ws\/ .*a location's own proxy_set_header drops every one it inherits/);
+    expect(r.decisions.join("\n")).toMatch(/location \/ws\/ .*no proxy_set_header Host \$host in effect there \(a location's own proxy_set_header drops every one it would inherit\)/);
     expect(r.yaml).toMatch(/^# Switchyard config imported from nginx.conf/);
     expect(r.yaml).toContain("#   - nginx.conf:14: proxy_set_header X-Tenant acme: Switchyard adds no request headers");
   });
@@ -365,6 +365,10 @@ http {
   }
 }`.replace("  include mime.types_inline_is_not_here;\n", ""));
     expect(skippedNames(r)).toEqual(["1:user", "1:pid", "1:error_log", "2:events", "4:gzip", "4:sendfile", "4:server_tokens", "5:limit_req_zone", "10:limit_req", "10:proxy_buffering", "11:if"]);
+    // TLS settings without a TLS listener say so.
+    const tls = imp(`http { ssl_protocols TLSv1.2; upstream a { server 127.0.0.1:1; } upstream b { server 127.0.0.1:2; }
+server { listen 80; location /x/ { proxy_pass http://b; } location / { proxy_pass http://a; } } }`);
+    expect(tls.skipped.map((s) => `${s.line}:${s.why}`)).toEqual(["1:TLS settings apply to server blocks that listen with ssl: none that proxies uses this one"]);
     for (const s of r.skipped) expect(s.why.length).toBeGreaterThan(10);
   });
 });
