@@ -1,0 +1,49 @@
+// The default log destination as a real process uses it: stdout, lines gathered into batches before
+// sonic-boom writes them. Every line arrives, in the order written (pino's and the access log's
+// alike), on a quiet proxy without waiting for more, and at exit.
+import { spawn, spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+
+const logger = new URL("../../src/observe/logger.ts", import.meta.url).pathname;
+const accessLog = new URL("../../src/observe/access-log.ts", import.meta.url).pathname;
+
+const script = (body: string) => `
+import { createLogger, flushLogger } from ${JSON.stringify(logger)};
+import { logAccess } from ${JSON.stringify(accessLog)};
+const log = createLogger({ level: "info" });
+const access = (i) => logAccess(log, true, { req_id: "r" + i, method: "GET", path: "/p/" + i, status: 200, backend: "legacy", client_ip: "127.0.0.1", upstream_ms: 1, total_ms: 2, bytes_in: 0, bytes_out: 3 });
+${body}`;
+
+const lines = (out: string) => out.trim().split("\n").map((l) => JSON.parse(l) as { msg: string; req_id?: string; n?: number });
+
+describe("log lines on stdout", () => {
+  it("keep their order across pino's lines and the access log, batches and all, and all reach stdout at exit", () => {
+    // 3,000 lines: several 8 KiB batches, then an exit with a partial batch pending.
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script(`for (let i = 0; i < 1000; i++) { log.info({ n: i }, "before"); access(i); log.warn({ n: i }, "after"); } process.exit(0);`)], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = lines(r.stdout);
+    expect(got).toHaveLength(3000);
+    for (let i = 0; i < 1000; i++) {
+      expect(got[3 * i]).toMatchObject({ msg: "before", n: i });
+      expect(got[3 * i + 1]).toMatchObject({ msg: "request", req_id: `r${i}` });
+      expect(got[3 * i + 2]).toMatchObject({ msg: "after", n: i });
+    }
+  });
+
+  it("a lone line on a quiet process is written without waiting for a batch to fill", async () => {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script(`log.info("alone"); setTimeout(() => {}, 30_000);`)], { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        child.stdout!.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("\n")) resolve(out);
+        });
+        child.once("exit", (code) => reject(new Error(`exited ${code} before writing: ${out}`)));
+      });
+      expect(lines(line)).toMatchObject([{ msg: "alone" }]);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+});
