@@ -1,4 +1,4 @@
-// npm run bench:instructions [-- --variants all-on,no-log,bare,shadow-10,undici-proxy --requests 1500 --warmup 300]
+// npm run bench:instructions [-- --variants all-on,no-log,no-metrics,fixed,bare,shadow-10,undici-proxy --requests 1500 --warmup 300]
 // Instructions per request, counted by valgrind's callgrind: the one cost figure that does not move
 // with what else the shared machine is doing (CPU time per request moved by +-20 % between runs of
 // the same target on these hosts). Each variant is a `switchyard start` under callgrind in front of
@@ -21,12 +21,14 @@ const root = new URL("..", import.meta.url).pathname;
 /** The bench's "switchyard" target (a 50 % sticky feature, metrics, access log) and its variations. */
 function config(variant: string, backend: string, dir: string): string {
   const shadow = /^shadow-([\d.]+)$/.exec(variant);
-  const known = variant === "all-on" || variant === "no-log" || variant === "bare" || shadow !== null;
-  if (!known) throw new Error(`unknown variant "${variant}" (all-on, no-log, bare, shadow-N, undici-proxy)`);
+  const known = ["all-on", "no-log", "no-metrics", "fixed", "bare"].includes(variant) || shadow !== null;
+  if (!known) throw new Error(`unknown variant "${variant}" (all-on, no-log, no-metrics, fixed, bare, shadow-N, undici-proxy)`);
+  // fixed: the feature sends everyone to legacy (no identity, no sticky cookie to mint and set).
+  const target = variant === "fixed" ? "legacy" : "{ percent: 50 }";
   return (
     `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n  new:\n    url: ${backend}\nadmin:\n  port: 0\n` +
-    `log:\n  access_log: ${variant !== "no-log" && variant !== "bare"}\nmetrics:\n  enabled: ${variant !== "bare"}\n` +
-    (variant === "bare" ? "" : "features:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n") +
+    `log:\n  access_log: ${variant !== "no-log" && variant !== "bare"}\nmetrics:\n  enabled: ${variant !== "bare" && variant !== "no-metrics"}\n` +
+    (variant === "bare" ? "" : `features:\n  root:\n    routes: [/**]\n    target: ${target}\n`) +
     (shadow ? `shadow:\n  enabled: true\n  percent: ${shadow[1]}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : "")
   );
 }

@@ -12,21 +12,56 @@ const encoder = new TextEncoder();
 
 export function bucketOf(salt: string, key: string): number {
   const text = `${salt}:${key}`;
-  // ASCII text is its own UTF-8: hash the char codes without allocating an encoded copy.
-  return (isAscii(text) ? murmur3(asciiBytes(text), 0) : murmur3(encoder.encode(text), 0)) % BUCKETS;
+  // ASCII text is its own UTF-8: hashed straight from its char codes, no encoded copy.
+  const h = murmur3Ascii(text);
+  return (h >= 0 ? h : murmur3(encoder.encode(text), 0)) % BUCKETS;
 }
 
-function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
-  return true;
+const C1 = 0xcc9e2d51;
+const C2 = 0x1b873593;
+
+/** murmur3(utf8(s), 0) for ASCII `s`, read from its char codes; -1 when `s` is not ASCII. */
+export function murmur3Ascii(s: string): number {
+  let h = 0;
+  const len = s.length;
+  const blocks = len & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    const a = s.charCodeAt(i);
+    const b = s.charCodeAt(i + 1);
+    const c = s.charCodeAt(i + 2);
+    const d = s.charCodeAt(i + 3);
+    if ((a | b | c | d) > 0x7f) return -1;
+    let k = a | (b << 8) | (c << 16) | (d << 24);
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  for (let i = len - 1; i >= blocks; i--) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return -1;
+    k = (k << 8) | c;
+  }
+  if (len > blocks) {
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+  }
+  return fmix(h, len);
 }
 
-/** A reusable view of ASCII text as bytes (grown on demand, never shared across calls' lifetimes). */
-let scratch = new Uint8Array(256);
-function asciiBytes(s: string): Uint8Array {
-  if (s.length > scratch.length) scratch = new Uint8Array(s.length * 2);
-  for (let i = 0; i < s.length; i++) scratch[i] = s.charCodeAt(i);
-  return scratch.subarray(0, s.length);
+function fmix(h: number, len: number): number {
+  h ^= len;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 /** Percent (0-100, two decimals) -> the bucket threshold a user must be under to be on `new`. */
@@ -36,16 +71,14 @@ export function thresholdOf(percent: number): number {
 
 /** MurmurHash3 x86 32-bit (Austin Appleby, public domain), unsigned result. */
 export function murmur3(data: Uint8Array, seed: number): number {
-  const c1 = 0xcc9e2d51;
-  const c2 = 0x1b873593;
   let h = seed >>> 0;
   const len = data.length;
   const blocks = len & ~3;
   for (let i = 0; i < blocks; i += 4) {
     let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
-    k = Math.imul(k, c1);
+    k = Math.imul(k, C1);
     k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, c2);
+    k = Math.imul(k, C2);
     h ^= k;
     h = (h << 13) | (h >>> 19);
     h = (Math.imul(h, 5) + 0xe6546b64) | 0;
@@ -56,16 +89,10 @@ export function murmur3(data: Uint8Array, seed: number): number {
     if (tail === 3) k ^= data[blocks + 2]! << 16;
     if (tail >= 2) k ^= data[blocks + 1]! << 8;
     k ^= data[blocks]!;
-    k = Math.imul(k, c1);
+    k = Math.imul(k, C1);
     k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, c2);
+    k = Math.imul(k, C2);
     h ^= k;
   }
-  h ^= len;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix(h, len);
 }

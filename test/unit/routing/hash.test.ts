@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { BUCKETS, bucketOf, murmur3, thresholdOf } from "../../../src/routing/hash.ts";
+import { BUCKETS, bucketOf, murmur3, murmur3Ascii, thresholdOf } from "../../../src/routing/hash.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const ids = Array.from({ length: 100_000 }, (_, i) => `user-${i}`);
@@ -20,6 +20,16 @@ describe("murmur3_x86_32", () => {
   ])("murmur3(%j, %d) = %d", (s, seed, want) => expect(murmur3(enc(s), seed)).toBe(want));
 
   it("hashes UTF-8 bytes", () => expect(murmur3(enc("ü"), 0)).toBe(murmur3(new Uint8Array([0xc3, 0xbc]), 0)));
+
+  it("hashes ASCII strings from their char codes exactly as their bytes, and declines anything else", () => {
+    for (const s of ["", "a", "ab", "abc", "abcd", "abcde", "switchyard:0b8f5c1e-8a3a-4a55-9a7e-3c9d2f1e6b7a", "x".repeat(257), "\u007f~ !"]) {
+      expect(murmur3Ascii(s), s).toBe(murmur3(enc(s), 0));
+    }
+    for (const s of ["ü", "abcü", "abcdü", "üabcd", "a\u0080", "日本"]) expect(murmur3Ascii(s), s).toBe(-1);
+    // bucketOf takes the byte path for those: the same bucket as the UTF-8 bytes give.
+    expect(bucketOf("s", "jürgen")).toBe(murmur3(enc("s:jürgen"), 0) % BUCKETS);
+    expect(bucketOf("s", "erin")).toBe(murmur3(enc("s:erin"), 0) % BUCKETS);
+  });
 });
 
 describe("bucketing", () => {
