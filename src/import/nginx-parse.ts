@@ -205,7 +205,14 @@ export function loadNginx(source: { path: string } | { text: string; label: stri
       if (d.name === "include" && !d.block) {
         if (d.args.length !== 1) throw new NginxSyntaxError(d.file, d.line, "include takes one file or pattern");
         const pattern = isAbsolute(d.args[0]!) ? d.args[0]! : join(prefix, d.args[0]!);
-        for (const p of expand(pattern)) out.push(...load(p, stack));
+        for (const p of expand(pattern)) {
+          try {
+            out.push(...load(p, stack));
+          } catch (err) {
+            if (!(err instanceof NginxReadError) || err.message.includes("(included from ")) throw err;
+            throw new NginxReadError(`${err.message} (included from ${d.file}:${d.line})`);
+          }
+        }
         continue;
       }
       out.push(d.block ? { ...d, block: splice(d.block, stack) } : d);

@@ -72,6 +72,11 @@ describe("nginx tokenizer", () => {
     writeFileSync(join(dir, "loop.conf"), "include loop.conf;\n");
     expect(() => loadNginx({ path: join(dir, "loop.conf") })).toThrow(/included from itself/);
     expect(() => loadNginx({ path: join(dir, "missing.conf") })).toThrow(NginxReadError);
+    writeFileSync(join(dir, "gone.conf"), "http {\n  include sites/none.conf;\n}\n");
+    expect(() => loadNginx({ path: join(dir, "gone.conf") })).toThrow(`${dir}/sites/none.conf: cannot read (no such file) (included from ${dir}/gone.conf:2)`);
+    // A pattern that matches nothing includes nothing, as in nginx.
+    writeFileSync(join(dir, "empty-glob.conf"), "http {\n  include conf.d/*.conf;\n}\n");
+    expect(loadNginx({ path: join(dir, "empty-glob.conf") }).directives[0]!.block).toEqual([]);
   });
 
   it("reads nginx -T output: the files it printed, includes resolved among them", () => {
