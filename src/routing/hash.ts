@@ -31,13 +31,7 @@ export function murmur3Ascii(s: string): number {
     const c = s.charCodeAt(i + 2);
     const d = s.charCodeAt(i + 3);
     if ((a | b | c | d) > 0x7f) return -1;
-    let k = a | (b << 8) | (c << 16) | (d << 24);
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    h = round(h, a | (b << 8) | (c << 16) | (d << 24));
   }
   let k = 0;
   for (let i = len - 1; i >= blocks; i--) {
@@ -45,13 +39,21 @@ export function murmur3Ascii(s: string): number {
     if (c > 0x7f) return -1;
     k = (k << 8) | c;
   }
-  if (len > blocks) {
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
-  }
+  if (len > blocks) h ^= scramble(k);
   return fmix(h, len);
+}
+
+/** One 4-byte block into the state. */
+function round(h: number, k: number): number {
+  h ^= scramble(k);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+function scramble(k: number): number {
+  k = Math.imul(k, C1);
+  k = (k << 15) | (k >>> 17);
+  return Math.imul(k, C2);
 }
 
 function fmix(h: number, len: number): number {
@@ -75,13 +77,7 @@ export function murmur3(data: Uint8Array, seed: number): number {
   const len = data.length;
   const blocks = len & ~3;
   for (let i = 0; i < blocks; i += 4) {
-    let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    h = round(h, data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24));
   }
   const tail = len & 3;
   if (tail > 0) {
@@ -89,10 +85,7 @@ export function murmur3(data: Uint8Array, seed: number): number {
     if (tail === 3) k ^= data[blocks + 2]! << 16;
     if (tail >= 2) k ^= data[blocks + 1]! << 8;
     k ^= data[blocks]!;
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
+    h ^= scramble(k);
   }
   return fmix(h, len);
 }
