@@ -261,7 +261,7 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
         walkHttp(d.block, here);
       } else if (d.name === "upstream" && d.block) {
         used.add(d);
-        upstreams.set(d.args[0] ?? "", readUpstream(d, used, skip));
+        upstreams.set(d.args[0] ?? "", readUpstream(d, skip));
       } else if (d.name === "split_clients" && d.block) {
         const s = readSplit(d);
         if (s) splits.set(s.variable, s);
@@ -400,7 +400,7 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
   };
   for (const l of servers.flatMap((s) => s.locations)) for (const p of poolsOf(l.destination)) pools.add(p);
 
-  const urlOf = (pool: string, scheme: string, note: boolean): string => {
+  const urlOf = (pool: string, scheme: string): string => {
     const up = upstreams.get(pool);
     let addr = pool;
     if (up) {
@@ -408,10 +408,10 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
       const chosen = live[0] ?? up.servers[0];
       addr = chosen?.addr ?? pool;
       if (chosen) used.add(chosen.directive);
-      if (note) for (const s of up.servers.filter((x) => x.addr !== addr)) skip(s.directive, `upstream ${pool}: Switchyard takes one address per backend and uses ${addr}; put the others behind one address (a Service, a load balancer)`);
+      for (const s of up.servers.filter((x) => x.addr !== addr)) skip(s.directive, `upstream ${pool}: Switchyard takes one address per backend and uses ${addr}; put the others behind one address (a Service, a load balancer)`);
     }
     if (addr.startsWith("unix:")) throw new ImportError(`upstream ${pool}: ${addr} is a unix socket; Switchyard reaches backends over TCP`);
-    const port = /:\d+$/.test(addr) || addr.startsWith("[") && /\]:\d+$/.test(addr) ? "" : scheme === "https" ? ":443" : ":80";
+    const port = /:\d+$/.test(addr) ? "" : scheme === "https" ? ":443" : ":80";
     return `${scheme}://${addr}${port}`;
   };
   const schemeOf = (pool: string) => proxyLocations.find((l) => poolsOf(l.destination).includes(pool))?.scheme ?? "http";
@@ -432,7 +432,7 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
     throw new ImportError("no location with proxy_pass was found: there is nothing for Switchyard to proxy (is this the file with the server blocks? pipe `nginx -T` to read every included file)");
   }
   const single = pools.size === 1 ? upstreams.get([...pools][0]!) : undefined;
-  if (single && single.servers.filter((s) => !s.backup).length >= 2 && !(given("legacy") && given("new") && [given("legacy")!, given("new")!].some((g) => matches(g, single.name) && g.replace(/^https?:\/\//, "") === single.name))) {
+  if (single && single.servers.filter((s) => !s.backup).length >= 2) {
     // One upstream with weighted servers: the migration split nginx does per request.
     weighted = single;
     const live = single.servers.filter((s) => !s.backup);
@@ -462,7 +462,7 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
     const list = [...pools];
     const assign = (b: Backend, pool: string, why: string) => {
       role.set(pool, b);
-      backendUrl[b] = urlOf(pool, schemeOf(pool), true);
+      backendUrl[b] = urlOf(pool, schemeOf(pool));
       decisions.push(`${b} = ${upstreams.has(pool) ? `upstream ${pool} (${backendUrl[b]})` : backendUrl[b]}: ${why}`);
     };
     for (const b of ["legacy", "new"] as const) {
@@ -535,7 +535,7 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
     return name;
   };
 
-  const targetOf = (d: Destination, l: Location): Record<string, unknown> | null => {
+  const targetOf = (d: Destination): Record<string, unknown> | null => {
     if (d.kind === "pool") {
       if (weighted) {
         const live = weighted.servers.filter((s) => !s.backup);
@@ -592,13 +592,13 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
       );
     }
     if (d.then === null) return null;
-    return targetOf(d.then, l);
+    return targetOf(d.then);
   };
 
   for (const l of proxyLocations) {
     const routes = routesOf(l, skip);
     if (routes === null) continue;
-    const t = targetOf(l.destination, l);
+    const t = targetOf(l.destination);
     if (t === null) {
       skip(l.directive, `proxy_pass ${l.proxyPass.args[0]}: not one of the two backends`);
       continue;
@@ -959,7 +959,7 @@ function round2(n: number): number {
   return Math.round(n * 100) / 100;
 }
 
-function readUpstream(d: Directive, used: Set<Directive>, skip: (d: Directive, why: string) => void): Upstream {
+function readUpstream(d: Directive, skip: (d: Directive, why: string) => void): Upstream {
   const servers: Server[] = [];
   let idleTimeout: Directive | null = null;
   for (const x of d.block ?? []) {
@@ -980,7 +980,6 @@ function readUpstream(d: Directive, used: Set<Directive>, skip: (d: Directive, w
       skip(x, REASONS.keepalive!);
     }
   }
-  void used;
   return { name: d.args[0] ?? "", servers, directive: d, idleTimeout };
 }
 
