@@ -265,7 +265,15 @@ async function sampleBackend(args: string[], flags: { port?: string; host?: stri
   const port = Number(flags.port ?? "0");
   if (!/^\d+$/.test(flags.port ?? "0") || port > 65535) throw new UsageError(`--port wants a TCP port number 0-65535, got "${flags.port}"`);
   const { startSampleBackend } = await import("../demo/backends.ts");
-  const backend = await startSampleBackend(name, flags.host ?? "127.0.0.1", port);
+  let backend: SampleBackend;
+  try {
+    backend = await startSampleBackend(name, flags.host ?? "127.0.0.1", port);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EADDRINUSE" && code !== "EACCES" && code !== "EADDRNOTAVAIL") throw err;
+    process.stderr.write(`switchyard: sample-backend: cannot listen on ${flags.host ?? "127.0.0.1"}:${port} (${code}): ${code === "EADDRINUSE" ? "the port is taken; pass another --port (0 picks a free one)" : code === "EACCES" ? "ports below 1024 need privileges" : "no such address here; pass --host"}\n`);
+    return 1;
+  }
   process.stdout.write(`sample ${name} backend on ${backend.url}\n`);
   return new Promise((resolve) => {
     const stop = () => void backend.close().then(() => resolve(0));

@@ -83,6 +83,10 @@ describe("the deploy/ lab without Docker", () => {
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout).toContain("ok: ");
     expect(await proxy.stop()).toBe(0);
+    // A sample backend on a port that is taken says so, and how to fix it.
+    const taken = spawnSync(process.execPath, [CLI, "sample-backend", "legacy", "--port", new URL(legacy).port], { encoding: "utf8" });
+    expect(taken.status).toBe(1);
+    expect(taken.stderr).toMatch(/cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\): the port is taken; pass another --port/);
     const down = health({ SWITCHYARD_ADMIN_URL: proxy.admin });
     expect(down.status).toBe(1);
     expect(down.stderr).toMatch(/cannot reach the admin API at .*is the proxy running/);
