@@ -2,8 +2,9 @@
 // backends, `nginx -T | switchyard import -` (the CLI as a user runs it) writes the Switchyard config,
 // `switchyard check` accepts it, and the same requests through both land on the same backend for every
 // fixed-target route and in the same proportions for the splits.
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
+import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -156,6 +157,62 @@ http {
     console.info(`[import] 70/30 weights: nginx sent ${ngxNew}/200 requests to new, Switchyard ${syNew}/200`);
     expect(ngxNew).toBe(60);
     expect(Math.abs(syNew / 200 - 0.3)).toBeLessThan(0.1);
+  });
+
+  it("listen ssl http2 with its certificate and HSTS: both answer over HTTP/2 with the same certificate, header and backends", async () => {
+    const b = await stampingBackends();
+    cleanup.push(() => b.close());
+    const dir = mkdtempSync(join(tmpdir(), "switchyard-import-tls-"));
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+    const ca = readFileSync(join(dir, "cert.pem"));
+    const port = await closedPort();
+    const nginx = await startNginx(
+      `events {}
+http {
+  access_log off;
+  upstream flask { server 127.0.0.1:${b.legacy.port}; }
+  upstream fastapi { server 127.0.0.1:${b.new.port}; }
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    add_header Strict-Transport-Security "max-age=31536000" always;
+    location /api/1/ping { proxy_pass http://fastapi; }
+    location / { proxy_pass http://flask; }
+  }
+}
+`,
+      port,
+    );
+    cleanup.push(() => nginx.stop());
+    const { yaml, stderr } = importThroughCli(nginx);
+    expect(stderr).toMatch(/1 feature, 1 directive not carried over/); // events {}
+    const proxy = await startImported(yaml);
+    const over2 = async (origin: string, path: string) => {
+      const session = http2.connect(origin, { ca });
+      try {
+        return await new Promise<{ alpn: string | false | undefined; hsts: unknown; backend: string }>((resolve, reject) => {
+          const req = session.request({ ":path": path });
+          let body = "";
+          let headers: http2.IncomingHttpHeaders = {};
+          req.on("response", (h) => (headers = h));
+          req.setEncoding("utf8");
+          req.on("data", (d: string) => (body += d));
+          req.on("end", () => resolve({ alpn: session.alpnProtocol, hsts: headers["strict-transport-security"], backend: (JSON.parse(body) as { backend: string }).backend }));
+          req.on("error", reject);
+        });
+      } finally {
+        session.close();
+      }
+    };
+    for (const path of ["/api/1/ping", "/api/1/ping/x", "/", "/api/1/other"]) {
+      const [a, s] = await Promise.all([over2(`https://127.0.0.1:${port}`, path), over2(proxy.url.replace("http:", "https:"), path)]);
+      expect(s, path).toEqual(a);
+      expect(a.alpn).toBe("h2");
+      expect(a.hsts).toBe("max-age=31536000");
+    }
   });
 
   it("refuses what it cannot turn into a config, with the reason and exit 1", () => {
