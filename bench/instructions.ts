@@ -20,16 +20,18 @@ const root = new URL("..", import.meta.url).pathname;
 
 /** The bench's "switchyard" target (a 50 % sticky feature, metrics, access log) and its variations. */
 function config(variant: string, backend: string, dir: string): string {
-  const shadow = /^shadow-([\d.]+)$/.exec(variant);
+  // shadow-N: N % mirrored as in production (store, a log line per pair, noise replays); shadow-N-quiet:
+  // no pair log line and no noise replays, to tell their share.
+  const shadow = /^shadow-([\d.]+)(-quiet)?$/.exec(variant);
   const known = ["all-on", "no-log", "no-metrics", "fixed", "bare"].includes(variant) || shadow !== null;
-  if (!known) throw new Error(`unknown variant "${variant}" (all-on, no-log, no-metrics, fixed, bare, shadow-N, undici-proxy)`);
+  if (!known) throw new Error(`unknown variant "${variant}" (all-on, no-log, no-metrics, fixed, bare, shadow-N, shadow-N-quiet, undici-proxy)`);
   // fixed: the feature sends everyone to legacy (no identity, no sticky cookie to mint and set).
   const target = variant === "fixed" ? "legacy" : "{ percent: 50 }";
   return (
     `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n  new:\n    url: ${backend}\nadmin:\n  port: 0\n` +
     `log:\n  access_log: ${variant !== "no-log" && variant !== "bare"}\nmetrics:\n  enabled: ${variant !== "bare" && variant !== "no-metrics"}\n` +
     (variant === "bare" ? "" : `features:\n  root:\n    routes: [/**]\n    target: ${target}\n`) +
-    (shadow ? `shadow:\n  enabled: true\n  percent: ${shadow[1]}\n  max_per_second: 1000000\n  max_in_flight: 128\n  store:\n    path: ${join(dir, "shadow.db")}\n` : "")
+    (shadow ? `shadow:\n  enabled: true\n  percent: ${shadow[1]}\n  max_per_second: 1000000\n  max_in_flight: 128\n${shadow[2] ? "  log_pairs: none\n  noise:\n    percent: 0\n" : ""}  store:\n    path: ${join(dir, "shadow.db")}\n` : "")
   );
 }
 
