@@ -51,8 +51,14 @@ describe("npm run build", () => {
         compared = parseProm((await send(sy.admin, { path: "/metrics" })).body.toString()).get('switchyard_shadow_requests_total{feature="root",outcome="compared"}') ?? 0;
       }
       expect(compared).toBe(20);
-      const report = json(await send(sy.admin, { path: "/shadow?since=1h" })) as { overall: { compared: number } };
-      expect(report.overall.compared).toBe(20);
+      // The counters reach the primary apart from the pairs (each worker sends its pairs every 250 ms,
+      // the store writes them every 100 ms): the report sees all 20 a moment after the metrics do.
+      // Each poll asks a window of its own: a report is cached 10 s per window.
+      let reported = 0;
+      for (let minutes = 60, t0 = Date.now(); reported < 20 && Date.now() - t0 < 10_000; minutes++, await new Promise((r) => setTimeout(r, 200))) {
+        reported = (json(await send(sy.admin, { path: `/shadow?since=${minutes}m` })) as { overall: { compared: number } }).overall.compared;
+      }
+      expect(reported).toBe(20);
       const status = json(await send(sy.admin, { path: "/status" })) as { workers: { up: boolean }[] };
       expect(status.workers.map((w) => w.up)).toEqual([true, true]);
     } finally {
