@@ -103,9 +103,6 @@ interface ServerBlock {
   listens: Directive[];
   settings: Map<string, Directive[]>;
   locations: Location[];
-  proxies: boolean;
-  /** location blocks by path, to find a mirror's target. */
-  allLocations: { modifier: string; path: string; directive: Directive }[];
 }
 
 /** nginx time ("60s", "60", "1m30s", "500ms") in milliseconds, or null. */
@@ -291,8 +288,6 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
       listens: here.get("listen") ?? [],
       settings: here,
       locations: [],
-      proxies: false,
-      allLocations: [],
     };
     for (const x of here.get("server_name") ?? []) used.add(x);
     const walkLocations = (list: Directive[], s: Map<string, Directive[]>) => {
@@ -302,12 +297,10 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
         const [a, b] = loc.args;
         const modifier = (b !== undefined ? a : "") as Location["modifier"];
         const path = (b ?? a ?? "") as string;
-        server.allLocations.push({ modifier, path, directive: loc });
         const ls = inherit(s, loc.block);
         const pp = loc.block.find((x) => x.name === "proxy_pass");
         if (pp) {
-          server.proxies = true;
-          const destination = resolveProxyPass(pp);
+          const destination = resolveProxyPass(pp, path);
           if (destination) {
             used.add(pp);
             server.locations.push({
@@ -339,14 +332,19 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
     return null;
   };
 
-  // proxy_pass [http|https]://(upstream | host:port | $var)[$request_uri | /uri]
-  const resolveProxyPass = (pp: Directive): { dest: Destination; scheme: "http" | "https" } | null => {
+  // proxy_pass [http|https]://(upstream | host:port | $var)[$request_uri | /uri]; a URI part other than
+  // "/" in `location /` replaces the location's path, which Switchyard does not do.
+  const resolveProxyPass = (pp: Directive, locationPath: string): { dest: Destination; scheme: "http" | "https" } | null => {
     const m = /^(https?):\/\/([^/]+?)(\$request_uri|\/.*)?$/.exec(pp.args[0] ?? "");
     if (!m) {
       skip(pp, "proxy_pass to something other than http(s)://host or http://$variable (a unix: socket?)");
       return null;
     }
     const [, scheme, host, uri] = m as unknown as [string, "http" | "https", string, string | undefined];
+    if (uri === "/" && locationPath !== "/") {
+      skip(pp, `proxy_pass with a URI part ("/") replaces "${locationPath}" in the path; Switchyard forwards the path unchanged, so this location is not carried over`);
+      return null;
+    }
     if (uri !== undefined && uri !== "$request_uri" && uri !== "/") {
       skip(pp, `proxy_pass with a URI part ("${uri}") rewrites the path; Switchyard forwards the path unchanged, so this location is not carried over`);
       return null;
@@ -364,19 +362,6 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
   };
 
   walkHttp(directives, new Map());
-
-  // A location with proxy_pass http://backend/ where the location is not "/" rewrites the path too.
-  for (const s of servers) {
-    s.locations = s.locations.filter((l) => {
-      const uri = /^https?:\/\/[^/]+?(\/.*)?$/.exec(l.proxyPass.args[0]!)?.[1];
-      if (uri === "/" && l.path !== "/") {
-        used.delete(l.proxyPass);
-        skip(l.proxyPass, `proxy_pass with a URI part ("/") replaces "${l.path}" in the path; Switchyard forwards the path unchanged, so this location is not carried over`);
-        return false;
-      }
-      return true;
-    });
-  }
 
   // Mirror targets: internal locations that only receive mirrored requests are not features.
   const mirrorTargets = new Set<Directive>();
@@ -525,7 +510,7 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
   let force: Record<string, unknown> | null = null;
   let defaultBackend: Backend | null = null;
   let globalMirror: Record<string, unknown> | null = null;
-  const mirrorDirection = new Set<string>();
+  let mirrored = false;
   const hosts = servers.filter((s) => s.locations.length > 0).length > 1;
   const featureName = (l: Location): string => {
     const base = l.path === "/" ? "all" : l.path.replace(/\^|\$|\\/g, "").replace(/\[\^\/\]\+|\(\.\*\)|\.\*|[^A-Za-z0-9]+/g, "_").replace(/^_+|_+$/g, "").toLowerCase() || "route";
@@ -604,17 +589,16 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
       continue;
     }
     const hostNames = hosts ? l.server.names.filter((n) => n !== "_" && n !== "" && !n.startsWith("~")) : [];
+    const mirror = l.mirror?.find((x) => x.args[0] !== "off");
     if (routes === "catch_all" && hostNames.length === 0 && typeof t.target === "string") {
       if (defaultBackend !== null && defaultBackend !== t.target) skip(l.directive, `a second location / to ${t.target}: default_backend is already ${defaultBackend}`);
       else defaultBackend = t.target as Backend;
-      const mirror = l.mirror?.find((x) => x.args[0] !== "off");
       if (mirror) globalMirror = shadowFor(mirror, l);
       continue;
     }
     const paths = routes === "catch_all" ? ["/**"] : routes;
     const list = hostNames.length > 0 ? paths.flatMap((p) => hostNames.map((h) => ({ path: p, host: h }))) : paths;
     const feature: Record<string, unknown> = { description: `nginx ${l.directive.file}:${l.directive.line} location ${l.directive.args.join(" ")}`, routes: list, ...t };
-    const mirror = l.mirror?.find((x) => x.args[0] !== "off");
     if (mirror) (feature as { shadow?: unknown }).shadow = shadowFor(mirror, l);
     features[featureName(l)] = feature;
   }
@@ -630,7 +614,7 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
       for (const x of target.directive.block ?? []) if (x.name === "internal") used.add(x);
     }
     const direction = b === "new" ? "to_new" : b === "legacy" ? "to_legacy" : "other";
-    mirrorDirection.add(direction);
+    mirrored = true;
     return { enabled: true, percent: 100, direction };
   }
 
@@ -916,7 +900,7 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
   if (force) routing.force = force;
 
   const shadow: Record<string, unknown> = {};
-  if (mirrorDirection.size > 0) {
+  if (mirrored) {
     shadow.enabled = globalMirror !== null;
     if (globalMirror) {
       shadow.percent = 100;
