@@ -46,6 +46,27 @@ export function nginxConf(dir: string, http: string, opts: { connections?: numbe
   return `${process.getuid?.() === 0 ? "user root;\n" : ""}worker_processes 1;\ndaemon off;\nmaster_process off;\nerror_log ${dir}/logs/error.log ${opts.errorLevel ?? "warn"};\npid ${dir}/nginx.pid;\nevents { worker_connections ${opts.connections ?? 4096}; }\nhttp {\n  access_log off;\n${http}}\n`;
 }
 
+/**
+ * The upstream and server blocks of nginx as a reverse proxy in the benches: keep-alive upstream
+ * `backend`, and the request headers Switchyard sets too (Host, X-Forwarded-For, X-Real-IP), so both
+ * do the same work. `listen` is the listen directive's arguments; `extra`, more server directives.
+ */
+export function nginxProxyServer(backendHost: string, listen: string, extra = ""): string {
+  return `  upstream backend { server ${backendHost}; keepalive 128; }
+  server {
+    listen ${listen};
+${extra}    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Real-IP $remote_addr;
+    }
+  }
+`;
+}
+
 /** Whether a program is on PATH. */
 export const has = (bin: string): boolean => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
 

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cpuSeconds, has, nginxConf, rssMiB, runBench, sleep, startNode, SWITCHYARD, track } from "./children.ts";
+import { cpuSeconds, has, nginxConf, nginxProxyServer, rssMiB, runBench, sleep, startNode, SWITCHYARD, track } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { rounds: { type: "string", default: "3" }, requests: { type: "string", default: "20000" }, clients: { type: "string", default: "16" }, streams: { type: "string", default: "10" }, h1: { type: "boolean", default: false } } });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -25,22 +25,8 @@ async function main(): Promise<void> {
 
   mkdirSync(join(dir, "logs"));
   const port = 20000 + Math.floor(Math.random() * 20000);
-  writeFileSync(join(dir, "nginx.conf"), nginxConf(dir, `  upstream backend { server ${new URL(backend.url).host}; keepalive 128; }
-  server {
-    listen 127.0.0.1:${port} ssl http2;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
-    http2_max_concurrent_streams 128;
-    keepalive_requests 1000000;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    }
-  }
-`));
+  const tls = `    ssl_certificate ${dir}/cert.pem;\n    ssl_certificate_key ${dir}/key.pem;\n    http2_max_concurrent_streams 128;\n    keepalive_requests 1000000;\n`;
+  writeFileSync(join(dir, "nginx.conf"), nginxConf(dir, nginxProxyServer(new URL(backend.url).host, `127.0.0.1:${port} ssl http2`, tls)));
   const nginx = track(spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" }));
   await sleep(500);
   const targets = [

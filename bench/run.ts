@@ -8,7 +8,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { nginxConf, SWITCHYARD } from "./children.ts";
+import { has, nginxConf, nginxProxyServer, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -80,7 +80,6 @@ function start(name: string, cmd: string, args: string[], env: Record<string, st
   });
 }
 
-const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
 
 async function startNginx(backend: string): Promise<string | null> {
   if (!has("nginx")) return null;
@@ -90,19 +89,7 @@ async function startNginx(backend: string): Promise<string | null> {
   const upstream = new URL(backend);
   writeFileSync(
     join(dir, "nginx.conf"),
-    nginxConf(dir, `  upstream backend { server ${upstream.host}; keepalive 128; }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Real-IP $remote_addr;
-    }
-  }
-`),
+    nginxConf(dir, nginxProxyServer(upstream.host, `127.0.0.1:${port}`)),
   );
   const child = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
   children.push(child);

@@ -8,7 +8,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
-import { SWITCHYARD } from "./children.ts";
+import { nginxConf, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" } } });
 const TUNNELS = Number(opts.tunnels);
@@ -86,7 +86,7 @@ async function main() {
   if (spawnSync("sh", ["-c", "command -v nginx"]).status === 0) {
     mkdirSync(join(dir, "logs"));
     const port = 20000 + Math.floor(Math.random() * 20000);
-    writeFileSync(join(dir, "nginx.conf"), `worker_processes 1;\ndaemon off;\nmaster_process off;\nerror_log ${dir}/logs/error.log warn;\npid ${dir}/nginx.pid;\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass ${backend.url};\n      proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection "upgrade";\n      proxy_read_timeout 3600s;\n    }\n  }\n}\n`);
+    writeFileSync(join(dir, "nginx.conf"), nginxConf(dir, `  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass ${backend.url};\n      proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection "upgrade";\n      proxy_read_timeout 3600s;\n    }\n  }\n`, { connections: 8192 }));
     const child = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
     children.push(child);
     await new Promise((r) => setTimeout(r, 500));
