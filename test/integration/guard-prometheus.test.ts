@@ -46,10 +46,12 @@ async function promSum(url: string, query: string): Promise<number> {
 
 describe("guard.source: prometheus", () => {
   it("judges on what Prometheus sums over both processes: the judge saw 40 failures itself, below min_requests 50, and rolls back on the fleet's", async () => {
-    const [portA, portB] = [await closedPort(), await closedPort()];
-    prometheus = await startPrometheus([`127.0.0.1:${portA}`, `127.0.0.1:${portB}`]);
-    const a = await proxy(portA, prometheusGuard(prometheus.url));
-    const b = await proxy(portB, "guard:\n  enabled: false\n");
+    // The proxies listen first (free ports of their own) and Prometheus is told where; ports chosen
+    // ahead and held through Prometheus's start could be taken meanwhile (seen once in a full run).
+    const promPort = await closedPort();
+    const a = await proxy(0, prometheusGuard(`http://127.0.0.1:${promPort}`));
+    const b = await proxy(0, "guard:\n  enabled: false\n");
+    prometheus = await startPrometheus([a, b].map((r) => new URL(r.admin.url).host), { port: promPort });
     await prometheus.scraped(1);
     // A counter's first scrape is its baseline for increase(): these are not in the numbers.
     await fail(a, 10);
