@@ -131,14 +131,16 @@ features:
       approval: manual
 `;
     running = await openControlled(configDir("atomic-rename", yaml).file);
-    const load = loadLoop(running.url, { concurrency: 4, users: 300, path: "/api/1/reports/x", maxMs: 20_000, maxRequests: 200_000 });
+    // The guard advances only on traffic in its window: the load lasts as long as the test may on a
+    // busy machine (it once ended before the approval was judged in a full CI run).
+    const load = loadLoop(running.url, { concurrency: 4, users: 300, path: "/api/1/reports/x", maxMs: 60_000, maxRequests: 400_000 });
     const context = await browser!.newContext({ httpCredentials: { username: "ops-bob", password: TOKEN } });
     const page = await context.newPage();
     page.on("dialog", (d) => void d.accept());
     await page.goto(running.admin.url);
     await page.getByTestId("guard").filter({ hasText: "waiting for approval" }).waitFor({ timeout: 15_000 });
     await page.getByTestId("approve-reports").click();
-    await waitFor(() => running!.cp.overrides.get("features.reports.percent")?.value === 50, "the approved step");
+    await waitFor(() => running!.cp.overrides.get("features.reports.percent")?.value === 50, "the approved step", 15_000);
     await page.getByTestId("guard").filter({ hasText: "50 %" }).waitFor();
     expect(running.cp.overrides.get("features.reports.percent")?.by).toBe("schedule");
     await page.locator("#audit").filter({ hasText: "schedule approve reports" }).waitFor();
