@@ -1,21 +1,26 @@
-// npm run bench:instructions [-- --variants all-on,no-log,no-metrics,fixed,bare,shadow-10,undici-proxy --requests 1500 --warmup 300]
+// npm run bench:instructions [-- --variants all-on,no-log,no-metrics,fixed,bare,shadow-10,undici-proxy --requests 1500 --warmup 100000 --functions 40]
 // Instructions per request, counted by valgrind's callgrind: the one cost figure that does not move
 // with what else the shared machine is doing (CPU time per request moved by +-20 % between runs of
 // the same target on these hosts). Each variant is a `switchyard start` under callgrind in front of
-// the bench backend; after --warmup requests the counters are zeroed, --requests requests are sent
-// (autocannon, 8 connections, a fixed count), and the dump's total is divided by them. Every thread of
-// the proxy counts (the shadow store's too). Requests run ~100x slower under valgrind, so work that is
-// paced by timers (metrics windows, store flushes, health checks) weighs more per request than at
-// full speed: compare variants with each other, not with CPU-time figures. Needs valgrind.
+// the bench backend. The first --warmup requests run uninstrumented (valgrind ~10x slower instead of
+// ~100x), long enough for V8 to tier up the code a long-running proxy runs; then the counters start,
+// --requests requests are sent (autocannon, 8 connections, a fixed count) and the dump's total is
+// divided by them. Every thread counts (the shadow store's too). V8 still compiles a little in that
+// window (callbacks paced by timers tier up late at valgrind's speed; a proxy at full speed stops
+// compiling after a few hundred thousand requests): that share is reported apart and left out of
+// the comparison. Timer-paced work (metrics windows, store flushes) also weighs more per request
+// than at full speed: compare variants with each other, not with CPU-time figures. --functions N
+// prints the N functions whose self instructions differ most from the first variant's (JavaScript
+// names from node's --perf-basic-prof map). Needs valgrind.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { has, runBench, sleep, startNode, SWITCHYARD, track } from "./children.ts";
 
-const { values: opts } = parseArgs({ options: { variants: { type: "string", default: "all-on,no-log,bare,shadow-10,undici-proxy" }, requests: { type: "string", default: "1500" }, warmup: { type: "string", default: "300" } } });
+const { values: opts } = parseArgs({ options: { variants: { type: "string", default: "all-on,no-log,bare,shadow-10,undici-proxy" }, requests: { type: "string", default: "1500" }, warmup: { type: "string", default: "100000" }, functions: { type: "string" } } });
 const root = new URL("..", import.meta.url).pathname;
 
 /** The bench's "switchyard" target (a 50 % sticky feature, metrics, access log) and its variations. */
@@ -41,14 +46,26 @@ async function load(url: string, amount: number): Promise<void> {
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${r.non2xx} non-2xx answers, ${r.errors} errors`);
 }
 
-async function measure(variant: string, backend: string): Promise<number> {
+interface Measured {
+  /** Every instruction counted per request, every thread. */
+  total: number;
+  /** Of which V8's optimising compilers (Maglev, TurboFan), still tiering up late callbacks. */
+  compile: number;
+  /** Self instructions per request by function (JavaScript names from --perf-basic-prof), with --functions. */
+  functions: Map<string, number>;
+}
+
+async function measure(variant: string, backend: string): Promise<Measured> {
   const dir = mkdtempSync(join(tmpdir(), `switchyard-bench-instructions-${variant}-`));
   const file = join(dir, "sy.yaml");
   // undici-proxy: the bare undici dispatch proxy of bench/targets, the floor the issue measures against.
   const target = variant === "undici-proxy" ? ["bench/targets/undici-proxy.ts", backend] : [SWITCHYARD, "start", "-c", file, "--state-file", join(dir, "state.json")];
   if (variant !== "undici-proxy") writeFileSync(file, config(variant, backend, dir));
+  // Not instrumented until the warm-up is done (valgrind then runs ~10x slower instead of ~100x), so
+  // the warm-up can be long enough for the JIT to reach the code a long-running proxy runs.
+  const flags = ["--max-semi-space-size=8", ...(opts.functions ? ["--perf-basic-prof"] : [])];
   const child = track(
-    spawn("valgrind", ["--tool=callgrind", `--callgrind-out-file=${join(dir, "cg.%p")}`, "--smc-check=all-non-file", process.execPath, "--max-semi-space-size=8", ...target], {
+    spawn("valgrind", ["--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${join(dir, "cg.%p")}`, "--smc-check=all-non-file", process.execPath, ...flags, ...target], {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
     }),
@@ -64,31 +81,97 @@ async function measure(variant: string, backend: string): Promise<number> {
   }
   await load(url, Number(opts.warmup));
   await sleep(500);
+  spawnSync("callgrind_control", ["-i", "on", String(child.pid)]);
   spawnSync("callgrind_control", ["-z", String(child.pid)]);
   await load(url, Number(opts.requests));
   await sleep(500);
   spawnSync("callgrind_control", ["-d", String(child.pid)]);
-  let total = NaN;
-  for (const t0 = Date.now(); Number.isNaN(total) && Date.now() - t0 < 30_000; await sleep(250)) {
-    const dump = readdirSync(dir).find((f) => f.startsWith(`cg.${child.pid}.`));
-    if (dump) total = Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, dump), "utf8"))?.[1]);
+  let dump: string | undefined;
+  for (const t0 = Date.now(); dump === undefined && Date.now() - t0 < 30_000; await sleep(250)) {
+    const name = readdirSync(dir).find((f) => f.startsWith(`cg.${child.pid}.`));
+    if (name && /^(?:summary|totals): \d+/m.test(readFileSync(join(dir, name), "utf8"))) dump = join(dir, name);
   }
   child.kill("SIGTERM");
-  if (Number.isNaN(total)) throw new Error(`${variant}: no callgrind dump`);
-  return total / Number(opts.requests);
+  if (dump === undefined) throw new Error(`${variant}: no callgrind dump`);
+  const n = Number(opts.requests);
+  const total = Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(dump, "utf8"))![1]) / n;
+  const inclusive = annotate(dump, true);
+  const compile = (inclusive.get("v8::internal::OptimizedCompilationJob::ExecuteJob") ?? 0) / n;
+  const functions = new Map<string, number>();
+  if (opts.functions) {
+    const names = perfMap(`/tmp/perf-${child.pid}.map`);
+    for (const [fn, cost] of annotate(dump, false)) {
+      const name = /^0x[0-9a-f]+$/.test(fn) ? (names(parseInt(fn, 16)) ?? "(JIT code, unnamed)") : fn;
+      functions.set(name, (functions.get(name) ?? 0) + cost / n);
+    }
+    rmSync(`/tmp/perf-${child.pid}.map`, { force: true });
+  }
+  return { total, compile, functions };
+}
+
+/** Instructions by function name from callgrind_annotate (self, or inclusive of callees). */
+function annotate(dump: string, inclusive: boolean): Map<string, number> {
+  const r = spawnSync("callgrind_annotate", [`--inclusive=${inclusive ? "yes" : "no"}`, "--threshold=100", dump], { encoding: "utf8", maxBuffer: 256 << 20 });
+  const costs = new Map<string, number>();
+  for (const line of r.stdout.split("\n")) {
+    const m = /^\s*([\d,]+) \([^)]*\)\s+(?:[^:]*):(.*?)(?: \[[^\]]*\])?$/.exec(line);
+    if (!m || line.includes("PROGRAM TOTALS")) continue;
+    // "v8::internal::X::Run(args) const" -> "v8::internal::X::Run"; a JIT address stays as it is.
+    const name = m[2]!.replaceAll("(anonymous namespace)", "{anon}").replace(/\(.*$/, "");
+    costs.set(name, (costs.get(name) ?? 0) + Number(m[1]!.replaceAll(",", "")));
+  }
+  return costs;
+}
+
+/** Address -> JavaScript function, from the map node writes with --perf-basic-prof. */
+function perfMap(file: string): (addr: number) => string | undefined {
+  const rows = readFileSync(file, "utf8").split("\n").flatMap((l) => {
+    const m = /^([0-9a-f]+) ([0-9a-f]+) (.*)$/.exec(l);
+    return m ? [{ start: parseInt(m[1]!, 16), end: parseInt(m[1]!, 16) + parseInt(m[2]!, 16), name: m[3]! }] : [];
+  });
+  rows.sort((a, b) => a.start - b.start);
+  return (addr) => {
+    let lo = 0;
+    let hi = rows.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const r = rows[mid]!;
+      if (addr < r.start) hi = mid - 1;
+      else if (addr >= r.end) lo = mid + 1;
+      else return r.name.replace(/^(JS|LazyCompile|Function):[*~^+]?/, "");
+    }
+    return undefined;
+  };
 }
 
 runBench("bench:instructions", async () => {
   if (!has("valgrind") || !has("callgrind_control")) throw new Error("valgrind is not installed (apt-get install valgrind)");
   const backend = await startNode(["bench/targets/backend.ts"], /READY (\S+)/);
   const variants = opts.variants.split(",");
-  const rows: [string, number][] = [];
+  const rows: [string, Measured][] = [];
   for (const v of variants) {
-    process.stderr.write(`${v}: starting under callgrind (about a minute) ...\n`);
+    process.stderr.write(`${v}: warming up and counting under callgrind (a few minutes) ...\n`);
     rows.push([v, await measure(v, backend.url)]);
   }
-  const base = rows[0]![1];
-  process.stdout.write(`\nInstructions per request (callgrind, ${opts.requests} requests after ${opts.warmup}, node ${process.version})\n`);
-  process.stdout.write(`| variant | instructions/request | vs ${rows[0]![0]} |\n|---|---|---|\n`);
-  for (const [v, n] of rows) process.stdout.write(`| ${v} | ${Math.round(n).toLocaleString("en-US")} | ${(n / base).toFixed(3)}x |\n`);
+  const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+  const steady = (m: Measured) => m.total - m.compile;
+  const base = steady(rows[0]![1]);
+  process.stdout.write(`\nInstructions per request (callgrind, ${opts.requests} requests after ${opts.warmup} uninstrumented, node ${process.version})\n`);
+  process.stdout.write(`| variant | instructions/request | of which JIT compiling | without it | vs ${rows[0]![0]} |\n|---|---|---|---|---|\n`);
+  for (const [v, m] of rows) process.stdout.write(`| ${v} | ${fmt(m.total)} | ${fmt(m.compile)} | ${fmt(steady(m))} | ${(steady(m) / base).toFixed(3)}x |\n`);
+  if (opts.functions) {
+    // Per function, each variant against the first: where the difference is.
+    const [first, firstM] = rows[0]!;
+    for (const [v, m] of rows.slice(1)) {
+      const names = new Set([...firstM.functions.keys(), ...m.functions.keys()]);
+      const diff = [...names].map((k) => [k, (firstM.functions.get(k) ?? 0) - (m.functions.get(k) ?? 0), firstM.functions.get(k) ?? 0] as const).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+      process.stdout.write(`\nSelf instructions per request, ${first} minus ${v} (top ${opts.functions})\n| function | ${first} | difference |\n|---|---|---|\n`);
+      for (const [k, d, own] of diff.slice(0, Number(opts.functions))) process.stdout.write(`| ${k.slice(0, 110).replaceAll("|", "\\|")} | ${fmt(own)} | ${d > 0 ? "+" : ""}${fmt(d)} |\n`);
+    }
+    if (rows.length === 1) {
+      const top = [...firstM.functions].sort((a, b) => b[1] - a[1]).slice(0, Number(opts.functions));
+      process.stdout.write(`\nSelf instructions per request, ${first} (top ${opts.functions})\n| function | instructions |\n|---|---|\n`);
+      for (const [k, c] of top) process.stdout.write(`| ${k.slice(0, 110).replaceAll("|", "\\|")} | ${fmt(c)} |\n`);
+    }
+  }
 });

@@ -13,7 +13,11 @@ const server = http.createServer((req, res) => {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (!HOP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
   let controller: Dispatcher.DispatchController | null = null;
-  res.once("close", () => controller?.abort(new Error("client closed")));
+  // Only an answer cut short is aborted ('close' follows every answer; an Error per request would
+  // cost the floor a stack trace each time).
+  res.once("close", () => {
+    if (!res.writableFinished) controller?.abort(new Error("client closed"));
+  });
   const handler: Dispatcher.DispatchHandler = {
     onRequestStart(c) {
       controller = c;
