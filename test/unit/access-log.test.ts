@@ -3,7 +3,7 @@
 import { Writable } from "node:stream";
 import fc from "fast-check";
 import pino from "pino";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { logAccess, type AccessRecord } from "../../src/observe/access-log.ts";
 import { createLogger } from "../../src/observe/logger.ts";
 
@@ -106,5 +106,37 @@ describe("access log line", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  describe("time", () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it("is the clock's ISO time for each line, across milliseconds, seconds, days and years", () => {
+      vi.useFakeTimers({ toFake: ["Date"] });
+      const { logger, lines } = capture();
+      // The date and time are cached per second, the milliseconds appended: every padding width,
+      // the same millisecond twice, each boundary, and a clock that steps back.
+      const instants = ["2026-12-03T01:36:25.000Z", "2026-12-03T01:36:25.007Z", "2026-12-03T01:36:25.007Z", "2026-12-03T01:36:25.042Z", "2026-12-03T01:36:25.999Z", "2026-12-03T01:36:26.000Z", "2026-12-03T23:59:59.999Z", "2026-12-04T00:00:00.001Z", "2026-12-31T23:59:59.500Z", "2027-01-01T00:00:00.100Z", "2026-12-03T01:36:25.123Z"];
+      for (const t of instants) {
+        vi.setSystemTime(new Date(t));
+        logAccess(logger, true, base);
+      }
+      expect(lines.map((l) => (JSON.parse(l) as { time: string }).time)).toEqual(instants);
+    });
+
+    it("matches toISOString for any millisecond (property)", () => {
+      vi.useFakeTimers({ toFake: ["Date"] });
+      const { logger, lines } = capture();
+      fc.assert(
+        fc.property(fc.integer({ min: 0, max: 4_102_444_800_000 }), (ms) => {
+          vi.setSystemTime(ms);
+          logAccess(logger, true, base);
+          return (JSON.parse(lines.at(-1)!) as { time: string }).time === new Date(ms).toISOString();
+        }),
+        { numRuns: 2000 },
+      );
+    });
   });
 });
