@@ -16,6 +16,14 @@ export function isHopByHop(lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName);
 }
 
+/** Bit n set: some hop-by-hop name is n characters long. */
+const HOP_LENGTHS = [...HOP_BY_HOP].reduce((bits, name) => bits | (1 << name.length), 0);
+
+/** False when no hop-by-hop name has this length (the name need not even be lowercased to know). */
+export function mayBeHopByHop(length: number): boolean {
+  return length < 32 && (HOP_LENGTHS & (1 << length)) !== 0;
+}
+
 /**
  * Header names listed in a Connection header value, lowercased, or null when it lists none besides the
  * usual `keep-alive` / `close` (the common case, answered without allocating).

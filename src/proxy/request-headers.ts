@@ -19,6 +19,8 @@ export interface RequestHeaderFacts {
   connection: string | undefined;
   transferEncoding: string | undefined;
   contentLength: string | undefined;
+  /** Every header name lowercased, in rawHeaders order (one per name/value pair). */
+  lowerNames: string[];
 }
 
 /** One pass over rawHeaders collecting what the proxy decides on. */
@@ -26,9 +28,11 @@ export function readRequestHeaderFacts(raw: readonly string[], requestIdLower: s
   const f: RequestHeaderFacts = {
     hostCount: 0, host: undefined, forwardedFor: undefined, forwardedProto: undefined, forwardedHost: undefined,
     forwardedPort: undefined, forwarded: undefined, requestId: undefined, connection: undefined, transferEncoding: undefined, contentLength: undefined,
+    lowerNames: [],
   };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
+    f.lowerNames.push(name);
     const value = raw[i + 1]!;
     switch (name) {
       case "host": f.hostCount++; f.host ??= value; break;
@@ -69,7 +73,7 @@ export function buildUpstreamHeaders(raw: readonly string[], facts: RequestHeade
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const lower = name.toLowerCase();
+    const lower = facts.lowerNames[i >> 1]!;
     if (isHopByHop(lower) || PROXY_OWNED.has(lower) || lower === ctx.requestIdLower || lower === "expect") continue;
     if (listed !== null && listed.has(lower)) continue;
     if (ctx.drop !== null && ctx.drop.has(lower)) continue;

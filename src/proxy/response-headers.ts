@@ -1,7 +1,7 @@
 // The header block sent to the client from the backend's raw response headers (case, order and
 // duplicates such as Set-Cookie kept): hop-by-hop dropped, Location pointing at the backend rewritten,
 // the request id set.
-import { connectionListed, isHopByHop } from "./hop-by-hop.ts";
+import { connectionListed, isHopByHop, mayBeHopByHop } from "./hop-by-hop.ts";
 
 export interface ResponseHeaderContext {
   requestIdHeader: string;
@@ -19,29 +19,43 @@ export interface ResponseHeaderContext {
 
 type Raw = readonly (Buffer | string)[];
 
+const LOCATION_LENGTH = "location".length;
+
 const str = (v: Buffer | string): string => (typeof v === "string" ? v : v.toString("latin1"));
 
 export function buildClientHeaders(raw: Raw, ctx: ResponseHeaderContext): string[] {
+  // One pass, each name converted once; only names as long as one the proxy acts on are lowercased.
+  const idLength = ctx.requestIdLower.length;
   let listed: Set<string> | null = null;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (str(raw[i]!).toLowerCase() === "connection") {
-      const names = connectionListed(str(raw[i + 1]!));
-      if (names) for (const n of names) (listed ??= new Set()).add(n);
-    }
-  }
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = str(raw[i]!);
+    if (!mayBeHopByHop(name.length) && name.length !== idLength && name.length !== LOCATION_LENGTH) {
+      out.push(name, str(raw[i + 1]!));
+      continue;
+    }
     const lower = name.toLowerCase();
+    if (lower === "connection") {
+      const names = connectionListed(str(raw[i + 1]!));
+      if (names) for (const n of names) (listed ??= new Set()).add(n);
+      continue;
+    }
     if (isHopByHop(lower) || lower === ctx.requestIdLower) continue;
-    if (listed !== null && listed.has(lower)) continue;
     let value = str(raw[i + 1]!);
     if (lower === "location" && ctx.backendOrigin !== null) value = rewriteLocation(value, ctx.backendOrigin, ctx.publicOrigin);
     out.push(name, value);
   }
-  out.push(ctx.requestIdHeader, ctx.requestId);
-  if (ctx.extra !== null) out.push(...ctx.extra);
-  if (ctx.close) out.push("connection", "close");
+  // Names the backend listed in Connection go too (rare: most answers list none but keep-alive/close).
+  const kept = listed === null ? out : withoutListed(out, listed);
+  kept.push(ctx.requestIdHeader, ctx.requestId);
+  if (ctx.extra !== null) kept.push(...ctx.extra);
+  if (ctx.close) kept.push("connection", "close");
+  return kept;
+}
+
+function withoutListed(pairs: string[], listed: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < pairs.length; i += 2) if (!listed.has(pairs[i]!.toLowerCase())) out.push(pairs[i]!, pairs[i + 1]!);
   return out;
 }
 

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { buildUpstreamHeaders, isValidRequestId, readRequestHeaderFacts, type UpstreamHeaderContext } from "../../src/proxy/request-headers.ts";
 import { buildClientHeaders, filterTrailers, rewriteLocation } from "../../src/proxy/response-headers.ts";
@@ -122,6 +123,37 @@ describe("client headers", () => {
     expect(pairs(buildClientHeaders(raw, base))).toEqual([
       ["Content-Type", "text/plain"], ["Set-Cookie", "a=1"], ["Set-Cookie", "b=2"], ["Trailer", "X-Checksum"], ["X-Request-Id", "rid"],
     ]);
+  });
+
+  it("drops exactly what the rule says for any header list, any case (property)", () => {
+    // The rule written plainly (the builder skips lowercasing names no rule can match, so it is
+    // checked against this on random lists mixing every name it acts on with ordinary ones).
+    const hop = ["connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"];
+    const reference = (raw: string[], requestIdLower: string): string[] => {
+      const listed = new Set<string>();
+      for (let i = 0; i < raw.length; i += 2) {
+        if (raw[i]!.toLowerCase() !== "connection") continue;
+        for (const t of raw[i + 1]!.toLowerCase().split(",")) if (t.trim() !== "" && t.trim() !== "keep-alive" && t.trim() !== "close") listed.add(t.trim());
+      }
+      const out: string[] = [];
+      for (let i = 0; i < raw.length; i += 2) {
+        const lower = raw[i]!.toLowerCase();
+        if (hop.includes(lower) || lower === requestIdLower || listed.has(lower)) continue;
+        out.push(raw[i]!, lower === "location" ? rewriteLocation(raw[i + 1]!, base.backendOrigin, base.publicOrigin) : raw[i + 1]!);
+      }
+      return out;
+    };
+    const names = fc.constantFrom(...hop, "location", "x-request-id", "x-trace", "x-internal", "content-type", "set-cookie", "date", "server", "etag", "x-a", "x-listed-by-name");
+    const anyCase = (n: string) => fc.array(fc.boolean(), { minLength: n.length, maxLength: n.length }).map((up) => [...n].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(""));
+    const value = fc.oneof(fc.constantFrom("keep-alive", "close", "X-Internal", "keep-alive, x-listed-by-name", "x-trace ,, Etag", "http://127.0.0.1:5043/a", "v"), fc.string({ maxLength: 8 }));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(names.chain(anyCase), value), { maxLength: 12 }), fc.constantFrom("x-request-id", "x-trace", "request-id"), (list, requestIdLower) => {
+        const raw = list.flat();
+        const got = buildClientHeaders(raw.map((x) => Buffer.from(x, "latin1")), { ...base, requestIdLower });
+        expect(got).toEqual([...reference(raw, requestIdLower), base.requestIdHeader, base.requestId]);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it("asks the client to close while draining", () => {
