@@ -11,36 +11,45 @@ export const BUCKETS = 10_000;
 const encoder = new TextEncoder();
 
 export function bucketOf(salt: string, key: string): number {
-  const text = `${salt}:${key}`;
-  // ASCII text is its own UTF-8: hashed straight from its char codes, no encoded copy.
-  const h = murmur3Ascii(text);
-  return (h >= 0 ? h : murmur3(encoder.encode(text), 0)) % BUCKETS;
+  // ASCII text is its own UTF-8: hashed straight from the two strings' char codes, with no joined or
+  // encoded copy.
+  const h = murmur3AsciiJoined(salt, key);
+  return (h >= 0 ? h : murmur3(encoder.encode(`${salt}:${key}`), 0)) % BUCKETS;
 }
 
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
+const COLON = 0x3a;
 
-/** murmur3(utf8(s), 0) for ASCII `s`, read from its char codes; -1 when `s` is not ASCII. */
-export function murmur3Ascii(s: string): number {
+/** murmur3(utf8(a + ":" + b), 0) for ASCII `a` and `b`, read from their char codes; -1 when not ASCII. */
+export function murmur3AsciiJoined(a: string, b: string): number {
   let h = 0;
-  const len = s.length;
-  const blocks = len & ~3;
-  for (let i = 0; i < blocks; i += 4) {
-    const a = s.charCodeAt(i);
-    const b = s.charCodeAt(i + 1);
-    const c = s.charCodeAt(i + 2);
-    const d = s.charCodeAt(i + 3);
-    if ((a | b | c | d) > 0x7f) return -1;
-    h = round(h, a | (b << 8) | (c << 16) | (d << 24));
-  }
   let k = 0;
-  for (let i = len - 1; i >= blocks; i--) {
-    const c = s.charCodeAt(i);
+  // Bytes of the current 4-byte block gathered so far (little-endian, as murmur reads them).
+  let n = 0;
+  const total = a.length + 1 + b.length;
+  for (let i = 0; i <= a.length; i++) {
+    const c = i < a.length ? a.charCodeAt(i) : COLON;
     if (c > 0x7f) return -1;
-    k = (k << 8) | c;
+    k |= c << (n << 3);
+    if (++n === 4) {
+      h = round(h, k);
+      k = 0;
+      n = 0;
+    }
   }
-  if (len > blocks) h ^= scramble(k);
-  return fmix(h, len);
+  for (let i = 0; i < b.length; i++) {
+    const c = b.charCodeAt(i);
+    if (c > 0x7f) return -1;
+    k |= c << (n << 3);
+    if (++n === 4) {
+      h = round(h, k);
+      k = 0;
+      n = 0;
+    }
+  }
+  if (n > 0) h ^= scramble(k);
+  return fmix(h, total);
 }
 
 /** One 4-byte block into the state. */

@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { BUCKETS, bucketOf, murmur3, murmur3Ascii, thresholdOf } from "../../../src/routing/hash.ts";
+import { BUCKETS, bucketOf, murmur3, murmur3AsciiJoined, thresholdOf } from "../../../src/routing/hash.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const ids = Array.from({ length: 100_000 }, (_, i) => `user-${i}`);
@@ -21,11 +21,11 @@ describe("murmur3_x86_32", () => {
 
   it("hashes UTF-8 bytes", () => expect(murmur3(enc("ü"), 0)).toBe(murmur3(new Uint8Array([0xc3, 0xbc]), 0)));
 
-  it("hashes ASCII strings from their char codes exactly as their bytes, and declines anything else", () => {
-    for (const s of ["", "a", "ab", "abc", "abcd", "abcde", "switchyard:0b8f5c1e-8a3a-4a55-9a7e-3c9d2f1e6b7a", "x".repeat(257), "\u007f~ !"]) {
-      expect(murmur3Ascii(s), s).toBe(murmur3(enc(s), 0));
-    }
-    for (const s of ["ü", "abcü", "abcdü", "üabcd", "a\u0080", "日本"]) expect(murmur3Ascii(s), s).toBe(-1);
+  it("hashes two ASCII strings joined by a colon from their char codes exactly as the joined bytes, and declines anything else", () => {
+    // Every split of every length class: the colon and the block boundary fall everywhere.
+    const texts = ["", "a", "ab", "abc", "abcd", "abcde", "switchyard", "0b8f5c1e-8a3a-4a55-9a7e-3c9d2f1e6b7a", "x".repeat(257), "\u007f~ !"];
+    for (const a of texts) for (const b of texts) expect(murmur3AsciiJoined(a, b), `${a}:${b}`).toBe(murmur3(enc(`${a}:${b}`), 0));
+    for (const [a, b] of [["ü", "x"], ["x", "ü"], ["abc", "dü"], ["abcd", "ü"], ["üabcd", ""], ["", "a\u0080"], ["日本", "x"]]) expect(murmur3AsciiJoined(a!, b!), `${a}:${b}`).toBe(-1);
     // bucketOf takes the byte path for those: the same bucket as the UTF-8 bytes give.
     expect(bucketOf("s", "jürgen")).toBe(murmur3(enc("s:jürgen"), 0) % BUCKETS);
     expect(bucketOf("s", "erin")).toBe(murmur3(enc("s:erin"), 0) % BUCKETS);
