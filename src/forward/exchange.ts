@@ -24,6 +24,8 @@ export interface ProxyState {
   /** True once shutdown began: every response asks the client to close. */
   draining: boolean;
   inflight: number;
+  /** Requests (and upgrades) started since the process did. */
+  started: number;
   /** Resolved when inflight drops to zero while draining. */
   onIdle: (() => void) | null;
   readonly pools: BackendPools;
@@ -49,6 +51,9 @@ export const HEADER_TIMEOUT_BACKSTOP_MS = 1000;
 
 /** RFC 9112 reason-phrase: HTAB, SP, VCHAR, obs-text. */
 const REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** A fresh sticky id: one function for every exchange (no closure per request). */
+const mintStickyId = (): string => randomUUID();
 
 /** The header deadline fired: a module-level function, so arming it allocates no closure per request. */
 function onHeaderTimeout(ex: Exchange): void {
@@ -129,11 +134,12 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     this.startedAt = startedAt;
     this.h2 = req.httpVersionMajor === 2;
     state.inflight++;
+    state.started++;
     res.once("close", this.#onClientClose);
   }
 
   /** Mints a sticky id for a client that has none (the routing decision calls it at most once). */
-  readonly mintId = (): string => randomUUID();
+  readonly mintId = mintStickyId;
 
   addResponseHeader(name: string, value: string): void {
     (this.extraHeaders ??= []).push(name, value);
