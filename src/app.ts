@@ -6,6 +6,7 @@ import type { ProxyState } from "./forward/exchange.ts";
 import { BackendPools } from "./forward/pools.ts";
 import { HealthRegistry } from "./health/registry.ts";
 import { createLogger, type Logger } from "./observe/logger.ts";
+import { IdleTrimmer } from "./observe/memory.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { ShadowRunner } from "./shadow/mirror.ts";
 import { ShadowStore, type PairSink } from "./shadow/store/store.ts";
@@ -65,6 +66,7 @@ export class Switchyard {
   readonly #applied: ((snapshot: Snapshot) => void)[] = [];
 
   readonly #workers: number;
+  readonly #trimmer: IdleTrimmer;
 
   private constructor(config: Config, logger: Logger, opts: StartOptions) {
     this.#workers = opts.workers ?? 1;
@@ -76,7 +78,9 @@ export class Switchyard {
     this.health.probeLocally = opts.remoteChecks !== true;
     // A primary that serves nothing still runs the active checks, once for all its workers.
     this.health.configure(this.#snapshot);
-    this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, onIdle: null, pools: this.pools, perClient: new Map(), health: this.health };
+    this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, started: 0, onIdle: null, pools: this.pools, perClient: new Map(), health: this.health };
+    this.#trimmer = new IdleTrimmer(() => this.state, logger, config.memory.idle_trim_after);
+    this.metrics.collect("switchyard_memory_trims_total", "counter", "Compacting garbage collections run while idle after startup or a reload (memory.idle_trim_after), handing memory back to the system.", () => [{ labels: {}, value: this.#trimmer.trims }]);
     this.#tunnelMetrics();
     const sink = opts.shadowSink;
     this.#storePath = sink ? null : (opts.shadowStorePath ?? config.shadow.store.path ?? null);
@@ -167,6 +171,7 @@ export class Switchyard {
     }
     if (previous !== next) void this.pools.retainOnly(Object.values(next.backends));
     this.health.configure(next); // health survives for backends whose address did not change
+    this.#trimmer.reloaded(next.config.memory.idle_trim_after);
     if (next.shadow.enabled) this.#openStore();
     const tunnels = this.tunnels.reconsider(next.routing, config.websocket.move_drain_timeout, CLOSE_SERVICE_RESTART);
     this.logger.debug({ config_hash: next.hash, tunnels_moved: tunnels }, "snapshot swapped");
@@ -259,6 +264,7 @@ export class Switchyard {
   async #doShutdown(drainMs: number): Promise<ShutdownResult> {
     const state = this.state;
     state.draining = true;
+    this.#trimmer.stop();
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
     for (const l of this.listeners) {
       l.tls?.close();

@@ -41,6 +41,7 @@ export const DEFAULT_REQUEST_ID_HEADER = "X-Request-Id";
 export const DEFAULT_REQUEST_ID_PRESERVE = "any";
 
 export const DEFAULT_DRAIN_TIMEOUT = "30s";
+export const DEFAULT_IDLE_TRIM_AFTER = "10s";
 
 export const DEFAULT_WS_HANDSHAKE_TIMEOUT = "10s";
 export const DEFAULT_MAX_TUNNELS = 10_000;

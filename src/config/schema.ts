@@ -209,6 +209,12 @@ export const ConfigSchema = z
       .union([z.literal("auto"), z.int({ error: WORKERS_ERROR }).min(1, { error: WORKERS_ERROR }).max(256, { error: WORKERS_ERROR })], { error: WORKERS_ERROR })
       .default(1)
       .meta({ description: "Processes serving traffic. 1: one process does everything. N or auto (one per CPU core): a primary keeps the control plane (config watch, admin API, guard, state file, shadow store) and N workers share the listeners; a runtime change reaches every worker, /metrics, /stats and /status cover them all, a crashed worker is restarted. Caps that protect the backends (shadow.max_per_second, shadow.max_in_flight, websocket.max_tunnels*) are shared out, 1/N per worker; limits.max_requests_per_client applies per worker. --workers overrides it. Default 1." }),
+    memory: z
+      .strictObject({
+        idle_trim_after: duration("After startup or a reload, once nothing has been in flight (no request, no tunnel) for this long, one full compacting garbage collection hands back the memory loading the config left behind (about 14 MiB; a pause of a few tens of ms, only while idle). 0 turns it off.", D.DEFAULT_IDLE_TRIM_AFTER),
+      })
+      .prefault({})
+      .meta({ description: "Memory handed back to the system while idle." }),
     shutdown: z
       .strictObject({
         drain_timeout: duration("On SIGTERM/SIGINT, how long in-flight requests may take to finish before connections are closed.", D.DEFAULT_DRAIN_TIMEOUT),
