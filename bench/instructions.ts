@@ -1,4 +1,4 @@
-// npm run bench:instructions [-- --variants all-on,no-log,no-metrics,fixed,bare,shadow-10,undici-proxy --requests 1500 --warmup 100000 --functions 40]
+// npm run bench:instructions [-- --variants all-on,no-log,no-metrics,fixed,bare,shadow-10,undici-proxy --requests 1500 --warmup 100000 --rounds 3 --functions 40]
 // Instructions per request, counted by valgrind's callgrind: the one cost figure that does not move
 // with what else the shared machine is doing (CPU time per request moved by +-20 % between runs of
 // the same target on these hosts). Each variant is a `switchyard start` under callgrind in front of
@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { has, runBench, sleep, startNode, SWITCHYARD, track } from "./children.ts";
 
-const { values: opts } = parseArgs({ options: { variants: { type: "string", default: "all-on,no-log,bare,shadow-10,undici-proxy" }, requests: { type: "string", default: "1500" }, warmup: { type: "string", default: "100000" }, functions: { type: "string" } } });
+const { values: opts } = parseArgs({ options: { variants: { type: "string", default: "all-on,no-log,bare,shadow-10,undici-proxy" }, requests: { type: "string", default: "1500" }, warmup: { type: "string", default: "100000" }, functions: { type: "string" }, rounds: { type: "string", default: "1" } } });
 const root = new URL("..", import.meta.url).pathname;
 
 /** The bench's "switchyard" target (a 50 % sticky feature, metrics, access log) and its variations. */
@@ -148,17 +148,29 @@ runBench("bench:instructions", async () => {
   if (!has("valgrind") || !has("callgrind_control")) throw new Error("valgrind is not installed (apt-get install valgrind)");
   const backend = await startNode(["bench/targets/backend.ts"], /READY (\S+)/);
   const variants = opts.variants.split(",");
-  const rows: [string, Measured][] = [];
-  for (const v of variants) {
-    process.stderr.write(`${v}: warming up and counting under callgrind (a few minutes) ...\n`);
-    rows.push([v, await measure(v, backend.url)]);
+  // Rounds interleave the variants; a variant's row is its median round (by instructions without
+  // compiling): which functions V8 inlines differs from one process to the next, +-5 %.
+  const runs = new Map<string, Measured[]>(variants.map((v) => [v, []]));
+  const rounds = Number(opts.rounds);
+  for (let round = 1; round <= rounds; round++) {
+    for (const v of variants) {
+      process.stderr.write(`${v}${rounds > 1 ? ` (round ${round}/${rounds})` : ""}: warming up and counting under callgrind (a few minutes) ...\n`);
+      runs.get(v)!.push(await measure(v, backend.url));
+    }
   }
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
   const steady = (m: Measured) => m.total - m.compile;
+  const rows: [string, Measured][] = variants.map((v) => {
+    const sorted = [...runs.get(v)!].sort((x, y) => steady(x) - steady(y));
+    return [v, sorted[(sorted.length - 1) >> 1]!];
+  });
   const base = steady(rows[0]![1]);
-  process.stdout.write(`\nInstructions per request (callgrind, ${opts.requests} requests after ${opts.warmup} uninstrumented, node ${process.version})\n`);
-  process.stdout.write(`| variant | instructions/request | of which JIT compiling | without it | vs ${rows[0]![0]} |\n|---|---|---|---|---|\n`);
-  for (const [v, m] of rows) process.stdout.write(`| ${v} | ${fmt(m.total)} | ${fmt(m.compile)} | ${fmt(steady(m))} | ${(steady(m) / base).toFixed(3)}x |\n`);
+  process.stdout.write(`\nInstructions per request (callgrind, ${opts.requests} requests after ${opts.warmup} uninstrumented, ${rounds > 1 ? `median of ${rounds} rounds, ` : ""}node ${process.version})\n`);
+  process.stdout.write(`| variant | instructions/request | of which JIT compiling | without it | vs ${rows[0]![0]} |${rounds > 1 ? " rounds (without compiling) |" : ""}\n|---|---|---|---|---|${rounds > 1 ? "---|" : ""}\n`);
+  for (const [v, m] of rows) {
+    const all = rounds > 1 ? ` ${runs.get(v)!.map((r) => fmt(steady(r))).join(", ")} |` : "";
+    process.stdout.write(`| ${v} | ${fmt(m.total)} | ${fmt(m.compile)} | ${fmt(steady(m))} | ${(steady(m) / base).toFixed(3)}x |${all}\n`);
+  }
   if (opts.functions) {
     // Per function, each variant against the first: where the difference is.
     const [first, firstM] = rows[0]!;
