@@ -27,19 +27,10 @@ export function murmur3AsciiJoined(a: string, b: string): number {
   let k = 0;
   // Bytes of the current 4-byte block gathered so far (little-endian, as murmur reads them).
   let n = 0;
-  const total = a.length + 1 + b.length;
-  for (let i = 0; i <= a.length; i++) {
-    const c = i < a.length ? a.charCodeAt(i) : COLON;
-    if (c > 0x7f) return -1;
-    k |= c << (n << 3);
-    if (++n === 4) {
-      h = round(h, k);
-      k = 0;
-      n = 0;
-    }
-  }
-  for (let i = 0; i < b.length; i++) {
-    const c = b.charCodeAt(i);
+  const colonAt = a.length;
+  const total = colonAt + 1 + b.length;
+  for (let i = 0; i < total; i++) {
+    const c = i < colonAt ? a.charCodeAt(i) : i === colonAt ? COLON : b.charCodeAt(i - colonAt - 1);
     if (c > 0x7f) return -1;
     k |= c << (n << 3);
     if (++n === 4) {
