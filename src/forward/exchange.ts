@@ -464,6 +464,13 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       });
     }
     if (this.#dispatched && this.backend !== null && !this.clientGone) this.state.health.observe(this.backend, this.error, status);
+    // Every failure leaves a line; a success only with the access log on (the record is not built otherwise).
+    if (this.snapshot.config.log.access_log || this.error !== undefined) this.#logAccess(status, upstreamMs, now);
+    const state = this.state;
+    if (--state.inflight === 0 && state.onIdle) state.onIdle();
+  };
+
+  #logAccess(status: number, upstreamMs: number | null, now: number): void {
     const path = this.req.url ?? "";
     const sent = this.upstreamStartedAt > 0 ? this.#dispatch!.path : path;
     logAccess(this.state.logger, this.snapshot.config.log.access_log, {
@@ -485,9 +492,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       bytes_out: this.bytesOut,
       ...(this.error !== undefined && { error: this.error, error_detail: this.errorDetail ?? ERRORS[this.error].message }),
     });
-    const state = this.state;
-    if (--state.inflight === 0 && state.onIdle) state.onIdle();
-  };
+  }
 }
 
 /** The header block with the Host a backend's own host gave replaced by another backend's. */

@@ -37,6 +37,14 @@ describe("upstream failures", () => {
     expect(proxy.accessLogs()[0]!.level).toBe("error");
   });
 
+  it("logs failures even with log.access_log off, and nothing for successes", async () => {
+    backend = await startBackend((req, res) => (req.url === "/reset" ? req.socket.destroy() : res.end("ok")));
+    proxy = await startProxy("log:\n  access_log: false\n", backend.url);
+    for (let i = 0; i < 5; i++) expect((await send(proxy.url, { path: `/ok/${i}` })).status).toBe(200);
+    expectErrorAnswer(await send(proxy.url, { path: "/reset" }), 502, "SY_UPSTREAM_RESET");
+    expect(proxy.accessLogs().map((l) => l.path)).toEqual(["/reset"]);
+  });
+
   it("answers 502 when the backend resets the connection before answering", async () => {
     backend = await startBackend((req) => req.socket.destroy());
     proxy = await startProxy("", backend.url);
