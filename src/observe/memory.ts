@@ -89,10 +89,9 @@ export class IdleTrimmer {
     this.#schedule();
   }
 
-  /** After a reload: trim again once quiet; the reload may change memory.idle_trim_after (0: off). */
+  /** After a reload: trim again once quiet for afterMs (memory.idle_trim_after may change; 0: off). */
   reloaded(afterMs: number): void {
     this.#dirty = true;
-    if (afterMs === this.#afterMs) return;
     this.#afterMs = afterMs;
     this.#schedule();
   }
@@ -102,10 +101,12 @@ export class IdleTrimmer {
     this.#timer = null;
   }
 
+  /** Watches until the next trim (none while nothing is left to trim: the timer stops). */
   #schedule(): void {
     this.stop();
-    if (this.#afterMs <= 0) return;
-    // A quarter of the period: a trim comes between 1x and 1.25x idle_trim_after after the last request.
+    this.#lastStarted = -1;
+    if (this.#afterMs <= 0 || !this.#dirty) return;
+    // Looks four times a period: a trim comes at most half a period later than idle_trim_after of quiet.
     this.#timer = setInterval(() => this.check(performance.now()), Math.max(50, this.#afterMs / 4));
     this.#timer.unref();
   }
@@ -120,6 +121,7 @@ export class IdleTrimmer {
     }
     if (!this.#dirty || now - this.#quietSince < this.#afterMs) return;
     this.#dirty = false;
+    this.stop();
     const r = trimNow();
     if (r === null) return;
     this.trims++;

@@ -33,10 +33,13 @@ describe("IdleTrimmer", () => {
     t.check(7000);
     t.check(20_000);
     expect(t.trims).toBe(1);
-    // A reload is (here at once: nothing has been in flight for long).
+    // A reload is, once afterMs have passed since it with nothing in flight.
     t.reloaded(1000);
     t.stop();
     t.check(20_500);
+    t.check(21_499);
+    expect(t.trims).toBe(1);
+    t.check(21_500);
     expect(t.trims).toBe(2);
     // And after a reload during traffic, once the traffic is over for afterMs.
     t.reloaded(1000);
