@@ -1,14 +1,15 @@
 // npm run bench:ws [-- --tunnels 1000 --seconds 10 --rounds 3]
 // N concurrent WebSocket connections, each in a ping-pong loop (64-byte message, wait for the echo,
 // repeat), against the echo backend directly, through Switchyard and through nginx (when installed).
-// Prints messages/s (median of rounds), the ratio to direct and nginx, and the proxy's RSS.
+// Prints messages/s (median of rounds), the ratio to direct and nginx, the proxy's CPU time per
+// message and its RSS.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
-import { nginxConf, SWITCHYARD } from "./children.ts";
+import { cpuSeconds, nginxConf, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" } } });
 const TUNNELS = Number(opts.tunnels);
@@ -38,7 +39,8 @@ function start(cmd: string, args: string[], pattern: RegExp): Promise<{ url: str
 
 const rssMiB = (pid: number, field = "VmRSS") => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
 
-async function run(url: string): Promise<number> {
+/** Messages per second over the window, and the proxy's CPU time per message (µs) when it is ours to read. */
+async function run(url: string, pid: number | null): Promise<{ rate: number; cpuUs: number }> {
   const wsUrl = url.replace(/^http/, "ws");
   const sockets: WebSocket[] = [];
   // Open in batches so the accept queues are not the thing being measured.
@@ -65,14 +67,17 @@ async function run(url: string): Promise<number> {
   await new Promise((r) => setTimeout(r, 1000)); // warm-up
   const c0 = count;
   const t0 = performance.now();
+  const cpu0 = pid === null ? NaN : cpuSeconds(pid);
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const rate = ((count - c0) * 1000) / (performance.now() - t0);
+  const messages = count - c0;
+  const rate = (messages * 1000) / (performance.now() - t0);
+  const cpuUs = pid === null ? NaN : ((cpuSeconds(pid) - cpu0) * 1e6) / messages;
   running = false;
   await Promise.all(sockets.map((ws) => new Promise<void>((r) => {
     ws.once("close", () => r());
     ws.terminate();
   })));
-  return rate;
+  return { rate, cpuUs };
 }
 
 async function main() {
@@ -94,13 +99,16 @@ async function main() {
   } else log("bench:ws: nginx not on PATH - skipping that peer");
 
   const rates = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  const cpu = new Map<string, number[]>(targets.map((t) => [t.name, []]));
   const rss = new Map<string, number>();
   const idle = new Map<string, number>();
   for (let round = 1; round <= ROUNDS; round++) {
     for (const t of targets) {
       log(`round ${round}/${ROUNDS}: ${t.name}`);
       const before = t.pid ? rssMiB(t.pid) : NaN;
-      rates.get(t.name)!.push(await run(t.url));
+      const r = await run(t.url, t.pid);
+      rates.get(t.name)!.push(r.rate);
+      cpu.get(t.name)!.push(r.cpuUs);
       if (t.pid) rss.set(t.name, Math.max(rss.get(t.name) ?? 0, rssMiB(t.pid, "VmHWM")));
       if (t.pid && round === 1) {
         idle.set(t.name, before);
@@ -111,11 +119,14 @@ async function main() {
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   const m = new Map([...rates].map(([k, v]) => [k, med(v)]));
   process.stdout.write(`\nbench:ws - node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, ${TUNNELS} concurrent tunnels, 64-byte ping-pong, median of ${ROUNDS} x ${SECONDS}s\n`);
-  process.stdout.write(`| target     | messages/s | vs direct | vs nginx | peak RSS | peak / idle RSS |\n|------------|------------|-----------|----------|----------|-----------------|\n`);
+  // CPU per message: the proxy process's user + system time over the window, divided by the messages
+  // (each counted once, at the client, so a message is one crossing each way).
+  process.stdout.write(`| target     | messages/s | vs direct | vs nginx | CPU µs/message | peak RSS | peak / idle RSS |\n|------------|------------|-----------|----------|----------------|----------|-----------------|\n`);
   for (const t of targets) {
     const r = m.get(t.name)!;
+    const cpuUs = t.pid ? med(cpu.get(t.name)!).toFixed(1) : "-";
     const vsNginx = m.has("nginx") ? `${(r / m.get("nginx")!).toFixed(2)}x` : "-";
-    process.stdout.write(`| ${t.name.padEnd(10)} | ${Math.round(r).toLocaleString("en-US").padStart(10)} | ${`${(r / m.get("direct")!).toFixed(2)}x`.padStart(9)} | ${vsNginx.padStart(8)} | ${t.pid ? `${rss.get(t.name)!.toFixed(0)} MiB`.padStart(8) : "       -"} | ${t.pid ? `${(rss.get(t.name)! / idle.get(t.name)!).toFixed(2)}x`.padStart(15) : "              -"} |\n`);
+    process.stdout.write(`| ${t.name.padEnd(10)} | ${Math.round(r).toLocaleString("en-US").padStart(10)} | ${`${(r / m.get("direct")!).toFixed(2)}x`.padStart(9)} | ${vsNginx.padStart(8)} | ${cpuUs.padStart(14)} | ${t.pid ? `${rss.get(t.name)!.toFixed(0)} MiB`.padStart(8) : "       -"} | ${t.pid ? `${(rss.get(t.name)! / idle.get(t.name)!).toFixed(2)}x`.padStart(15) : "              -"} |\n`);
   }
 }
 
