@@ -1,7 +1,7 @@
 // Child processes for the benches that start their own targets: start one and wait for the line
 // that says where it listens, read its RSS from /proc, stop them all at the end.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 const root = new URL("..", import.meta.url).pathname;
 /** The proxy as it ships: the build in dist/ (the bench npm scripts run `npm run build` first). */
@@ -38,8 +38,33 @@ export function stopChildren(): void {
   for (const c of children) c.kill("SIGTERM");
 }
 
-/** Resident set size of a process, MiB (Linux /proc). */
-export const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+/** A process and its live descendants (a `workers: N` primary and its workers), Linux /proc. */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const kids = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      if (kids !== "") for (const k of kids.split(" ")) out.push(...processTree(Number(k)));
+    }
+  } catch {
+    // gone, or not Linux
+  }
+  return out;
+}
+
+/**
+ * Memory of a process and its live descendants, MiB (Linux /proc): resident now (VmRSS), or its
+ * peak (VmHWM). NaN when it cannot be read.
+ */
+export function rssMiB(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): number {
+  try {
+    let kb = 0;
+    for (const p of processTree(pid)) kb += Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? NaN);
+    return kb / 1024;
+  } catch {
+    return NaN;
+  }
+}
 
 /** An nginx.conf for one foreground worker of nginx in `dir` (no master, no access log): `http` is the body of its http block. */
 export function nginxConf(dir: string, http: string, opts: { connections?: number; errorLevel?: string } = {}): string {
@@ -70,10 +95,18 @@ ${extra}    location / {
 /** Whether a program is on PATH. */
 export const has = (bin: string): boolean => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
 
-/** CPU seconds (user + system) one process has used so far (Linux /proc). */
+/** CPU seconds (user + system) a process and its live descendants have used so far (Linux /proc; NaN elsewhere). */
 export function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in USER_HZ (100)
+  try {
+    let total = 0;
+    for (const p of processTree(pid)) {
+      const f = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
+      total += (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in USER_HZ (100)
+    }
+    return total;
+  } catch {
+    return NaN;
+  }
 }
 
 /** Run a bench's main: its error on stderr with exit code 1, every child stopped at the end. */

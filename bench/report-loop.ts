@@ -7,12 +7,13 @@
 // --trim instead starts the proxy with shadow.store.max_size at a fifth of the store and measures the
 // load while the store trims itself down at start.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Pool, request } from "undici";
 import { StoreWriter, type PairRecord } from "../src/shadow/store/writer.ts";
+import { rssMiB } from "./children.ts";
 import { pairs } from "./report.ts";
 
 const { values: opts } = parseArgs({ options: { pairs: { type: "string", default: "1000000" }, seconds: { type: "string", default: "5" }, switchyard: { type: "string" }, trim: { type: "boolean", default: false } } });
@@ -154,9 +155,4 @@ function maxOf(xs: readonly number[]): number {
   let m = -Infinity;
   for (const x of xs) if (x > m) m = x;
   return m;
-}
-
-/** Resident memory of a process, MiB (Linux /proc). */
-function rssMiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
 }

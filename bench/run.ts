@@ -3,12 +3,12 @@
 // loads each with autocannon (and wrk when installed), interleaving targets over several rounds, and
 // prints medians with ratios to nginx and node-http-proxy. Loopback only; every run is time-bounded.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { has, nginxConf, nginxProxyServer, SWITCHYARD } from "./children.ts";
+import { cpuSeconds, has, nginxConf, nginxProxyServer, rssMiB, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -28,34 +28,6 @@ const children: ChildProcess[] = [];
 /** Target URL -> the pid serving it (processes started here), for CPU per request. */
 const pids = new Map<string, number>();
 
-/** A process and its live descendants (a `workers: N` primary and its workers), Linux /proc. */
-function processTree(pid: number): number[] {
-  const out = [pid];
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const kids = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
-      if (kids !== "") for (const k of kids.split(" ")) out.push(...processTree(Number(k)));
-    }
-  } catch {
-    // gone, or not Linux
-  }
-  return out;
-}
-
-/** CPU seconds (user + system) a process and its live descendants have used so far (Linux /proc; null elsewhere). */
-function cpuSeconds(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    let total = 0;
-    for (const p of processTree(pid)) {
-      const fields = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
-      total += (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
-    }
-    return total;
-  } catch {
-    return null;
-  }
-}
 const cleanup: (() => void)[] = [];
 
 function start(name: string, cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
@@ -150,35 +122,29 @@ function resilienceBackend(_name: string, r: { on: boolean } | undefined): strin
 
 interface Sample { rps: number; p50: number; p99: number; errors: number; cpuUs?: number; rssMiB?: number }
 
-/** Resident set size of a process and its live descendants in MiB (Linux /proc; undefined elsewhere). */
-function rssMiB(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    let kb = 0;
-    for (const p of processTree(pid)) kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1]);
-    return Number.isFinite(kb) ? kb / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** CPU seconds and resident MiB of the process tree serving `url` (NaN when unknown). */
+const cpuOf = (url: string) => (pids.has(url) ? cpuSeconds(pids.get(url)!) : NaN);
+const rssOf = (url: string) => (pids.has(url) ? rssMiB(pids.get(url)!) : NaN);
+const perRequestUs = (cpu0: number, cpu1: number, n: number) => (Number.isFinite(cpu1 - cpu0) && n > 0 ? ((cpu1 - cpu0) * 1e6) / n : undefined);
+const orUndefined = (x: number) => (Number.isFinite(x) ? x : undefined);
 
 async function loadAutocannon(url: string, seconds: number): Promise<Sample> {
-  const cpu0 = cpuSeconds(pids.get(url));
+  const cpu0 = cpuOf(url);
   const r = await autocannon({ url, connections: CONNECTIONS, duration: seconds, pipelining: 1 });
-  const cpu1 = cpuSeconds(pids.get(url));
+  const cpu1 = cpuOf(url);
   // The target process's own CPU per request: fair on a shared machine, where req/s also pays for
   // the load generator and the backend.
-  const cpuUs = cpu0 !== null && cpu1 !== null && r.requests.total > 0 ? ((cpu1 - cpu0) * 1e6) / r.requests.total : undefined;
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx, cpuUs, rssMiB: rssMiB(pids.get(url)) };
+  const cpuUs = perRequestUs(cpu0, cpu1, r.requests.total);
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx, cpuUs, rssMiB: orUndefined(rssOf(url)) };
 }
 
 function loadWrk(url: string, seconds: number): Sample | null {
   if (opts["no-wrk"] || !has("wrk")) return null;
-  const cpu0 = cpuSeconds(pids.get(url));
+  const cpu0 = cpuOf(url);
   const r = spawnSync("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", url], { encoding: "utf8", timeout: (seconds + 10) * 1000 });
-  const cpu1 = cpuSeconds(pids.get(url));
+  const cpu1 = cpuOf(url);
   const total = Number(/(\d+) requests in/.exec(r.stdout)?.[1]);
-  const cpuUs = cpu0 !== null && cpu1 !== null && total > 0 ? ((cpu1 - cpu0) * 1e6) / total : undefined;
+  const cpuUs = perRequestUs(cpu0, cpu1, total);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
   const ms = (label: string) => {
     const m = new RegExp(`\\s${label}%\\s+([\\d.]+)(us|ms|s)`).exec(r.stdout);
@@ -186,7 +152,7 @@ function loadWrk(url: string, seconds: number): Sample | null {
     return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
   };
   const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0) + Number(/Socket errors:.*?(\d+)/.exec(r.stdout)?.[1] ?? 0);
-  return { rps, p50: ms("50"), p99: ms("99"), errors, cpuUs, rssMiB: rssMiB(pids.get(url)) };
+  return { rps, p50: ms("50"), p99: ms("99"), errors, cpuUs, rssMiB: orUndefined(rssOf(url)) };
 }
 
 const median = (xs: number[]) => {

@@ -4,12 +4,12 @@
 // Prints messages/s (median of rounds), the ratio to direct and nginx, the proxy's CPU time per
 // message and its RSS.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
-import { cpuSeconds, nginxConf, SWITCHYARD } from "./children.ts";
+import { cpuSeconds, nginxConf, rssMiB, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" } } });
 const TUNNELS = Number(opts.tunnels);
@@ -37,7 +37,6 @@ function start(cmd: string, args: string[], pattern: RegExp): Promise<{ url: str
   });
 }
 
-const rssMiB = (pid: number, field = "VmRSS") => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
 
 /** Messages per second over the window, and the proxy's CPU time per message (µs) when it is ours to read. */
 async function run(url: string, pid: number | null): Promise<{ rate: number; cpuUs: number }> {
