@@ -8,7 +8,6 @@
 // being served. Not after ordinary traffic: V8's own memory reducer already shrinks the heap once a
 // load ends (a trim then gave back 0.2 MiB), and a 30-50 ms pause each time traffic pauses would
 // land on the next request of a quiet service.
-import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Logger } from "./logger.ts";
@@ -33,17 +32,6 @@ function gc(): Gc | null {
   return gcFn;
 }
 
-/** Resident set size in bytes (Linux /proc; process.memoryUsage().rss elsewhere). */
-export function rssBytes(): number {
-  try {
-    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
-    if (kb !== undefined) return Number(kb) * 1024;
-  } catch {
-    // not Linux
-  }
-  return process.memoryUsage.rss();
-}
-
 /** What the trimmer watches: requests started so far and requests (and tunnels) in flight. */
 export interface Activity {
   readonly started: number;
@@ -60,10 +48,10 @@ export interface TrimResult {
 export function trimNow(): TrimResult | null {
   const run = gc();
   if (run === null) return null;
-  const rssBefore = rssBytes();
+  const rssBefore = process.memoryUsage.rss();
   const t0 = performance.now();
   run({ type: "major", execution: "sync", flavor: "last-resort" });
-  return { rssBefore, rssAfter: rssBytes(), ms: performance.now() - t0 };
+  return { rssBefore, rssAfter: process.memoryUsage.rss(), ms: performance.now() - t0 };
 }
 
 /**
