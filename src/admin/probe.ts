@@ -1,6 +1,7 @@
 // The async agent deployment guide's concurrency check, run by the proxy: is a backend serving requests in parallel, or one
 // (or a few) at a time? Time one request alone, then N at once, and compare the batch's total time
 // with the single one: about equal means concurrent, about N times means sequential.
+import { connectOptions } from "../forward/pools.ts";
 import { Pool } from "../forward/undici.ts";
 import type { BackendTarget } from "../config/compile.ts";
 
@@ -52,7 +53,8 @@ export function judge(single: number, total: number, n: number): Pick<ProbeResul
 
 export async function probeConcurrency(target: BackendTarget, req: ProbeRequest): Promise<ProbeResult> {
   // A pool of its own with a connection per request, so the proxy's pool limit does not queue them.
-  const pool = new Pool(target.origin, { connections: req.n, pipelining: 1, connect: { timeout: target.connectTimeoutMs }, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs });
+  // Over HTTP/1.1 even to a backend spoken to over HTTP/2: one connection per request is what is measured.
+  const pool = new Pool(target.origin, { connections: req.n, pipelining: 1, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs, ...connectOptions(target, target.connectTimeoutMs, false) });
   const once = async (): Promise<{ seconds: number; status: number | null; error?: string }> => {
     const start = performance.now();
     try {

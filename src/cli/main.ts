@@ -430,24 +430,27 @@ async function check(path: string): Promise<number> {
   if (!config) return 1;
   // Certificates as the listeners would load them: key matching certificate, dates, names.
   const { loadTls, TlsError } = await import("../proxy/tls.ts");
+  type CertInfo = import("../proxy/tls.ts").CertInfo;
+  const { loadBackendTls } = await import("../forward/backend-tls.ts");
   const lines: string[] = [];
   let bad = 0;
   const now = Date.now();
-  for (const [i, l] of config.listeners.entries()) {
-    if (!l.tls) continue;
+  // Every certificate of one place (a listener, a backend's TLS): dates checked, one line each.
+  const dated = (where: string, load: () => { certs: readonly (CertInfo & { role?: "ca" | "client" })[] }) => {
     try {
-      for (const c of loadTls(l.tls, `listeners[${i}].tls`).certs) {
+      for (const c of load().certs) {
         const days = Math.floor((c.notAfter.getTime() - now) / 86_400_000);
         const names = c.names.join(", ") || c.subject;
         if (c.notAfter.getTime() <= now) {
           bad++;
-          process.stderr.write(`switchyard: listeners[${i}].tls: ${c.file} (${names}) EXPIRED on ${c.notAfter.toISOString()}\n`);
+          process.stderr.write(`switchyard: ${where}: ${c.file} (${names}) EXPIRED on ${c.notAfter.toISOString()}\n`);
         } else if (c.notBefore.getTime() > now) {
           bad++;
-          process.stderr.write(`switchyard: listeners[${i}].tls: ${c.file} (${names}) is not valid before ${c.notBefore.toISOString()}\n`);
+          process.stderr.write(`switchyard: ${where}: ${c.file} (${names}) is not valid before ${c.notBefore.toISOString()}\n`);
         } else {
-          if (days < 21) process.stderr.write(`switchyard: warning: listeners[${i}].tls: ${c.file} (${names}) expires in ${days} days, on ${c.notAfter.toISOString()}\n`);
-          lines.push(`  listeners[${i}] certificate ${c.file}: ${names}; key matches; expires ${c.notAfter.toISOString().slice(0, 10)} (in ${days} days)`);
+          if (days < 21) process.stderr.write(`switchyard: warning: ${where}: ${c.file} (${names}) expires in ${days} days, on ${c.notAfter.toISOString()}\n`);
+          const what = c.role === "ca" ? "trusted CA" : c.role === "client" ? "client certificate" : "certificate";
+          lines.push(`  ${where.replace(/\.tls$/, "")} ${what} ${c.file}: ${names}${c.role === "ca" ? "" : "; key matches"}; expires ${c.notAfter.toISOString().slice(0, 10)} (in ${days} days)`);
         }
       }
     } catch (err) {
@@ -455,6 +458,14 @@ async function check(path: string): Promise<number> {
       bad++;
       process.stderr.write(`switchyard: ${err.message}\n`);
     }
+  };
+  for (const [i, l] of config.listeners.entries()) {
+    if (l.tls) dated(`listeners[${i}].tls`, () => loadTls(l.tls!, `listeners[${i}].tls`));
+  }
+  for (const [name, b] of Object.entries(config.backends)) {
+    if (b.tls) dated(`backends.${name}.tls`, () => loadBackendTls(b.tls!, `backends.${name}.tls`));
+    if (b.tls?.verify === false) process.stderr.write(`switchyard: warning: backends.${name}.tls.verify is false: any certificate is accepted from ${b.url}, so whoever sits between the proxy and it can read and change the traffic\n`);
+    else if (b.url.startsWith("https:")) lines.push(`  backends.${name}: TLS verified against the public CAs${b.http2 ? ", HTTP/2 by ALPN" : ""}`);
   }
   if (bad > 0) {
     process.stderr.write(`switchyard: ${path}: ${bad} certificate problem${bad === 1 ? "" : "s"}; nothing started\n`);

@@ -1,6 +1,7 @@
 // Config -> immutable Snapshot: everything the hot path looks up, computed once per load.
 // Snapshots are swapped whole; a request reads the current one once and keeps it to the end.
 import { createHash } from "node:crypto";
+import { loadBackendTls, type BackendTls } from "../forward/backend-tls.ts";
 import { compileTrustedProxies, type TrustedProxies } from "../proxy/client-ip.ts";
 import type { ActiveCheck, ActiveRules, PassiveRules } from "../health/state.ts";
 import { compileRoutingTable, type RoutingTable } from "../routing/table.ts";
@@ -20,6 +21,10 @@ export interface BackendTarget {
   readonly responseHeaderTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** TLS towards an https:// backend (CAs, verification, SNI, client certificate); null: Node's defaults. */
+  readonly tls: BackendTls | null;
+  /** Speak HTTP/2 to it (ALPN on https://, prior knowledge on http://). */
+  readonly http2: boolean;
   /** Health rules: passive detection, and the thresholds of active checks (null: none). */
   readonly health: { readonly passive: PassiveRules; readonly active: ActiveRules | null };
   readonly activeCheck: ActiveCheck | null;
@@ -105,6 +110,8 @@ export function compileSnapshot(whole: Config, workers = 1): Snapshot {
       responseHeaderTimeoutMs: b.timeouts.response_header,
       readTimeoutMs: b.timeouts.read,
       idleTimeoutMs: b.timeouts.idle,
+      tls: b.tls ? loadBackendTls(b.tls, `backends.${name}.tls`) : null,
+      http2: b.http2,
       health: Object.freeze({
         passive: { consecutiveFailures: b.health.passive.consecutive_failures, windowMs: b.health.passive.window, ejectionMs: b.health.passive.ejection, maxEjectionMs: b.health.passive.max_ejection },
         active: b.health.active ? { healthyThreshold: b.health.active.healthy_threshold, unhealthyThreshold: b.health.active.unhealthy_threshold } : null,

@@ -5,7 +5,7 @@ import { LineCounter, parseDocument, isScalar, visit, type Document, type Node a
 import type { z } from "zod";
 import { ConfigError, ConfigErrors, formatPath } from "./errors.ts";
 import { hasMalformedReference, interpolate, type Env } from "./interpolate.ts";
-import { ConfigSchema, isLoopback, type Config } from "./schema.ts";
+import { BACKEND_NAMES, ConfigSchema, isLoopback, type Config } from "./schema.ts";
 import { knownKeysAt, suggest } from "./suggest.ts";
 
 export type LoadResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
@@ -96,13 +96,15 @@ function interpolateDocument(doc: Document, env: Env, at: AtFn): ConfigError[] {
   return errors;
 }
 
-/** TLS paths are relative to the config file's folder; each must be readable now, not at the first handshake. */
+/** TLS paths (listeners' and backends') are relative to the config file's folder; each must be readable now, not at the first handshake. */
 function resolveFiles(config: Config, file: string, doc: Document, at: AtFn): ConfigError[] {
   const errors: ConfigError[] = [];
   const base = dirname(resolve(file));
-  const check = (holder: { cert: string; key: string }, where: (string | number)[]) => {
-    for (const key of ["cert", "key"] as const) {
-      const path = isAbsolute(holder[key]) ? holder[key] : resolve(base, holder[key]);
+  const check = (holder: { cert?: string; key?: string; ca?: string }, where: (string | number)[]) => {
+    for (const key of ["cert", "key", "ca"] as const) {
+      const given = holder[key];
+      if (given === undefined) continue;
+      const path = isAbsolute(given) ? given : resolve(base, given);
       try {
         accessSync(path, constants.R_OK);
         holder[key] = path;
@@ -118,6 +120,10 @@ function resolveFiles(config: Config, file: string, doc: Document, at: AtFn): Co
     check(l.tls, ["listeners", i, "tls"]);
     l.tls.sni.forEach((s, j) => check(s, ["listeners", i, "tls", "sni", j]));
   });
+  for (const name of BACKEND_NAMES) {
+    const t = config.backends[name].tls;
+    if (t) check(t, ["backends", name, "tls"]);
+  }
   return errors;
 }
 

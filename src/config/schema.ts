@@ -90,6 +90,32 @@ export const BackendSchema = z.strictObject({
     .prefault({})
     .meta({ description: "Upstream timeouts." }),
   health: BackendHealthSchema,
+  tls: z
+    .strictObject({
+      ca: z.string().min(1).optional()
+        .meta({ description: "Path to a PEM file of the certificate authorities trusted for this backend, in place of the public ones Node ships (nginx: proxy_ssl_trusted_certificate). Read at start and at every config reload. Default: the public CAs." }),
+      verify: z.boolean().default(true)
+        .meta({ description: "Check the backend's certificate: signed by a trusted CA, valid today, and issued to server_name (or the URL's host). Off accepts any certificate, which lets anyone on the path between proxy and backend read and change the traffic; nginx's proxy_ssl_verify is off by default, Switchyard's is on. Default true." }),
+      server_name: z.string().toLowerCase().regex(SERVER_NAME, { error: "expected a host name such as api.internal" }).optional()
+        .meta({ description: "Name sent in SNI and checked against the certificate, when it is not the URL's host (a backend addressed by IP, or behind a name of its own; nginx: proxy_ssl_name with proxy_ssl_server_name on). Default: the URL's host (no SNI for an IP address)." }),
+      cert: z.string().min(1).optional()
+        .meta({ description: "Path to a PEM client certificate presented to the backend (mutual TLS; nginx: proxy_ssl_certificate). Needs key." }),
+      key: z.string().min(1).optional()
+        .meta({ description: "Path to the PEM private key of cert (nginx: proxy_ssl_certificate_key)." }),
+    })
+    .superRefine((t, ctx) => {
+      if ((t.cert === undefined) !== (t.key === undefined)) {
+        ctx.addIssue({ code: "custom", path: [t.cert === undefined ? "cert" : "key"], message: "a client certificate needs both cert and key: set the other one too, or neither" });
+      }
+    })
+    .optional()
+    .meta({ description: "How to speak TLS to an https:// backend: trusted CAs, verification, server name, client certificate. Default: verify against the public CAs, SNI from the URL." }),
+  http2: z.boolean().default(false)
+    .meta({ description: "Speak HTTP/2 to this backend: on https:// when the backend offers h2 by ALPN (else HTTP/1.1), on http:// with prior knowledge (h2c; the backend must speak it, as hypercorn and grpc servers do). Requests share few connections (up to 100 streams each; pool.connections counts connections); WebSocket upgrades still go over HTTP/1.1. Default false." }),
+}).superRefine((b, ctx) => {
+  if (b.tls !== undefined && new URL(b.url).protocol === "http:") {
+    ctx.addIssue({ code: "custom", path: ["tls"], message: `tls applies only to an https:// backend, and url is ${b.url}: make it https://, or remove tls` });
+  }
 });
 
 export const BACKEND_NAMES = ["legacy", "new"] as const;

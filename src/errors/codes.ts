@@ -34,6 +34,7 @@ export const ERRORS = {
   SY_CLIENT_CLOSED: { status: 499, level: "info", message: "client closed the connection" },
   SY_UPSTREAM_CONNECT_REFUSED: { status: 502, level: "error", message: "backend refused the connection" },
   SY_UPSTREAM_UNREACHABLE: { status: 502, level: "error", message: "backend unreachable" },
+  SY_UPSTREAM_TLS: { status: 502, level: "error", message: "backend TLS handshake failed" },
   SY_UPSTREAM_RESET: { status: 502, level: "error", message: "backend closed the connection" },
   SY_UPSTREAM_BAD_RESPONSE: { status: 502, level: "error", message: "backend sent an invalid response" },
   SY_UPSTREAM_CONNECT_TIMEOUT: { status: 504, level: "error", message: "backend connect timed out" },

@@ -11,7 +11,7 @@ import type { Logger } from "../observe/logger.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { refuseConnection } from "../proxy/connection.ts";
 import { buildClientHeaders, filterTrailers } from "../proxy/response-headers.ts";
-import { classifyUpstreamError } from "./classify.ts";
+import { classifyUpstreamError, tlsFailureDetail } from "./classify.ts";
 import type { Waiter } from "./gate.ts";
 import type { BackendPools, Upstream } from "./pools.ts";
 import { failedBeforeSending, failoverReason, type FailoverReason, type HealthRegistry } from "../health/registry.ts";
@@ -313,7 +313,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     const code = classifyUpstreamError(err);
     if (!this.res.headersSent && this.#tryFailover(code, this.upstreamStartedAt > 0 ? performance.now() - this.upstreamStartedAt : null)) return;
     if (!this.res.headersSent) {
-      this.fail(code, err.message);
+      this.fail(code, code === "SY_UPSTREAM_TLS" ? tlsFailureDetail(err, this.backend?.name ?? "?") : err.message);
       return;
     }
     // Headers are out: the only honest signal left is cutting the response short.

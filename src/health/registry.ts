@@ -2,6 +2,7 @@
 // backend's address keeps its health), fed by the exchanges' outcomes and by active checks, read by
 // the routing step (is the chosen backend ejected?) and by failover (is the other one available?).
 // Also the failover budget and the counters behind the metrics. Transitions are logged once.
+import { connectOptions } from "../forward/pools.ts";
 import { Client } from "../forward/undici.ts";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
 import type { ErrorCode } from "../errors/codes.ts";
@@ -14,6 +15,7 @@ import { BackendHealth, type ActiveCheck, type FailureKind, type HealthSnapshot 
 const FAILURE_OF: Partial<Record<ErrorCode, FailureKind>> = {
   SY_UPSTREAM_CONNECT_REFUSED: "connect",
   SY_UPSTREAM_UNREACHABLE: "connect",
+  SY_UPSTREAM_TLS: "connect",
   SY_UPSTREAM_CONNECT_TIMEOUT: "connect",
   SY_UPSTREAM_RESET: "reset",
   SY_UPSTREAM_HEADERS_TIMEOUT: "timeout",
@@ -33,7 +35,7 @@ export function failoverReason(code: ErrorCode): FailoverReason | null {
 
 /** Errors that happen before a byte of the request was sent: any method may be sent elsewhere. */
 export function failedBeforeSending(code: ErrorCode): boolean {
-  return code === "SY_UPSTREAM_CONNECT_REFUSED" || code === "SY_UPSTREAM_UNREACHABLE" || code === "SY_UPSTREAM_CONNECT_TIMEOUT" || code === "SY_POOL_QUEUE_TIMEOUT";
+  return code === "SY_UPSTREAM_CONNECT_REFUSED" || code === "SY_UPSTREAM_UNREACHABLE" || code === "SY_UPSTREAM_CONNECT_TIMEOUT" || code === "SY_UPSTREAM_TLS" || code === "SY_POOL_QUEUE_TIMEOUT";
 }
 
 interface Entry {
@@ -103,13 +105,13 @@ export class HealthRegistry {
       e.health.passive = h.passive;
       e.health.active = h.active;
       const probe = target.activeCheck;
-      if (e.prober !== null && (probe === null || !e.prober.sameAs(probe))) {
+      if (e.prober !== null && (probe === null || !e.prober.sameAs(probe, target))) {
         e.prober.stop();
         e.prober = null;
       }
       if (e.prober === null && probe !== null && this.probeLocally) {
         const entry = e;
-        e.prober = new Prober(target.origin, probe, (ok, detail) => {
+        e.prober = new Prober(target, probe, (ok, detail) => {
           this.#record(entry, () => entry.health.checked(ok, detail, this.#now()));
           this.onCheck?.(entry.origin, ok, detail);
         });
@@ -197,16 +199,20 @@ class Prober {
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
 
-  constructor(origin: string, check: ActiveCheck, report: (ok: boolean, detail: string) => void) {
+  /** How it connects (TLS material, HTTP/2): a reload that changes it makes a new prober. */
+  readonly #via: string;
+
+  constructor(target: BackendTarget, check: ActiveCheck, report: (ok: boolean, detail: string) => void) {
     this.#check = check;
     this.#report = report;
-    this.#client = new Client(origin, { connect: { timeout: check.timeoutMs }, headersTimeout: check.timeoutMs, bodyTimeout: check.timeoutMs, pipelining: 1 });
+    this.#via = proberVia(target);
+    this.#client = new Client(target.origin, { headersTimeout: check.timeoutMs, bodyTimeout: check.timeoutMs, pipelining: 1, ...connectOptions(target, check.timeoutMs) });
     this.#schedule(0);
   }
 
-  sameAs(other: ActiveCheck): boolean {
+  sameAs(other: ActiveCheck, target: BackendTarget): boolean {
     const c = this.#check;
-    return c.path === other.path && c.intervalMs === other.intervalMs && c.timeoutMs === other.timeoutMs && c.jitterMs === other.jitterMs && c.expected.join() === other.expected.join();
+    return this.#via === proberVia(target) && c.path === other.path && c.intervalMs === other.intervalMs && c.timeoutMs === other.timeoutMs && c.jitterMs === other.jitterMs && c.expected.join() === other.expected.join();
   }
 
   #schedule(delayMs: number): void {
@@ -239,3 +245,5 @@ class Prober {
     void this.#client.destroy();
   }
 }
+
+const proberVia = (t: BackendTarget) => `${t.tls?.id ?? "-"}|${t.http2}`;

@@ -22,6 +22,7 @@ type ErrorKind = (typeof ERROR_KINDS)[number];
 const KIND_OF: Partial<Record<ErrorCode, ErrorKind>> = {
   SY_UPSTREAM_CONNECT_REFUSED: "connect",
   SY_UPSTREAM_UNREACHABLE: "connect",
+  SY_UPSTREAM_TLS: "connect",
   SY_UPSTREAM_CONNECT_TIMEOUT: "connect",
   SY_UPSTREAM_HEADERS_TIMEOUT: "timeout",
   SY_UPSTREAM_BODY_TIMEOUT: "timeout",

@@ -32,7 +32,7 @@ export interface TlsMaterial {
 export class TlsError extends Error {}
 
 /** Read one certificate and key pair and check they belong together. */
-function readPair(certFile: string, keyFile: string, where: string): { cert: Buffer; key: Buffer; info: CertInfo } {
+export function readPair(certFile: string, keyFile: string, where: string): { cert: Buffer; key: Buffer; info: CertInfo } {
   let cert: Buffer;
   let key: Buffer;
   try {
@@ -54,9 +54,14 @@ function readPair(certFile: string, keyFile: string, where: string): { cert: Buf
     throw new TlsError(`${where}.key: ${keyFile} is not a PEM private key (${(err as Error).message})`);
   }
   if (!x509.checkPrivateKey(privateKey)) throw new TlsError(`${where}: the key in ${keyFile} does not belong to the certificate in ${certFile} (a renewed certificate with the old key?)`);
+  return { cert, key, info: certInfo(x509, certFile) };
+}
+
+/** Names and dates of a certificate, for `check`, logs and metrics. */
+export function certInfo(x509: X509Certificate, file: string): CertInfo {
   const names = (x509.subjectAltName ?? "").split(/,\s*/).flatMap((n) => (n.startsWith("DNS:") ? [n.slice(4)] : n.startsWith("IP Address:") ? [n.slice(11)] : []));
   const cn = /(?:^|\n)CN=([^\n]+)/.exec(x509.subject)?.[1];
-  return { cert, key, info: { file: certFile, subject: x509.subject.replace(/\n/g, ", "), names: names.length > 0 ? names : cn ? [cn] : [], notBefore: new Date(x509.validFrom), notAfter: new Date(x509.validTo) } };
+  return { file, subject: x509.subject.replace(/\n/g, ", "), names: names.length > 0 ? names : cn ? [cn] : [], notBefore: new Date(x509.validFrom), notAfter: new Date(x509.validTo) };
 }
 
 /** Everything a TLS listener serves, read from its files now; throws TlsError saying what is wrong. */

@@ -160,7 +160,7 @@ function tunnelThrough(deps: UpgradeDeps, listener: ListenerInfo, req: IncomingM
   };
 
   const opts = { path, method: "GET" as const, headers, body: null, upgrade: protocol, headersTimeout: ws.handshake_timeout + HEADER_TIMEOUT_BACKSTOP_MS, bodyTimeout: backend.readTimeoutMs };
-  ex.send(deps.state.pools.get(backend), opts, ws.handshake_timeout, false);
+  ex.send(deps.state.pools.forUpgrade(backend), opts, ws.handshake_timeout, false);
 }
 
 export const TUNNEL_LIMIT_STATUS = ERRORS.SY_TUNNEL_LIMIT.status;
