@@ -307,7 +307,7 @@ async function importCommand(args: string[], flags: { out?: string; legacy?: str
   // The output must load as it is written: a config that fails check is an import bug, said as one.
   const checked = parseConfigText(yaml, flags.out ?? "<import>", {});
   // Certificates of another machine (the nginx host) need not be readable here: said, not fatal.
-  const elsewhere = (e: { path: string; message: string }) => /\.tls\.(sni\[\d+\]\.)?(cert|key)$/.test(e.path) && e.message.includes("cannot read");
+  const elsewhere = (e: { path: string; message: string }) => /\.tls\.(sni\[\d+\]\.)?(cert|key|ca)$/.test(e.path) && e.message.includes("cannot read");
   if (!checked.ok && checked.errors.every(elsewhere)) {
     for (const e of checked.errors) process.stderr.write(`switchyard: import: warning: ${e.path}: ${e.message.replace(/^.*?: cannot read/, "cannot read")} here; \`switchyard check\` needs it on the machine that runs the proxy\n`);
   } else if (!checked.ok) {

@@ -52,7 +52,7 @@ export const ListenerSchema = z.strictObject({
   port: port.default(D.DEFAULT_LISTENER_PORT).meta({ description: `Port to bind; 0 picks a free one. Default ${D.DEFAULT_LISTENER_PORT}.` }),
   tls: TlsSchema.optional(),
   http2: z.boolean().default(false)
-    .meta({ description: "Serve HTTP/2 as well (nginx's `listen 443 ssl http2`): on a TLS listener clients choosing h2 by ALPN get HTTP/2 and the others HTTP/1.1 on the same port; on a plain listener, clients that open with the HTTP/2 preface (h2c with prior knowledge, as gRPC and load balancers do) get HTTP/2 and the others HTTP/1.1. Every HTTP/2 request takes the same path as an HTTP/1.1 one (routing, header rules, limits, shadow, metrics, access log); backends are still spoken to over HTTP/1.1. Default false." }),
+    .meta({ description: "Serve HTTP/2 as well (nginx's `listen 443 ssl http2`): on a TLS listener clients choosing h2 by ALPN get HTTP/2 and the others HTTP/1.1 on the same port; on a plain listener, clients that open with the HTTP/2 preface (h2c with prior knowledge, as gRPC and load balancers do) get HTTP/2 and the others HTTP/1.1. Every HTTP/2 request takes the same path as an HTTP/1.1 one (routing, header rules, limits, shadow, metrics, access log); backends are spoken to over HTTP/1.1 unless their own http2 is on. Default false." }),
 });
 
 const backendUrl = z.string().superRefine((text, ctx) => {

@@ -14,7 +14,8 @@
 //   proxy_*_timeout, client_max_body_size, large_client_header_buffers, keepalive_timeout,
 //   client_header/body_timeout, proxy_set_header Host/X-Forwarded-*, listen ... ssl http2,
 //   ssl_certificate*, ssl_protocols, ssl_ciphers, HSTS add_header, proxy_next_upstream, max_fails,
-//   fail_timeout, access_log off, worker_processes.
+//   fail_timeout, access_log off, worker_processes, proxy_ssl_verify/_trusted_certificate/_name/
+//   _certificate(_key) for https:// backends.
 import { isAbsolute, resolve } from "node:path";
 import { formatDuration, formatSize } from "../config/units.ts";
 import type { Directive } from "./nginx-parse.ts";
@@ -788,10 +789,12 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
     decisions.push("failover off: nginx never sent one upstream's request to the other; turn failover.enabled on to let the other stack answer when one fails");
   }
 
+  const backendTls = upstreamTls();
   const backends: Record<string, Record<string, unknown>> = {};
   for (const b of ["legacy", "new"] as const) {
     const entry: Record<string, unknown> = { url: backendUrl[b] };
     if (Object.keys(timeouts).length > 0) entry.timeouts = { ...timeouts };
+    if (backendUrl[b].startsWith("https:") && backendTls !== null) entry.tls = { ...backendTls };
     const servers = weighted ? weighted.servers.filter((s) => backendUrl[b].endsWith(s.addr)) : [...role].filter(([, r]) => r === b).flatMap(([p]) => upstreams.get(p)?.servers.slice(0, 1) ?? []);
     const s = servers[0];
     if (s && (s.maxFails !== null || s.failTimeout !== null)) {
@@ -807,6 +810,51 @@ export function importNginx(directives: Directive[], opts: ImportOptions): Impor
       }
     }
     backends[b] = entry;
+  }
+
+  // TLS to https:// backends, from the proxy_ssl_* settings the https locations agree on. nginx checks
+  // no backend certificate unless told to (proxy_ssl_verify off by default), Switchyard checks them
+  // unless told not to: the import keeps what nginx did, and says so.
+  function upstreamTls(): Record<string, unknown> | null {
+    const httpsLocations = proxyLocations.filter((l) => l.scheme === "https");
+    if (httpsLocations.length === 0) return null;
+    const abs = (p: string) => (isAbsolute(p) ? p : resolve(opts.prefix, p));
+    const tls: Record<string, unknown> = {};
+    const verify = agreed("proxy_ssl_verify", httpsLocations);
+    const ca = agreed("proxy_ssl_trusted_certificate", httpsLocations);
+    if (verify?.args[0] === "on") {
+      if (ca) tls.ca = abs(ca.args[0] ?? "");
+      decisions.push(`backends' tls: certificates checked (proxy_ssl_verify on)${ca ? ` against ${abs(ca.args[0] ?? "")}` : " against the public CAs"}`);
+    } else {
+      tls.verify = false;
+      if (ca) skip(ca, "proxy_ssl_verify is off, so nginx never used it; set backends.<name>.tls.ca and remove verify: false to have certificates checked");
+      decisions.push("backends' tls.verify false: nginx did not check the https backends' certificates (proxy_ssl_verify off, its default); turn it on with tls.ca naming the CA that signed them");
+    }
+    const depth = agreed("proxy_ssl_verify_depth", httpsLocations);
+    if (depth) skip(depth, "the chain is checked to any depth OpenSSL allows");
+    const serverName = agreed("proxy_ssl_server_name", httpsLocations);
+    const name = agreed("proxy_ssl_name", httpsLocations);
+    if (name) {
+      const n = name.args[0] ?? "";
+      if (/^[a-z0-9.-]+$/i.test(n)) tls.server_name = n.toLowerCase();
+      else skip(name, "not a plain host name (variables are not carried over); the url's host is checked and sent");
+      if (serverName?.args[0] !== "on") decisions.push("backends' tls.server_name is also sent in SNI (nginx sent no SNI without proxy_ssl_server_name on)");
+    } else if (serverName?.args[0] !== "on") {
+      decisions.push("SNI is sent to https backends named by host (nginx sends none without proxy_ssl_server_name on)");
+    }
+    const cert = agreed("proxy_ssl_certificate", httpsLocations);
+    const key = agreed("proxy_ssl_certificate_key", httpsLocations);
+    if (cert && key) {
+      tls.cert = abs(cert.args[0] ?? "");
+      tls.key = abs(key.args[0] ?? "");
+    } else if (cert ?? key) {
+      skip((cert ?? key)!, "a client certificate needs both proxy_ssl_certificate and proxy_ssl_certificate_key");
+    }
+    for (const other of ["proxy_ssl_protocols", "proxy_ssl_ciphers", "proxy_ssl_session_reuse"]) {
+      const d = agreed(other, httpsLocations);
+      if (d) skip(d, "Node's TLS client defaults (TLS 1.2 and 1.3, forward-secret ciphers, sessions reused)");
+    }
+    return tls;
   }
 
   // --- 5. Listeners: every listen of a server block that proxies; TLS per port, SNI for the others.

@@ -291,6 +291,41 @@ http {
     expect(r.skipped[0]!.why).toMatch(/proxies nothing/);
   });
 
+  it("proxy_ssl_* of https backends: verification with its CA, the name, a client certificate; unverified nginx stays unverified, and says so", () => {
+    const dir = mkdtempSync(join(tmpdir(), "switchyard-import-upstream-tls-"));
+    for (const f of ["ca.pem", "edge.pem", "edge.key"]) writeFileSync(join(dir, f), "-");
+    const verified = imp(`http {
+  upstream legacy { server 10.0.0.1:443; }
+  upstream new { server 10.0.0.2:443; }
+  proxy_ssl_verify on;
+  proxy_ssl_trusted_certificate ${dir}/ca.pem;
+  proxy_ssl_name api.internal;
+  proxy_ssl_server_name on;
+  proxy_ssl_certificate ${dir}/edge.pem;
+  proxy_ssl_certificate_key ${dir}/edge.key;
+  proxy_ssl_protocols TLSv1.2 TLSv1.3;
+  server { listen 80; location /v2/ { proxy_pass https://new; } location / { proxy_pass https://legacy; } }
+}`);
+    const tls = { ca: `${dir}/ca.pem`, verify: true, server_name: "api.internal", cert: `${dir}/edge.pem`, key: `${dir}/edge.key` };
+    expect(verified.loaded.backends.legacy).toMatchObject({ url: "https://10.0.0.1:443", tls });
+    expect(verified.loaded.backends.new).toMatchObject({ url: "https://10.0.0.2:443", tls });
+    expect(verified.decisions.join("\n")).toContain(`certificates checked (proxy_ssl_verify on) against ${dir}/ca.pem`);
+    expect(verified.skipped.map((x) => x.directive)).toEqual(["proxy_ssl_protocols TLSv1.2 TLSv1.3"]);
+
+    // nginx's defaults: nothing checked, no SNI; a CA file it never used is listed.
+    const unverified = imp(`http {
+  upstream legacy { server 10.0.0.1:443; }
+  upstream new { server 10.0.0.2:8080; }
+  proxy_ssl_trusted_certificate ca.pem;
+  server { listen 80; location /v2/ { proxy_pass http://new; } location / { proxy_pass https://legacy; } }
+}`.replace("ca.pem", `${dir}/ca.pem`));
+    expect(unverified.loaded.backends.legacy.tls).toEqual({ verify: false });
+    expect(unverified.loaded.backends.new.tls).toBeUndefined();
+    expect(unverified.decisions.join("\n")).toMatch(/tls\.verify false: nginx did not check .*proxy_ssl_verify off, its default/);
+    expect(unverified.decisions.join("\n")).toContain("nginx sends none without proxy_ssl_server_name on");
+    expect(unverified.skipped.find((x) => x.directive.startsWith("proxy_ssl_trusted_certificate"))?.why).toMatch(/proxy_ssl_verify is off, so nginx never used it/);
+  });
+
   it("a split by request id or an unreadable key is a per-request split; a three-way split or regex map key is listed", () => {
     const r = imp(`upstream old { server 127.0.0.1:1; }
 upstream next { server 127.0.0.1:2; }
