@@ -82,6 +82,10 @@ export class Switchyard {
     this.#trimmer = new IdleTrimmer(() => this.state, logger, config.memory.idle_trim_after);
     this.metrics.collect("switchyard_memory_trims_total", "counter", "Compacting garbage collections run while idle after startup or a reload (memory.idle_trim_after), handing memory back to the system.", () => [{ labels: {}, value: this.#trimmer.trims }]);
     this.#tunnelMetrics();
+    this.metrics.collect("switchyard_backend_tls_certificate_expiry_timestamp_seconds", "gauge", "When each certificate of a backend's tls settings expires (Unix time), by role: ca (trusted for it) or client (presented to it).", () =>
+      Object.values(this.#snapshot.backends).flatMap((b) => (b.tls?.certs ?? []).map((c) => ({ labels: { backend: b.name, role: c.role, file: c.file, name: c.names[0] ?? c.subject }, value: Math.floor(c.notAfter.getTime() / 1000) }))),
+      "min",
+    );
     const sink = opts.shadowSink;
     this.#storePath = sink ? null : (opts.shadowStorePath ?? config.shadow.store.path ?? null);
     this.shadow = new ShadowRunner(logger, this.metrics, sink ? () => sink : () => this.#openStore(), { trackDeltas: opts.trackDeltas });

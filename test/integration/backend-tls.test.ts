@@ -193,6 +193,12 @@ describe("TLS to a backend: names, verification, client certificates, reloads", 
     const base = await start(yaml(b.url, `    tls:\n      ca: ${serverCa}\n      cert: ${client.cert}\n      key: ${client.key}\n`, NO_FAILOVER));
     expect((await get(base)).status).toBe(200);
     expect(b.tls.at(-1)).toMatchObject({ clientCn: "switchyard-edge" });
+    // Both certificates' dates, for an alert before either runs out.
+    const m = parseProm(await proxy!.metrics.registry.metrics());
+    const expiry = (role: string, f: string, name: string) => m.get(`switchyard_backend_tls_certificate_expiry_timestamp_seconds{backend="new",role="${role}",file="${f}",name="${name}"}`);
+    const days = (t: number | undefined) => Math.round(((t ?? 0) - Date.now() / 1000) / 86400);
+    expect(days(expiry("ca", serverCa, "server-ca CA"))).toBe(30);
+    expect(days(expiry("client", client.cert, "switchyard-edge"))).toBe(20);
   });
 
   it("reads the CA file again at a reload: new connections trust the new CA, and a bad file fails the reload and keeps the one in use", async () => {
