@@ -49,10 +49,17 @@ async function main() {
     proxy.kill("SIGTERM");
   });
   backend.kill("SIGTERM");
-  const prof = JSON.parse(readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith(".cpuprofile"))!), "utf8")) as { nodes: Node[] };
+  // One profile per thread: the main one, and the shadow store's worker when shadow is on. Samples
+  // are 1 ms of CPU each (Node's default interval), so the threads' shares add up.
+  const profiles = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as { nodes: Node[] });
   // Idle (waiting in epoll) and start-up are not the request path; shares are of busy samples only.
-  const busy = prof.nodes.filter((n) => n.callFrame.functionName !== "(idle)");
+  const busyOf = (p: { nodes: Node[] }) => p.nodes.filter((n) => n.callFrame.functionName !== "(idle)");
+  const busy = profiles.flatMap(busyOf);
   const total = busy.reduce((a, n) => a + n.hitCount, 0);
+  if (profiles.length > 1) {
+    const threads = profiles.map((p) => busyOf(p).reduce((a, n) => a + n.hitCount, 0)).sort((a, b) => b - a);
+    process.stdout.write(`\nbusy samples by thread (main first): ${threads.map((t) => `${((100 * t) / total).toFixed(1)}%`).join(", ")}\n`);
+  }
   const byFn = new Map<string, number>();
   const byPkg = new Map<string, number>();
   for (const n of busy) {

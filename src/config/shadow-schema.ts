@@ -81,8 +81,8 @@ export const ShadowSchema = z
     max_in_flight: z.int().min(1).max(10_000).default(32).meta({ description: "Shadow requests open at once per backend; more are dropped (counted), never queued. Default 32." }),
     max_per_second: z.number().positive().default(50)
       .meta({ description: "Shadow requests started per second per backend; above it the effective sample rate drops (counted and reported). Default 50." }),
-    log_pairs: z.enum(["all", "differences", "none"]).default("all")
-      .meta({ description: 'One "shadow compared" log line per pair: all, differences (mismatches, noise-only pairs and errors; matches are only counted and stored), or none (the store and the metrics keep everything). Default all.' }),
+    log_pairs: z.enum(["all", "differences", "none"]).default("differences")
+      .meta({ description: 'Which pairs get a "shadow compared" log line: differences (mismatches, noise-only pairs and errors; matches are only counted and stored), all, or none (the store and the metrics keep everything). Default differences.' }),
     header: z.string().regex(/^[A-Za-z0-9-]+$/).default("X-Switchyard-Shadow")
       .meta({ description: "Header (value 1) on every shadow and replay request, so backends can skip side effects. Default X-Switchyard-Shadow." }),
     compare: CompareSchema.prefault({}).meta({ description: "How the two answers are compared." }),

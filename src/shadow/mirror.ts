@@ -20,7 +20,7 @@ import { compareAnswers, normalizePath, type Answer, type DiffEntry } from "./co
 import { WindowStats, type WindowDelta } from "../observe/window.ts";
 import { NoiseModel } from "./noise.ts";
 import { redactDiffs, redactTarget } from "./redact.ts";
-import { chooseShadow, type ShadowPlan, type ShadowSettings, type SkipReason } from "./settings.ts";
+import { chooseShadow, type CapturedHeaders, type ShadowPlan, type ShadowSettings, type SkipReason } from "./settings.ts";
 import type { PairSink } from "./store/store.ts";
 
 const OUTCOMES = ["mirrored", "compared", "matched", "mismatched", "noise_only", "not_compared", "shadow_error", "primary_error", "dropped"] as const;
@@ -38,6 +38,7 @@ const brotli = promisify(zlib.brotliDecompress);
 interface Captured {
   backend: BackendName;
   status: number;
+  /** The headers a comparison reads (ShadowSettings.captured), lowercase. */
   headers: Record<string, string>;
   /** Raw (possibly compressed) bytes; null when over max_compare_size. */
   body: Buffer | null;
@@ -280,7 +281,7 @@ export class ShadowTicket implements ResponseTap {
       this.#abandon("body_too_large");
       return;
     }
-    this.#body.push(Buffer.from(chunk));
+    this.#body.push(chunk); // a chunk is never reused once read (socket reads are fresh buffers): no copy
   }
 
   bodyEnd(): void {
@@ -291,7 +292,7 @@ export class ShadowTicket implements ResponseTap {
 
   primaryStart(status: number, rawHeaders: readonly (Buffer | string)[]): void {
     this.#status = status;
-    this.#headers = headerMap(rawHeaders);
+    this.#headers = headerMap(rawHeaders, this.#settings.captured);
   }
 
   primaryData(chunk: Buffer): void {
@@ -302,7 +303,7 @@ export class ShadowTicket implements ResponseTap {
       this.#chunks = [];
       return;
     }
-    this.#chunks.push(Buffer.from(chunk));
+    this.#chunks.push(chunk);
   }
 
   /** The exchange ended: error is the proxy's code when the primary failed; clientGone when the client left. */
@@ -342,7 +343,7 @@ export class ShadowTicket implements ResponseTap {
     const body = this.#body === null ? null : Buffer.concat(this.#body);
     const headers = shadowHeaders(a.headers, a.snap, a.backend, this.#plan.header);
     const send = (target: BackendTarget, budget: Budget) =>
-      capture(this.#runner.pool(target, this.#plan), target.name, { path: a.path, method: a.method, headers: headers(target), body }, this.#plan).finally(() => budget.inFlight--);
+      capture(this.#runner.pool(target, this.#plan), target.name, { path: a.path, method: a.method, headers: headers(target), body }, this.#plan, this.#settings.captured).finally(() => budget.inFlight--);
     this.#shadow = send(this.#target, this.#budget);
     if (this.#replayBudget) {
       this.#runner.replays++;
@@ -453,10 +454,13 @@ function shadowHeaders(flat: readonly string[], snap: Snapshot, primary: Backend
   };
 }
 
-function headerMap(raw: readonly (Buffer | string)[]): Record<string, string> {
+/** The captured headers of an answer (lowercase names, repeats joined); the others are not read. */
+function headerMap(raw: readonly (Buffer | string)[], captured: CapturedHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (!captured.lengths.has(raw[i]!.length)) continue;
     const name = raw[i]!.toString().toLowerCase();
+    if (!captured.names.has(name)) continue;
     const value = raw[i + 1]!.toString();
     out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
   }
@@ -467,7 +471,7 @@ function headerMap(raw: readonly (Buffer | string)[]): Record<string, string> {
  * One shadow (or replay) exchange, collected by a dispatch handler straight into a bounded buffer: no
  * response stream, no async iterator (the request API's Readable cost more than the comparison).
  */
-function capture(pool: Pool, backend: BackendName, req: { path: string; method: string; headers: string[]; body: Buffer | null }, plan: ShadowPlan): Promise<Captured> {
+function capture(pool: Pool, backend: BackendName, req: { path: string; method: string; headers: string[]; body: Buffer | null }, plan: ShadowPlan, captured: CapturedHeaders): Promise<Captured> {
   const started = performance.now();
   return new Promise<Captured>((resolve) => {
     let status = 0;
@@ -479,7 +483,7 @@ function capture(pool: Pool, backend: BackendName, req: { path: string; method: 
     const finish = (error: string | null) => {
       if (done) return;
       done = true;
-      resolve({ backend, status: error === null ? status : 0, headers: error === null ? headerMap(rawHeaders) : {}, body: error === null && !over ? Buffer.concat(chunks) : null, bytes, ms: performance.now() - started, error });
+      resolve({ backend, status: error === null ? status : 0, headers: error === null ? headerMap(rawHeaders, captured) : {}, body: error === null && !over ? Buffer.concat(chunks) : null, bytes, ms: performance.now() - started, error });
     };
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart() {},

@@ -17,6 +17,8 @@ export interface ShadowSettings {
   readonly direction: "other" | "to_new" | "to_legacy";
   readonly methods: ReadonlySet<string>;
   readonly compare: CompareOptions;
+  /** Answer headers a comparison reads (those compared, content type and encoding): the only ones captured. */
+  readonly captured: CapturedHeaders;
   /** Names of the presets in effect, for the report. */
   readonly presets: readonly PresetName[];
 }
@@ -38,6 +40,12 @@ export interface ShadowPlan {
   /** Which compared pairs get a log line. */
   readonly logPairs: "all" | "differences" | "none";
   readonly config: ShadowConfig;
+}
+
+/** Header names (lowercase) and their lengths, so a name of another length is skipped unread. */
+export interface CapturedHeaders {
+  readonly names: ReadonlySet<string>;
+  readonly lengths: ReadonlySet<number>;
 }
 
 export function compileShadowPlan(config: Config): ShadowPlan {
@@ -66,6 +74,8 @@ export function compileShadowPlan(config: Config): ShadowPlan {
 function settings(g: ShadowConfig, f: Config["features"][string]["shadow"]): ShadowSettings {
   const presetList = f?.compare?.presets ?? g.compare.presets ?? [];
   const presets = new Set<PresetName>(presetList.flatMap((p) => (p === "flask_fastapi" ? PRESET_NAMES : [p])));
+  const headers = (f?.compare?.headers ?? g.compare.headers ?? DEFAULT_COMPARE_HEADERS).map((h) => h.toLowerCase());
+  const names = new Set([...headers, "content-type", "content-encoding"]);
   return {
     enabled: f?.enabled ?? g.enabled,
     threshold: Math.round((f?.percent ?? g.percent) * 100),
@@ -74,11 +84,12 @@ function settings(g: ShadowConfig, f: Config["features"][string]["shadow"]): Sha
     methods: new Set(f?.methods ?? g.methods),
     presets: [...presets],
     compare: {
-      headers: (f?.compare?.headers ?? g.compare.headers ?? DEFAULT_COMPARE_HEADERS).map((h) => h.toLowerCase()),
+      headers,
       ignore: compilePaths([...(g.compare.ignore_paths ?? []), ...(f?.compare?.ignore_paths ?? [])]),
       arrayOrder: f?.compare?.array_order ?? g.compare.array_order ?? "strict",
       presets,
     },
+    captured: { names, lengths: new Set([...names].map((n) => n.length)) },
   };
 }
 

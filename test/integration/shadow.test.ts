@@ -320,7 +320,7 @@ describe("shadow.log_pairs", () => {
     const neu = await answer("new");
     servers.push(legacy, neu);
     const store = join(mkdtempSync(join(tmpdir(), "sy-shadow-log-")), "shadow.db");
-    const yaml = `${baseYaml(legacy.url, neu.url)}shadow:\n  enabled: true\n  percent: 100\n  log_pairs: ${logPairs}\n  noise:\n    percent: 0\n  store:\n    path: ${store}\n`;
+    const yaml = `${baseYaml(legacy.url, neu.url)}shadow:\n  enabled: true\n  percent: 100\n${logPairs ? `  log_pairs: ${logPairs}\n` : ""}  noise:\n    percent: 0\n  store:\n    path: ${store}\n`;
     running = await openControlled(configDir("in-place", yaml).file);
     for (let i = 0; i < 20; i++) expect((await send(running.url, { path: `/x/${i}` })).status).toBe(200);
     const outcome = differ ? "mismatched" : "matched";
@@ -335,10 +335,32 @@ describe("shadow.log_pairs", () => {
     return lines;
   }
 
-  it("all (default) logs every pair; differences skips matches but logs mismatches; none logs no pair, counts all", async () => {
+  it("all logs every pair; differences (default) skips matches but logs mismatches; none logs no pair, counts all", async () => {
     expect(await pairs("all", false)).toBe(20);
     expect(await pairs("differences", false)).toBe(0);
+    expect(await pairs("", false)).toBe(0); // the default
     expect(await pairs("differences", true)).toBe(20);
     expect(await pairs("none", true)).toBe(0);
+  });
+});
+
+describe("shadow.compare.headers", () => {
+  it("compares the headers named (any case, any length), and no other: a differing header left out is no difference", async () => {
+    const answer = (version: string, server: string) =>
+      startBackend((req, res) => {
+        req.resume();
+        res.writeHead(200, { "Content-Type": "application/json", "X-Api-Version": version, "X-Served-By-Very-Long-Header-Name-Here": server, Server: server }).end('{"ok":true}');
+      });
+    const legacy = await answer("1", "flask");
+    const neu = await answer("2", "uvicorn");
+    servers.push(legacy, neu);
+    const store = join(mkdtempSync(join(tmpdir(), "sy-shadow-headers-")), "shadow.db");
+    const yaml = `${baseYaml(legacy.url, neu.url)}shadow:\n  enabled: true\n  percent: 100\n  noise:\n    percent: 0\n  compare:\n    headers: [Content-Type, X-API-Version]\n  store:\n    path: ${store}\n`;
+    running = await openControlled(configDir("in-place", yaml).file);
+    for (let i = 0; i < 5; i++) expect((await send(running.url, { path: `/h/${i}` })).status).toBe(200);
+    await waitFor(() => running!.logs.filter((l) => l.msg === "shadow compared").length >= 5, "the comparisons");
+    const lines = running.logs.filter((l) => l.msg === "shadow compared");
+    expect(lines.map((l) => l.paths)).toEqual(Array.from({ length: 5 }, () => ["header headers.x-api-version"]));
+    expect(lines.every((l) => l.verdict === "mismatch")).toBe(true);
   });
 });

@@ -57,6 +57,14 @@ describe("JSON structural diff", () => {
     expect(compareAnswers(text("abc"), text("abcd"), opts()).diffs).toEqual([{ path: "$", kind: "bytes", a: "3 bytes", b: "4 bytes" }]);
     expect(diff(jsonAnswer({ a: 1 }), jsonAnswer("{broken"))).toEqual(["type $"]);
   });
+  it("takes the same bytes as the same body without parsing them; a changed content type is still a header difference", () => {
+    const same = '{"a":1,"b":[1,2]}';
+    expect(compareAnswers(jsonAnswer(same), jsonAnswer(same), opts())).toMatchObject({ diffs: [], bodyCompared: true });
+    expect(diff(jsonAnswer("{broken"), jsonAnswer("{broken"))).toEqual([]);
+    expect(diff(jsonAnswer(same), { status: 200, headers: { "content-type": "text/plain" }, body: Buffer.from(same) })).toEqual(["header headers.content-type"]);
+    // One byte apart: parsed and diffed as JSON.
+    expect(diff(jsonAnswer(same), jsonAnswer('{"a":2,"b":[1,2]}'))).toEqual(["value $.a"]);
+  });
   it("compares status first and bodies only for equal statuses; bodies over the limit are not compared", () => {
     const c = compareAnswers(jsonAnswer({ a: 1 }, 200), jsonAnswer({ a: 2 }, 500), opts());
     expect(c.diffs).toEqual([{ path: "status", kind: "status", a: 200, b: 500 }]);
