@@ -2,6 +2,7 @@
 import type { ControlPlane } from "../control/control-plane.ts";
 import { fileValue } from "../control/overrides.ts";
 import type { Config } from "../config/schema.ts";
+import type { BackendTarget } from "../config/compile.ts";
 import { WINDOWS, type WindowName } from "../observe/window.ts";
 
 const VERSION = "0.1.0";
@@ -61,7 +62,7 @@ export function buildStatus(cp: ControlPlane) {
     overrides: Object.fromEntries(cp.overrides),
     control_store: cp.store === null ? { kind: "file", path: cp.stateFile } : { kind: "redis", url: cp.store.url, connected: cp.store.connected, version: cp.storeVersion, error: cp.store.lastError, replica: cp.replicaId, leader: cp.leader, replicas: cp.replicas, config_hashes_differ: new Set(cp.replicas.map((r) => r.config_hash)).size > 1 },
     backends: Object.fromEntries(
-      Object.values(snap.backends).map((b) => [b.name, { url: b.origin, ...health(b.name), health: healthOf(cp, b), pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
+      Object.values(snap.backends).map((b) => [b.name, { url: b.origin, protocol: b.http2 ? (b.origin.startsWith("https:") ? "h2 by ALPN" : "h2c") : "http/1.1", ...(b.origin.startsWith("https:") && { tls: tlsView(b) }), ...health(b.name), health: healthOf(cp, b), pool: pools.find((p) => p.origin === b.origin) ?? { connected: 0, running: 0, pending: 0 } }]),
     ),
     guard: cp.guard.status(),
     guard_source: cp.guard.sourceView(),
@@ -125,7 +126,7 @@ function shadowStoreStatus(cp: ControlPlane) {
 }
 
 /** A backend's rotation state (active checks and passive detection), with times as ISO strings. */
-function healthOf(cp: ControlPlane, b: import("../config/compile.ts").BackendTarget) {
+function healthOf(cp: ControlPlane, b: BackendTarget) {
   // With workers each detects failures on its own traffic: show the worst, and every worker's state.
   const seen = cp.cluster?.health(b.name) ?? [];
   const worst = seen.find((w) => w.health.state !== "healthy") ?? seen[0];
@@ -138,5 +139,16 @@ function healthOf(cp: ControlPlane, b: import("../config/compile.ts").BackendTar
     ejected_until: iso(h.ejected_until),
     active: h.active === null ? null : { ...h.active, path: b.activeCheck?.path ?? null, last: h.active.last === null ? null : { ...h.active.last, at: iso(h.active.last.at) } },
     ...per,
+  };
+}
+
+/** How an https:// backend's certificate is checked, and with which files (their dates: `switchyard check`). */
+function tlsView(b: BackendTarget): { verify: boolean; server_name: string | null; ca: string | null; client_certificate: string | null } {
+  const connect = b.tls?.connect;
+  return {
+    verify: connect?.rejectUnauthorized ?? true,
+    server_name: connect?.servername ?? null,
+    ca: b.tls?.certs.find((c) => c.role === "ca")?.file ?? null,
+    client_certificate: b.tls?.certs.find((c) => c.role === "client")?.file ?? null,
   };
 }

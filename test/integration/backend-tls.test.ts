@@ -16,7 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { Switchyard } from "../../src/app.ts";
 import { parseConfigText } from "../../src/config/load.ts";
-import { captureLogger } from "../helpers/control.ts";
+import { captureLogger, configDir, openControlled } from "../helpers/control.ts";
 import { parseProm } from "../helpers/prom.ts";
 import { startBackend, type TestBackend } from "../helpers/servers.ts";
 
@@ -238,6 +238,21 @@ describe("TLS to a backend: names, verification, client certificates, reloads", 
     writeFileSync(notPem, "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n");
     await expect(Switchyard.start(parse(yaml("https://127.0.0.1:1", `    tls:\n      ca: ${notPem}\n`)), { logger: captureLogger([]) })).rejects.toThrow(/certificate 1 of 1 in .*junk-ca\.pem cannot be read/);
     await expect(Switchyard.start(parse(yaml("https://127.0.0.1:1", `    tls:\n      cert: ${client.cert}\n      key: ${named.key}\n`)), { logger: captureLogger([]) })).rejects.toThrow(/backends\.new\.tls: the key in .* does not belong to the certificate/);
+  });
+});
+
+describe("status of backend TLS", () => {
+  it("GET /status says how each backend is spoken to: protocol, verification, server name, CA and client certificate files", async () => {
+    const b = track(await tlsBackend(byIp));
+    const running = await openControlled(configDir("in-place", yaml(b.url, `    http2: true\n    tls:\n      ca: ${serverCa}\n      server_name: backend.test\n      cert: ${client.cert}\n      key: ${client.key}\n`)).file);
+    try {
+      const status = (await (await fetch(`${running.admin.url}/status`)).json()) as { backends: Record<string, Record<string, unknown>> };
+      expect(status.backends.new).toMatchObject({ url: b.url, protocol: "h2 by ALPN", tls: { verify: true, server_name: "backend.test", ca: serverCa, client_certificate: client.cert } });
+      expect(status.backends.legacy).toMatchObject({ protocol: "http/1.1" });
+      expect(status.backends.legacy!.tls).toBeUndefined();
+    } finally {
+      await running.close();
+    }
   });
 });
 
