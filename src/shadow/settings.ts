@@ -113,8 +113,9 @@ export function chooseShadow(plan: ShadowPlan, s: ShadowSettings, facts: ShadowF
   if ((s.direction === "to_new" && target !== "new") || (s.direction === "to_legacy" && target !== "legacy")) return { mirror: false, reason: "direction" };
   if (!s.methods.has(facts.method)) return { mirror: false, reason: "method" };
   if (facts.bodyBytes > plan.maxBodyBytes) return { mirror: false, reason: "body_too_large" };
-  const key = s.sampleBy === "user" && facts.userKey !== null ? `user:${facts.userKey}` : `req:${facts.requestId}`;
-  if (bucketOf("shadow", key) >= s.threshold) return { mirror: false, reason: "sample" };
+  // The bucket of "shadow:user:<key>" or "shadow:req:<id>", hashed without joining them first.
+  const bucket = s.sampleBy === "user" && facts.userKey !== null ? bucketOf("shadow:user", facts.userKey) : bucketOf("shadow:req", facts.requestId);
+  if (bucket >= s.threshold) return { mirror: false, reason: "sample" };
   const replay = plan.replayThreshold > 0 && (facts.method === "GET" || facts.method === "HEAD") && bucketOf("noise", facts.requestId) < plan.replayThreshold;
   return { mirror: true, target, replay };
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseConfigText } from "../../../src/config/load.ts";
 import type { Config } from "../../../src/config/schema.ts";
 import { redactDiffs, redactTarget, redactValue, REDACTED } from "../../../src/shadow/redact.ts";
+import { bucketOf } from "../../../src/routing/hash.ts";
 import { chooseShadow, compileShadowPlan } from "../../../src/shadow/settings.ts";
 
 const HEAD = `listeners: [{ port: 8080 }]
@@ -35,6 +36,18 @@ describe("shadow config", () => {
 
 describe("chooseShadow", () => {
   const plan = compileShadowPlan(config("shadow:\n  enabled: true\n  percent: 100\n  noise:\n    percent: 0\n"));
+  it("samples by the bucket of \"shadow:req:<id>\" (or \"shadow:user:<key>\"), the same in every process and version", () => {
+    const at = (percent: number, sampleBy = "request") => compileShadowPlan(config(`shadow:\n  enabled: true\n  percent: ${percent}\n  sample_by: ${sampleBy}\n  noise:\n    percent: 0\n`));
+    const ten = at(10);
+    const byUser = at(10, "user");
+    const ids = Array.from({ length: 2000 }, (_, i) => `${i.toString(36)}-${(i * 7919).toString(16)}`);
+    const mirrored = ids.filter((id) => chooseShadow(ten, ten.global, facts({ requestId: id })).mirror);
+    expect(mirrored).toEqual(ids.filter((id) => bucketOf("shadow", `req:${id}`) < 1000));
+    expect(mirrored.length).toBeGreaterThan(150);
+    expect(mirrored.length).toBeLessThan(250);
+    const users = ids.filter((id) => chooseShadow(byUser, byUser.global, facts({ userKey: id })).mirror);
+    expect(users).toEqual(ids.filter((id) => bucketOf("shadow", `user:${id}`) < 1000));
+  });
   it("mirrors to the backend that did not serve", () => {
     expect(chooseShadow(plan, plan.global, facts())).toEqual({ mirror: true, target: "new", replay: false });
     expect(chooseShadow(plan, plan.global, facts({ primary: "new" }))).toEqual({ mirror: true, target: "legacy", replay: false });
