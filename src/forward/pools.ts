@@ -103,7 +103,7 @@ function poolKey(t: BackendTarget, http2: boolean): string {
  * and one at a time on one that fell back to HTTP/1.1 (ALPN chose it): undici's pipelining is per
  * client and fixed, and at 1 a pool opens a connection per concurrent request even over HTTP/2.
  */
-function streamsWhenH2(origin: string | URL, opts: object): Client {
+export function streamsWhenH2(origin: string | URL, opts: object): Client {
   const { connect } = opts as { connect: (o: object, cb: (err: Error | null, socket: Socket | null) => void) => void };
   const client: Client = new Client(origin, {
     ...opts,
