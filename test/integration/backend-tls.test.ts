@@ -7,7 +7,7 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import http from "node:http";
 import http2 from "node:http2";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
@@ -228,6 +228,25 @@ describe("TLS to a backend: names, verification, client certificates, reloads", 
     await waitUntil(() => b.seen.some((s) => s.url === "/mirrored") && b.seen.some((s) => s.url === "/healthz"));
     const m = parseProm(await proxy.metrics.registry.metrics());
     expect(m.get('switchyard_upstream_errors_total{backend="new",kind="connect"}') ?? 0).toBe(0);
+  });
+
+  it("a backend that accepts TCP but never completes the TLS handshake is a 504 after timeouts.connect; one that speaks no TLS is a 502 saying so", async () => {
+    const held: net.Socket[] = [];
+    const silent = net.createServer((sock) => void held.push(sock.on("error", () => {})));
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const base = await start(yaml(`https://127.0.0.1:${(silent.address() as AddressInfo).port}`, "    timeouts:\n      connect: 300ms\n", NO_FAILOVER));
+    const stalled = await get(base);
+    expect(stalled.status).toBe(504);
+    expect(stalled.body).toContain("SY_UPSTREAM_CONNECT_TIMEOUT");
+    for (const sock of held) sock.destroy();
+    silent.close();
+    await proxy!.shutdown(1000);
+
+    // https:// in front of a plain HTTP port.
+    const wrong = await start(yaml(`https://127.0.0.1:${plain.port}`, "", NO_FAILOVER));
+    expect((await get(wrong)).status).toBe(502);
+    const line = logs.find((l) => l.error === "SY_UPSTREAM_TLS");
+    expect(line?.error_detail).toMatch(/ERR_SSL_WRONG_VERSION_NUMBER.*does not speak TLS on that port; use http:\/\/ in backends\.new\.url/);
   });
 
   it("does not start with a CA file that holds no certificate, saying which field and file", async () => {
