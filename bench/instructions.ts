@@ -1,4 +1,4 @@
-// npm run bench:instructions [-- --variants all-on,no-log,no-metrics,fixed,bare,shadow-10,undici-proxy --requests 1500 --warmup 100000 --rounds 3 --functions 40]
+// npm run bench:instructions [-- --variants all-on,no-log,no-metrics,fixed,bare,h2c-backend,shadow-10,undici-proxy --requests 1500 --warmup 100000 --rounds 3 --functions 40]
 // Instructions per request, counted by valgrind's callgrind: the one cost figure that does not move
 // with what else the shared machine is doing (CPU time per request moved by +-20 % between runs of
 // the same target on these hosts). Each variant is a `switchyard start` under callgrind in front of
@@ -28,12 +28,14 @@ function config(variant: string, backend: string, dir: string): string {
   // shadow-N: N % mirrored as in production (store, a log line per pair, noise replays); shadow-N-quiet:
   // no pair log line and no noise replays, to tell their share.
   const shadow = /^shadow-([\d.]+)(-quiet)?$/.exec(variant);
-  const known = ["all-on", "no-log", "no-metrics", "fixed", "bare"].includes(variant) || shadow !== null;
-  if (!known) throw new Error(`unknown variant "${variant}" (all-on, no-log, no-metrics, fixed, bare, shadow-N, shadow-N-quiet, undici-proxy)`);
+  const known = ["all-on", "no-log", "no-metrics", "fixed", "bare", "h2c-backend"].includes(variant) || shadow !== null;
+  if (!known) throw new Error(`unknown variant "${variant}" (all-on, no-log, no-metrics, fixed, bare, h2c-backend, shadow-N, shadow-N-quiet, undici-proxy)`);
+  // h2c-backend: all-on, with HTTP/2 (prior knowledge) to the same answer from an HTTP/2 backend.
+  const h2 = variant === "h2c-backend" ? "    http2: true\n" : "";
   // fixed: the feature sends everyone to legacy (no identity, no sticky cookie to mint and set).
   const target = variant === "fixed" ? "legacy" : "{ percent: 50 }";
   return (
-    `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n  new:\n    url: ${backend}\nadmin:\n  port: 0\n` +
+    `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n${h2}  new:\n    url: ${backend}\n${h2}admin:\n  port: 0\n` +
     `log:\n  access_log: ${variant !== "no-log" && variant !== "bare"}\nmetrics:\n  enabled: ${variant !== "bare" && variant !== "no-metrics"}\n` +
     (variant === "bare" ? "" : `features:\n  root:\n    routes: [/**]\n    target: ${target}\n`) +
     (shadow ? `shadow:\n  enabled: true\n  percent: ${shadow[1]}\n  max_per_second: 1000000\n  max_in_flight: 128\n${shadow[2] ? "  log_pairs: none\n  noise:\n    percent: 0\n" : ""}  store:\n    path: ${join(dir, "shadow.db")}\n` : "")
@@ -148,6 +150,7 @@ runBench("bench:instructions", async () => {
   if (!has("valgrind") || !has("callgrind_control")) throw new Error("valgrind is not installed (apt-get install valgrind)");
   const backend = await startNode(["bench/targets/backend.ts"], /READY (\S+)/);
   const variants = opts.variants.split(",");
+  const h2cBackend = variants.includes("h2c-backend") ? await startNode(["bench/targets/backend.ts", "--h2c"], /READY (\S+)/) : null;
   // Rounds interleave the variants; a variant's row is its median round (by instructions without
   // compiling): which functions V8 inlines differs from one process to the next, +-5 %.
   const runs = new Map<string, Measured[]>(variants.map((v) => [v, []]));
@@ -155,7 +158,7 @@ runBench("bench:instructions", async () => {
   for (let round = 1; round <= rounds; round++) {
     for (const v of variants) {
       process.stderr.write(`${v}${rounds > 1 ? ` (round ${round}/${rounds})` : ""}: warming up and counting under callgrind (a few minutes) ...\n`);
-      runs.get(v)!.push(await measure(v, backend.url));
+      runs.get(v)!.push(await measure(v, v === "h2c-backend" ? h2cBackend!.url : backend.url));
     }
   }
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
