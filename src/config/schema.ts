@@ -111,7 +111,7 @@ export const BackendSchema = z.strictObject({
     .optional()
     .meta({ description: "How to speak TLS to an https:// backend: trusted CAs, verification, server name, client certificate. Default: verify against the public CAs, SNI from the URL." }),
   http2: z.boolean().default(false)
-    .meta({ description: "Speak HTTP/2 to this backend: on https:// when the backend offers h2 by ALPN (else HTTP/1.1), on http:// with prior knowledge (h2c; the backend must speak it, as hypercorn and grpc servers do). Requests share few connections (up to 100 streams each; pool.connections counts connections); WebSocket upgrades still go over HTTP/1.1. Default false." }),
+    .meta({ description: "Speak HTTP/2 to this backend: on https:// when the backend offers h2 by ALPN (else HTTP/1.1), on http:// with prior knowledge (h2c; the backend must speak it, as hypercorn and grpc servers do). Requests share few connections (up to 100 streams each; pool.connections counts connections); WebSocket upgrades still go over HTTP/1.1. Costs the proxy about twice the CPU per request of HTTP/1.1: for backends that need it. Default false." }),
 }).superRefine((b, ctx) => {
   if (b.tls !== undefined && new URL(b.url).protocol === "http:") {
     ctx.addIssue({ code: "custom", path: ["tls"], message: `tls applies only to an https:// backend, and url is ${b.url}: make it https://, or remove tls` });
