@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { classifyUpstreamError } from "../../src/forward/classify.ts";
+import { classifyUpstreamError, tlsFailureDetail } from "../../src/forward/classify.ts";
 import { ProxyError } from "../../src/errors/codes.ts";
 import { parseTarget } from "../../src/proxy/handler.ts";
 
@@ -30,7 +30,23 @@ describe("classifyUpstreamError", () => {
     ["HPE_SOMETHING_NEW", "SY_UPSTREAM_BAD_RESPONSE"],
     ["ENOTFOUND", "SY_UPSTREAM_UNREACHABLE"],
     ["EWHATEVER", "SY_UPSTREAM_RESET"],
+    ["DEPTH_ZERO_SELF_SIGNED_CERT", "SY_UPSTREAM_TLS"],
+    ["SELF_SIGNED_CERT_IN_CHAIN", "SY_UPSTREAM_TLS"],
+    ["UNABLE_TO_VERIFY_LEAF_SIGNATURE", "SY_UPSTREAM_TLS"],
+    ["CERT_HAS_EXPIRED", "SY_UPSTREAM_TLS"],
+    ["ERR_TLS_CERT_ALTNAME_INVALID", "SY_UPSTREAM_TLS"],
+    ["ERR_SSL_WRONG_VERSION_NUMBER", "SY_UPSTREAM_TLS"],
+    ["ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED", "SY_UPSTREAM_TLS"],
+    ["ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC", "SY_UPSTREAM_RESET"],
   ])("%s -> %s", (code, want) => expect(classifyUpstreamError(err(code))).toBe(want));
+
+  it.each([
+    ["UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "trust the CA that signed the backend's certificate with backends.new.tls.ca"],
+    ["ERR_TLS_CERT_ALTNAME_INVALID", "set backends.new.tls.server_name to a name the certificate is issued to"],
+    ["CERT_HAS_EXPIRED", "renew it on the backend"],
+    ["ERR_SSL_WRONG_VERSION_NUMBER", "use http:// in backends.new.url"],
+    ["ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED", "backends.new.tls.cert and key"],
+  ])("a TLS failure %s names the setting to change", (code, hint) => expect(tlsFailureDetail(err(code), "new")).toContain(hint));
 
   it("looks at the cause", () => expect(classifyUpstreamError(err("UND_ERR_X_WRAPPED", "ECONNREFUSED"))).toBe("SY_UPSTREAM_CONNECT_REFUSED"));
   it("keeps our own codes", () => expect(classifyUpstreamError(new ProxyError("SY_BODY_TOO_LARGE"))).toBe("SY_BODY_TOO_LARGE"));
