@@ -465,7 +465,7 @@ async function check(path: string): Promise<number> {
   for (const [name, b] of Object.entries(config.backends)) {
     if (b.tls) dated(`backends.${name}.tls`, () => loadBackendTls(b.tls!, `backends.${name}.tls`));
     if (b.tls?.verify === false) process.stderr.write(`switchyard: warning: backends.${name}.tls.verify is false: any certificate is accepted from ${b.url}, so whoever sits between the proxy and it can read and change the traffic\n`);
-    else if (b.url.startsWith("https:")) lines.push(`  backends.${name}: TLS verified against the public CAs${b.http2 ? ", HTTP/2 by ALPN" : ""}`);
+    else if (b.url.startsWith("https:") && b.tls?.ca === undefined) lines.push(`  backends.${name}: TLS verified against the public CAs${b.http2 ? ", HTTP/2 by ALPN" : ""}`);
   }
   if (bad > 0) {
     process.stderr.write(`switchyard: ${path}: ${bad} certificate problem${bad === 1 ? "" : "s"}; nothing started\n`);

@@ -95,7 +95,12 @@ export class BackendPools {
 }
 
 function poolKey(t: BackendTarget, http2: boolean): string {
-  return `${t.origin}|${t.connections}|${t.connectTimeoutMs}|${t.idleTimeoutMs}|${t.responseHeaderTimeoutMs}|${t.readTimeoutMs}|${t.queueTimeoutMs}|${t.tls?.id ?? "-"}|${http2 ? "h2" : "h1"}`;
+  return `${t.origin}|${t.connections}|${t.connectTimeoutMs}|${t.idleTimeoutMs}|${t.responseHeaderTimeoutMs}|${t.readTimeoutMs}|${t.queueTimeoutMs}|${connectionKey(t, http2)}`;
+}
+
+/** How a dispatcher reaches a backend (TLS material read, protocol): dispatchers for another are other dispatchers. */
+export function connectionKey(t: BackendTarget, http2 = t.http2): string {
+  return `${t.tls?.id ?? "-"}|${http2 ? "h2" : "h1"}`;
 }
 
 /**

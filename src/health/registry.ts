@@ -2,7 +2,7 @@
 // backend's address keeps its health), fed by the exchanges' outcomes and by active checks, read by
 // the routing step (is the chosen backend ejected?) and by failover (is the other one available?).
 // Also the failover budget and the counters behind the metrics. Transitions are logged once.
-import { connectOptions } from "../forward/pools.ts";
+import { connectionKey, connectOptions } from "../forward/pools.ts";
 import { Client } from "../forward/undici.ts";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
 import type { ErrorCode } from "../errors/codes.ts";
@@ -205,14 +205,14 @@ class Prober {
   constructor(target: BackendTarget, check: ActiveCheck, report: (ok: boolean, detail: string) => void) {
     this.#check = check;
     this.#report = report;
-    this.#via = proberVia(target);
+    this.#via = connectionKey(target);
     this.#client = new Client(target.origin, { headersTimeout: check.timeoutMs, bodyTimeout: check.timeoutMs, pipelining: 1, ...connectOptions(target, check.timeoutMs) });
     this.#schedule(0);
   }
 
   sameAs(other: ActiveCheck, target: BackendTarget): boolean {
     const c = this.#check;
-    return this.#via === proberVia(target) && c.path === other.path && c.intervalMs === other.intervalMs && c.timeoutMs === other.timeoutMs && c.jitterMs === other.jitterMs && c.expected.join() === other.expected.join();
+    return this.#via === connectionKey(target) && c.path === other.path && c.intervalMs === other.intervalMs && c.timeoutMs === other.timeoutMs && c.jitterMs === other.jitterMs && c.expected.join() === other.expected.join();
   }
 
   #schedule(delayMs: number): void {
@@ -246,4 +246,3 @@ class Prober {
   }
 }
 
-const proberVia = (t: BackendTarget) => `${t.tls?.id ?? "-"}|${t.http2}`;

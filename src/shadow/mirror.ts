@@ -10,7 +10,7 @@ import { Pool } from "../forward/undici.ts";
 import type { BackendTarget, Snapshot } from "../config/compile.ts";
 import { ERRORS, type ErrorCode } from "../errors/codes.ts";
 import { classifyUpstreamError } from "../forward/classify.ts";
-import { connectOptions, streamsWhenH2 } from "../forward/pools.ts";
+import { connectionKey, connectOptions, streamsWhenH2 } from "../forward/pools.ts";
 import type { ResponseTap } from "../forward/exchange.ts";
 import type { Logger } from "../observe/logger.ts";
 import type { Metrics } from "../observe/metrics.ts";
@@ -209,7 +209,7 @@ export class ShadowRunner {
 
   /** A pool of the shadow's own per target, so shadow load never takes the primary's connections. */
   pool(target: BackendTarget, plan: ShadowPlan): Pool {
-    const key = `${target.origin}|${plan.maxInFlight}|${target.connectTimeoutMs}|${target.tls?.id ?? "-"}|${target.http2}`;
+    const key = `${target.origin}|${plan.maxInFlight}|${target.connectTimeoutMs}|${connectionKey(target)}`;
     let p = this.#pools.get(key);
     if (p === undefined) {
       p = new Pool(target.origin, { connections: plan.maxInFlight, pipelining: 1, keepAliveTimeout: target.idleTimeoutMs, ...connectOptions(target, target.connectTimeoutMs), ...(target.http2 && { factory: streamsWhenH2 }) });

@@ -287,6 +287,9 @@ describe("switchyard check with backend TLS", () => {
     expect(ok.stdout).toMatch(/backends\.new trusted CA .*server-ca\.crt: server-ca CA; expires \d{4}-\d\d-\d\d \(in (29|30) days\)/);
     expect(ok.stdout).toMatch(/backends\.new client certificate .*client\.crt: switchyard-edge; key matches; expires \d{4}-\d\d-\d\d \(in (19|20) days\)/);
     expect(ok.stderr).toMatch(/warning: backends\.new\.tls: .*client\.crt \(switchyard-edge\) expires in (19|20) days/);
+    expect(ok.stdout).not.toContain("public CAs"); // its own CA, not the public ones
+    const publicCas = await run(yaml("https://127.0.0.1:8443"));
+    expect(publicCas.stdout).toContain("backends.new: TLS verified against the public CAs");
 
     const unverified = await run(yaml("https://127.0.0.1:8443", "    tls:\n      verify: false\n"));
     expect(unverified.code).toBe(0);
