@@ -172,7 +172,7 @@ export class ClusterPrimary {
       case "pairs": {
         const store = this.#app.shadowStore;
         if (store === null) return;
-        for (const r of m.records) store.add(r);
+        for (const r of m.rows) store.add(r);
         for (const [feature, name, n] of m.counts) store.count(feature, name, n);
         return;
       }

@@ -8,7 +8,7 @@ import type { TunnelRegistry } from "../tunnel/registry.ts";
 import type { HealthSnapshot } from "../health/state.ts";
 import type { SeriesDelta } from "../observe/metrics.ts";
 import type { WindowDelta } from "../observe/window.ts";
-import type { PairRecord } from "../shadow/store/store.ts";
+import type { PairRow } from "../shadow/store/store.ts";
 
 export const PROTOCOL = 1;
 
@@ -45,7 +45,7 @@ export type FromWorker =
   | { p: 1; type: "applied"; version: number; hash: string }
   | { p: 1; type: "telemetry"; t: Telemetry }
   | { p: 1; type: "metrics"; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] }
-  | { p: 1; type: "pairs"; records: PairRecord[]; counts: [feature: string, name: string, n: number][] }
+  | { p: 1; type: "pairs"; rows: PairRow[]; counts: [feature: string, name: string, n: number][] }
   | { p: 1; type: "drained"; drained: boolean; cut: number }
   /** The worker could not start (a listener could not bind, say); it exits after this. */
   | { p: 1; type: "failed"; message: string; code?: string };

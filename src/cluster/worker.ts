@@ -5,7 +5,7 @@
 import type { Config } from "../config/schema.ts";
 import { Switchyard } from "../app.ts";
 import { createLogger, flushLogger } from "../observe/logger.ts";
-import type { PairRecord, PairSink } from "../shadow/store/store.ts";
+import type { PairRow, PairSink } from "../shadow/store/store.ts";
 import { PROTOCOL, WORKER_COUNT_ENV, WORKER_ID_ENV, type FromWorker, type Telemetry, type ToWorker } from "./protocol.ts";
 
 /** How often window records and figures go to the primary. */
@@ -21,29 +21,29 @@ function send(m: FromWorker): void {
 
 /** Compared pairs and sample counters, batched to the primary, which writes them to its store. */
 class ForwardingSink implements PairSink {
-  #records: PairRecord[] = [];
-  #counts = new Map<string, number>();
+  #rows: PairRow[] = [];
+  /** By feature, then name. */
+  #counts = new Map<string, Map<string, number>>();
   readonly losses = { overflow: 0 };
   readonly #timer = setInterval(() => this.flush(), PAIRS_MS).unref();
 
-  add(record: PairRecord): void {
-    if (this.#records.length >= MAX_PENDING_PAIRS) this.losses.overflow++;
-    else this.#records.push(record);
+  add(row: PairRow): void {
+    if (this.#rows.length >= MAX_PENDING_PAIRS) this.losses.overflow++;
+    else this.#rows.push(row);
   }
 
   count(feature: string, name: string, n = 1): void {
-    const key = `${feature}\u0000${name}`;
-    this.#counts.set(key, (this.#counts.get(key) ?? 0) + n);
+    let names = this.#counts.get(feature);
+    if (names === undefined) this.#counts.set(feature, (names = new Map()));
+    names.set(name, (names.get(name) ?? 0) + n);
   }
 
   flush(): void {
-    if (this.#records.length === 0 && this.#counts.size === 0) return;
-    const counts = [...this.#counts].map(([k, n]) => {
-      const [feature, name] = k.split("\u0000") as [string, string];
-      return [feature, name, n] as [string, string, number];
-    });
-    send({ p: PROTOCOL, type: "pairs", records: this.#records, counts });
-    this.#records = [];
+    if (this.#rows.length === 0 && this.#counts.size === 0) return;
+    const counts: [string, string, number][] = [];
+    for (const [feature, names] of this.#counts) for (const [name, n] of names) counts.push([feature, name, n]);
+    send({ p: PROTOCOL, type: "pairs", rows: this.#rows, counts });
+    this.#rows = [];
     this.#counts.clear();
   }
 

@@ -3,10 +3,11 @@
 // the request path touches SQLite, and neither does retention: both run in the worker (worker.ts).
 import { Worker } from "node:worker_threads";
 import type { FromWorker, StoreWorkerData, ToWorker } from "./worker.ts";
-import type { CounterDelta, PairRecord, StoreStats } from "./writer.ts";
+import type { CounterDelta, PairRow, StoreStats } from "./writer.ts";
 import { moduleBeside } from "../../runtime.ts";
 
-export type { PairRecord, StoreStats } from "./writer.ts";
+export type { PairRecord, PairRow, StoreStats } from "./writer.ts";
+export { pairRow } from "./writer.ts";
 
 export interface StoreOptions {
   maxBytes: number;
@@ -21,7 +22,8 @@ export interface StoreOptions {
 
 /** Where compared pairs go: the store itself, or (in a worker) a forwarder to the primary's store. */
 export interface PairSink {
-  add(record: PairRecord): void;
+  /** A compared pair, as a row (pairRow). */
+  add(row: PairRow): void;
   count(feature: string, name: string, n?: number): void;
   close(): Promise<void>;
 }
@@ -36,8 +38,12 @@ export class ShadowStore implements PairSink {
   readonly #maxPending: number;
   readonly #now: () => number;
   readonly #onError: (err: Error) => void;
-  #pending: PairRecord[] = [];
-  #counters = new Map<string, number>();
+  #pending: PairRow[] = [];
+  /** This minute's counters, by feature then name (no key string built per count). */
+  #counters = new Map<string, Map<string, number>>();
+  #minute = -1;
+  /** Counters of minutes that ended since the last send. */
+  #earlier: CounterDelta[] = [];
   #timer: NodeJS.Timeout;
   #nextId = 0;
   readonly #waiting = new Map<number, (stats: StoreStats) => void>();
@@ -61,18 +67,30 @@ export class ShadowStore implements PairSink {
     this.#timer.unref();
   }
 
-  add(record: PairRecord): void {
+  add(row: PairRow): void {
     if (this.#pending.length >= this.#maxPending) {
       this.losses.overflow++;
       return;
     }
-    this.#pending.push(record);
+    this.#pending.push(row);
   }
 
   /** Per-minute counters (mirrored, skipped by reason, ...) for effective sample rates in reports. */
   count(feature: string, name: string, n = 1): void {
-    const key = `${Math.floor(this.#now() / 60_000)}\u0000${feature}\u0000${name}`;
-    this.#counters.set(key, (this.#counters.get(key) ?? 0) + n);
+    const minute = Math.floor(this.#now() / 60_000);
+    if (minute !== this.#minute) {
+      this.#endMinute();
+      this.#minute = minute;
+    }
+    let names = this.#counters.get(feature);
+    if (names === undefined) this.#counters.set(feature, (names = new Map()));
+    names.set(name, (names.get(name) ?? 0) + n);
+  }
+
+  /** This minute's counters join those waiting to be sent. */
+  #endMinute(): void {
+    for (const [feature, names] of this.#counters) for (const [name, value] of names) this.#earlier.push([this.#minute, feature, name, value]);
+    this.#counters.clear();
   }
 
   /** Everything buffered so far is written (a report started after this sees it); resolves with fresh stats. */
@@ -96,16 +114,13 @@ export class ShadowStore implements PairSink {
   }
 
   #send(): void {
-    if (this.#pending.length === 0 && this.#counters.size === 0) return;
-    const records = this.#pending;
-    const counters: CounterDelta[] = [];
-    for (const [key, value] of this.#counters) {
-      const [minute, feature, name] = key.split("\u0000") as [string, string, string];
-      counters.push([Number(minute), feature, name, value]);
-    }
+    this.#endMinute();
+    if (this.#pending.length === 0 && this.#earlier.length === 0) return;
+    const rows = this.#pending;
+    const counters = this.#earlier;
     this.#pending = [];
-    this.#counters = new Map();
-    this.#post({ type: "write", records, counters });
+    this.#earlier = [];
+    this.#post({ type: "write", rows, counters });
   }
 
   #ask(): Promise<StoreStats> {

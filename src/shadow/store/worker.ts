@@ -3,7 +3,7 @@
 // order; retention goes in small steps with the event loop turning in between, so batches of new
 // records are never held back by a long delete.
 import { parentPort, workerData } from "node:worker_threads";
-import { StoreWriter, type CounterDelta, type PairRecord, type StoreStats } from "./writer.ts";
+import { StoreWriter, type CounterDelta, type PairRow, type StoreStats } from "./writer.ts";
 
 export interface StoreWorkerData {
   path: string;
@@ -14,7 +14,7 @@ export interface StoreWorkerData {
 }
 
 export type ToWorker =
-  | { type: "write"; records: PairRecord[]; counters: CounterDelta[] }
+  | { type: "write"; rows: PairRow[]; counters: CounterDelta[] }
   | { type: "sync"; id: number }
   | { type: "close"; id: number };
 
@@ -57,9 +57,9 @@ port.on("message", (m: ToWorker) => {
   if (closed) return;
   if (m.type === "write") {
     try {
-      writer.write(m.records, m.counters);
+      writer.writeRows(m.rows, m.counters);
     } catch (err) {
-      post({ type: "error", message: `shadow store write failed: ${(err as Error).message}`, lost: m.records.length });
+      post({ type: "error", message: `shadow store write failed: ${(err as Error).message}`, lost: m.rows.length });
     }
   } else if (m.type === "sync") post({ type: "ack", id: m.id, stats: writer.stats() });
   else {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ShadowStore } from "../../../src/shadow/store/store.ts";
-import { PRUNE_BATCH, StoreWriter, type PairRecord } from "../../../src/shadow/store/writer.ts";
+import { COLUMNS, pairRow, PRUNE_BATCH, StoreWriter, type PairRecord } from "../../../src/shadow/store/writer.ts";
 
 const record = (ts: number, i = 0): PairRecord => ({
   ts, req_id: `r${i}`, feature: "f", route: "/f", method: "GET", path: "/f", primary_backend: "legacy", legacy_status: 200, new_status: 200,
@@ -21,7 +21,7 @@ describe("ShadowStore (the proxy's side)", () => {
     const now = 1_800_000_000_000;
     const path = file();
     const s = new ShadowStore(path, { maxBytes: 1e9, maxAgeMs: 0, flushIntervalMs: 60_000, now: () => now });
-    for (let i = 0; i < 100; i++) s.add(record(now, i));
+    for (let i = 0; i < 100; i++) s.add(pairRow(record(now, i)));
     s.count("f", "mirrored", 100);
     s.count("f", "skipped_cap", 3);
     const stats = await s.flush();
@@ -35,9 +35,30 @@ describe("ShadowStore (the proxy's side)", () => {
     db.close();
   });
 
+  it("keeps each minute's counters apart when counts straddle a minute", async () => {
+    let now = 1_800_000_059_000; // one second before a minute ends
+    const path = file();
+    const s = new ShadowStore(path, { maxBytes: 1e9, maxAgeMs: 0, flushIntervalMs: 60_000, now: () => now });
+    s.count("f", "mirrored", 2);
+    s.count("g", "mirrored");
+    now += 2000;
+    s.count("f", "mirrored", 7);
+    await s.flush();
+    s.count("f", "mirrored"); // the same minute again, after a send
+    await s.close();
+    const db = new DatabaseSync(path, { readOnly: true });
+    const minute = Math.floor(1_800_000_059_000 / 60_000);
+    expect(db.prepare("SELECT minute, feature, name, value FROM counters ORDER BY minute, feature").all().map((r) => ({ ...r }))).toEqual([
+      { minute, feature: "f", name: "mirrored", value: 2 },
+      { minute, feature: "g", name: "mirrored", value: 1 },
+      { minute: minute + 1, feature: "f", name: "mirrored", value: 8 },
+    ]);
+    db.close();
+  });
+
   it("bounds the buffer and counts what it drops", async () => {
     const s = new ShadowStore(file(), { maxBytes: 1e9, maxAgeMs: 0, flushIntervalMs: 60_000, maxPending: 10 });
-    for (let i = 0; i < 15; i++) s.add(record(Date.now(), i));
+    for (let i = 0; i < 15; i++) s.add(pairRow(record(Date.now(), i)));
     expect(s.losses.overflow).toBe(5);
     expect((await s.flush()).records).toBe(10);
     await s.close();
@@ -49,10 +70,21 @@ describe("ShadowStore (the proxy's side)", () => {
     seed.write(Array.from({ length: 3000 }, (_, i) => record(Date.now() - 3_600_000, i)));
     seed.close();
     const s = new ShadowStore(path, { maxBytes: 0, maxAgeMs: 60_000, flushIntervalMs: 60_000, pruneIntervalMs: 50 });
-    s.add(record(Date.now(), 9));
+    s.add(pairRow(record(Date.now(), 9)));
     for (let i = 0; i < 100 && (await s.flush()).records !== 1; i++) await new Promise((r) => setTimeout(r, 20));
     expect(s.stats?.records).toBe(1);
     await s.close();
+  });
+});
+
+describe("pairRow", () => {
+  it("lists a record's values in COLUMNS order, each field once", () => {
+    const r = record(5, 7);
+    // Every field a distinct value, so a swapped pair of columns shows.
+    const distinct = Object.fromEntries(COLUMNS.map((c, i) => [c, `${c}-${i}`])) as unknown as PairRecord;
+    expect(pairRow(distinct)).toEqual(COLUMNS.map((c, i) => `${c}-${i}`));
+    expect(pairRow(r)).toEqual(COLUMNS.map((c) => r[c]));
+    expect(Object.keys(r).sort()).toEqual([...COLUMNS].sort());
   });
 });
 
