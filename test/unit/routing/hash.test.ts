@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BUCKETS, bucketOf, murmur3, murmur3AsciiJoined, thresholdOf } from "../../../src/routing/hash.ts";
 
@@ -29,6 +30,18 @@ describe("murmur3_x86_32", () => {
     // bucketOf takes the byte path for those: the same bucket as the UTF-8 bytes give.
     expect(bucketOf("s", "jürgen")).toBe(murmur3(enc("s:jürgen"), 0) % BUCKETS);
     expect(bucketOf("s", "erin")).toBe(murmur3(enc("s:erin"), 0) % BUCKETS);
+  });
+
+  it("agrees with the joined bytes for any two strings (fuzzed), and is -1 exactly when one is not ASCII", () => {
+    const text = fc.oneof(fc.string({ unit: "binary-ascii", maxLength: 40 }), fc.string({ unit: "grapheme", maxLength: 12 }));
+    fc.assert(
+      fc.property(text, text, (a, b) => {
+        const ascii = /^[\x00-\x7f]*$/.test(a + b);
+        expect(murmur3AsciiJoined(a, b)).toBe(ascii ? murmur3(enc(`${a}:${b}`), 0) : -1);
+        expect(bucketOf(a, b)).toBe(murmur3(enc(`${a}:${b}`), 0) % BUCKETS);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 
