@@ -21,7 +21,7 @@ import { WindowStats, type WindowDelta } from "../observe/window.ts";
 import { NoiseModel } from "./noise.ts";
 import { redactDiffs, redactTarget } from "./redact.ts";
 import { chooseShadow, type CapturedHeaders, type ShadowPlan, type ShadowSettings, type SkipReason } from "./settings.ts";
-import type { PairSink } from "./store/store.ts";
+import { pairRow, type PairSink } from "./store/store.ts";
 
 const OUTCOMES = ["mirrored", "compared", "matched", "mismatched", "noise_only", "not_compared", "shadow_error", "primary_error", "dropped"] as const;
 type Outcome = (typeof OUTCOMES)[number];
@@ -409,7 +409,7 @@ export class ShadowTicket implements ResponseTap {
       },
       "shadow compared",
     );
-    runner.store?.add({
+    runner.store?.add(pairRow({
       ts: Date.now(),
       req_id: a.requestId,
       feature: this.#feature,
@@ -429,7 +429,7 @@ export class ShadowTicket implements ResponseTap {
       presets: JSON.stringify(presets),
       body_compared: bodyCompared ? 1 : 0,
       error: shadow.error ?? primary.error,
-    });
+    }));
   }
 }
 
@@ -441,7 +441,9 @@ function shadowHeaders(flat: readonly string[], snap: Snapshot, primary: Backend
   return (target: BackendTarget): string[] => {
     const out: string[] = [];
     for (let i = 0; i < flat.length; i += 2) {
-      const lower = flat[i]!.toLowerCase();
+      const name = flat[i]!;
+      // Only names as long as one acted on here are lowercased (most are not).
+      const lower = name.length === 4 || name.length === 14 || name.length === 17 ? name.toLowerCase() : "";
       if (lower === "content-length" || lower === "transfer-encoding") continue; // undici sets it for the copied body
       if (lower === "host" && !snap.preserveHost && flat[i + 1] === primary.hostHeader) {
         out.push("host", target.hostHeader);
@@ -523,7 +525,10 @@ function capture(pool: Pool, backend: BackendName, req: { path: string; method: 
 
 /** The answer with its body decoded (gzip, deflate, br), for comparison. */
 const encodingOf = (c: Captured) => c.headers["content-encoding"]?.trim().toLowerCase();
-const isEncoded = (c: Captured) => c.body !== null && c.body.length > 0 && encodingOf(c) !== undefined && encodingOf(c) !== "identity";
+const isEncoded = (c: Captured) => {
+  if (c.body === null || c.body.length === 0 || c.headers["content-encoding"] === undefined) return false;
+  return encodingOf(c) !== "identity";
+};
 
 /** Both answers ready to compare; no promise round trip when neither is compressed (the usual case). */
 function both(a: Captured, b: Captured, plan: ShadowPlan, settings: ShadowSettings): [Answer, Answer] | Promise<[Answer, Answer]> {

@@ -3,7 +3,7 @@
 // same request id always gets the same answer, in any process.
 import { PRESET_NAMES, type PresetName, type ShadowConfig } from "../config/shadow-schema.ts";
 import type { Config } from "../config/schema.ts";
-import { bucketOf } from "../routing/hash.ts";
+import { BUCKETS, bucketOf } from "../routing/hash.ts";
 import type { BackendName } from "../routing/table.ts";
 import { compilePaths, type CompareOptions } from "./compare.ts";
 
@@ -106,16 +106,29 @@ export interface ShadowFacts {
   primary: BackendName;
 }
 
+/** The answers that mirror nothing, made once (most requests get one of them). */
+const SKIP = {
+  off: { mirror: false, reason: null },
+  direction: { mirror: false, reason: "direction" },
+  method: { mirror: false, reason: "method" },
+  body_too_large: { mirror: false, reason: "body_too_large" },
+  sample: { mirror: false, reason: "sample" },
+} as const satisfies Record<string, ShadowChoice>;
+
 /** Whether to mirror this request, and where; reason null means shadowing is off for it (not counted). */
 export function chooseShadow(plan: ShadowPlan, s: ShadowSettings, facts: ShadowFacts): ShadowChoice {
-  if (!s.enabled) return { mirror: false, reason: null };
+  if (!s.enabled) return SKIP.off;
   const target: BackendName = facts.primary === "legacy" ? "new" : "legacy";
-  if ((s.direction === "to_new" && target !== "new") || (s.direction === "to_legacy" && target !== "legacy")) return { mirror: false, reason: "direction" };
-  if (!s.methods.has(facts.method)) return { mirror: false, reason: "method" };
-  if (facts.bodyBytes > plan.maxBodyBytes) return { mirror: false, reason: "body_too_large" };
-  // The bucket of "shadow:user:<key>" or "shadow:req:<id>", hashed without joining them first.
-  const bucket = s.sampleBy === "user" && facts.userKey !== null ? bucketOf("shadow:user", facts.userKey) : bucketOf("shadow:req", facts.requestId);
-  if (bucket >= s.threshold) return { mirror: false, reason: "sample" };
+  if ((s.direction === "to_new" && target !== "new") || (s.direction === "to_legacy" && target !== "legacy")) return SKIP.direction;
+  if (!s.methods.has(facts.method)) return SKIP.method;
+  if (facts.bodyBytes > plan.maxBodyBytes) return SKIP.body_too_large;
+  // The bucket of "shadow:user:<key>" or "shadow:req:<id>", hashed without joining them first (and
+  // not at all at 0 % or 100 %, where it cannot change the answer).
+  if (s.threshold <= 0) return SKIP.sample;
+  if (s.threshold < BUCKETS) {
+    const bucket = s.sampleBy === "user" && facts.userKey !== null ? bucketOf("shadow:user", facts.userKey) : bucketOf("shadow:req", facts.requestId);
+    if (bucket >= s.threshold) return SKIP.sample;
+  }
   const replay = plan.replayThreshold > 0 && (facts.method === "GET" || facts.method === "HEAD") && bucketOf("noise", facts.requestId) < plan.replayThreshold;
   return { mirror: true, target, replay };
 }

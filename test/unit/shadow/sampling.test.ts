@@ -47,6 +47,17 @@ describe("chooseShadow", () => {
     expect(mirrored.length).toBeLessThan(250);
     const users = ids.filter((id) => chooseShadow(byUser, byUser.global, facts({ userKey: id })).mirror);
     expect(users).toEqual(ids.filter((id) => bucketOf("shadow", `user:${id}`) < 1000));
+    // The ends (decided without hashing) and the smallest step: 0 % none, 100 % all, 0.01 % bucket 0 only.
+    const none = at(0);
+    const all = at(100);
+    const least = at(0.01);
+    expect(ids.filter((id) => chooseShadow(none, none.global, facts({ requestId: id })).mirror)).toEqual([]);
+    expect(chooseShadow(none, none.global, facts())).toEqual({ mirror: false, reason: "sample" });
+    expect(ids.filter((id) => chooseShadow(all, all.global, facts({ requestId: id })).mirror)).toEqual(ids);
+    const many = Array.from({ length: 40_000 }, (_, i) => `id-${i}`);
+    const picked = many.filter((id) => chooseShadow(least, least.global, facts({ requestId: id })).mirror);
+    expect(picked).toEqual(many.filter((id) => bucketOf("shadow", `req:${id}`) === 0));
+    expect(picked.length).toBeGreaterThan(0);
   });
   it("mirrors to the backend that did not serve", () => {
     expect(chooseShadow(plan, plan.global, facts())).toEqual({ mirror: true, target: "new", replay: false });
