@@ -8,13 +8,17 @@ const root = new URL("..", import.meta.url).pathname;
 export const SWITCHYARD = "dist/cli/main.js";
 const children: ChildProcess[] = [];
 
-/** `node args...` from the repository root; resolves with the URL `pattern` captures and the pid. */
-export function startNode(args: string[], pattern: RegExp, env: Record<string, string> = {}): Promise<{ url: string; pid: number }> {
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
+/**
+ * `node args...` from the repository root; resolves with the URL `pattern` captures and the pid.
+ * opts.under: a command node runs under (valgrind and its options), which also waits longer for it.
+ */
+export function startNode(args: string[], pattern: RegExp, env: Record<string, string> = {}, opts: { under?: string[] } = {}): Promise<{ url: string; pid: number }> {
+  const [cmd, ...pre] = opts.under !== undefined ? [...opts.under, process.execPath] : [process.execPath];
+  const child = spawn(cmd!, [...pre, ...args], { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
   children.push(child);
   return new Promise((resolve, reject) => {
     let out = "";
-    const timer = setTimeout(() => reject(new Error(`did not start: ${out}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`did not start: ${out}`)), opts.under !== undefined ? 180_000 : 15_000);
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
       const m = pattern.exec(out);

@@ -1,17 +1,39 @@
-// npm run bench:idle [-- --connections 10000]
+// npm run bench:idle [-- --connections 10000] [--node] [--massif]
 // What idle keep-alive client connections cost the proxy: Switchyard (as its command runs) in front
 // of the bench backend; N connections each send one request, read the answer and stay open idle.
 // Prints the proxy's RSS before, with the N idle connections open, and 5 s after they close.
-import { mkdtempSync, writeFileSync } from "node:fs";
+// --massif: the target runs under valgrind's massif (2,000 connections unless told), which takes a
+// heap snapshot before and with the connections open: the malloc'd bytes per connection by the
+// function that allocated them (what RSS alone cannot say).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { rssMiB, runBench, sleep, startNode, SWITCHYARD } from "./children.ts";
+import { has, rssMiB, runBench, sleep, startNode, SWITCHYARD } from "./children.ts";
 
 // --node: the same against the plain Node backend itself, for what node:http alone costs per connection.
-const { values: opts } = parseArgs({ options: { connections: { type: "string", default: "10000" }, node: { type: "boolean", default: false } } });
-const N = Number(opts.connections);
+const { values: opts } = parseArgs({ options: { connections: { type: "string" }, node: { type: "boolean", default: false }, massif: { type: "boolean", default: false } } });
+const N = Number(opts.connections ?? (opts.massif ? 2000 : 10_000));
+
+/** Bytes allocated (still live) by each function that called malloc/new directly, from a massif snapshot. */
+function massifSites(file: string): Map<string, number> {
+  const sites = new Map<string, number>();
+  // Depth-1 entries of the heap tree: " n2: 20192000 0x95E01E: node::http_parser::Parser::New(...) (in ...)".
+  for (const m of readFileSync(file, "utf8").matchAll(/^ n\d+: (\d+) (?:0x[0-9A-F]+: )?(.*?)(?: \(in [^)]*\)| \([^)]*:\d+\))?$/gm)) {
+    // "in 1076 places, all below massif's threshold (1.00%)": the small sites, together.
+    const name = m[2]!.startsWith("in ") ? "(the sites under 1 % of the heap each, together)" : m[2]!.replace(/\(.*$/, "");
+    sites.set(name, (sites.get(name) ?? 0) + Number(m[1]));
+  }
+  return sites;
+}
+
+function snapshot(pid: number, file: string): Map<string, number> {
+  const r = spawnSync("vgdb", [`--pid=${pid}`, "detailed_snapshot", file], { encoding: "utf8", timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`vgdb detailed_snapshot failed: ${r.stderr || r.stdout}`);
+  return massifSites(file);
+}
 
 
 /** One request on a fresh connection; resolves with the socket, left open and idle. */
@@ -37,18 +59,35 @@ async function main(): Promise<void> {
   const file = join(dir, "sy.yaml");
   // keep-alive long enough for the measurement; access log on as in production.
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nlimits:\n  keep_alive_timeout: 120s\n`);
-  const sy = opts.node ? backend : await startNode(["--max-semi-space-size=8", SWITCHYARD, "start", "-c", file], /"listeners":\["([^"]+)"\]/);
-  const port = Number(new URL(sy.url).port);
+  if (opts.massif && !has("vgdb")) throw new Error("valgrind is not installed (apt-get install valgrind)");
+  const under = opts.massif ? { under: ["valgrind", "--tool=massif", `--massif-out-file=${join(dir, "massif.%p")}`] } : {};
+  const args = opts.node ? ["bench/targets/backend.ts"] : ["--max-semi-space-size=8", SWITCHYARD, "start", "-c", file];
+  const target = opts.node && !opts.massif ? backend : await startNode(args, opts.node ? /READY (\S+)/ : /"listeners":\["([^"]+)"\]/, {}, under);
+  const port = Number(new URL(target.url).port);
   for (let i = 0; i < 20; i++) (await idleConnection(port)).destroy(); // warm
-  await sleep(2000);
-  const before = rssMiB(sy.pid);
+  await sleep(opts.massif ? 10_000 : 2000);
+  const before = rssMiB(target.pid);
+  const heapBefore = opts.massif ? snapshot(target.pid, join(dir, "before.massif")) : null;
   const sockets: net.Socket[] = [];
   for (let i = 0; i < N; i += 200) sockets.push(...(await Promise.all(Array.from({ length: Math.min(200, N - i) }, () => idleConnection(port)))));
   await sleep(3000);
-  const open = rssMiB(sy.pid);
+  const open = rssMiB(target.pid);
+  if (heapBefore !== null) {
+    const heapOpen = snapshot(target.pid, join(dir, "open.massif"));
+    const grown = [...heapOpen].map(([site, bytes]) => [site, (bytes - (heapBefore.get(site) ?? 0)) / N] as const).sort((a, b) => b[1] - a[1]);
+    const total = grown.reduce((sum, [, b]) => sum + b, 0);
+    process.stdout.write(
+      `\nmassif: malloc'd bytes per idle connection (${N} connections), by the function that allocated them\n| function | bytes per connection |\n|---|---|\n` +
+        grown
+          .slice(0, 8)
+          .map(([site, b]) => `| ${site} | ${b.toFixed(0)} |\n`)
+          .join("") +
+        `| every allocation site | ${total.toFixed(0)} |\n`,
+    );
+  }
   for (const s of sockets) s.destroy();
   await sleep(5000);
-  const after = rssMiB(sy.pid);
+  const after = rssMiB(target.pid);
   const perConn = ((open - before) * 1024) / N;
   process.stdout.write(
     `\nbench:idle - node ${process.version}, ${N} idle keep-alive client connections to ${opts.node ? "a plain node:http server" : "Switchyard"}\n` +
