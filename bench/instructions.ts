@@ -65,7 +65,8 @@ async function measure(variant: string, backend: string): Promise<Measured> {
   if (variant !== "undici-proxy") writeFileSync(file, config(variant, backend, dir));
   // Not instrumented until the warm-up is done (valgrind then runs ~10x slower instead of ~100x), so
   // the warm-up can be long enough for the JIT to reach the code a long-running proxy runs.
-  const flags = ["--max-semi-space-size=8", ...(opts.functions ? ["--perf-basic-prof"] : [])];
+  // --perf-basic-prof also opens V8's log (isolate-*-v8.log in the working directory): into the temp dir.
+  const flags = ["--max-semi-space-size=8", ...(opts.functions ? ["--perf-basic-prof", "--no-logfile-per-isolate", `--logfile=${join(dir, "v8.log")}`] : [])];
   const child = track(
     spawn("valgrind", ["--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${join(dir, "cg.%p")}`, "--smc-check=all-non-file", process.execPath, ...flags, ...target], {
       cwd: root,
