@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
+/** The oldest and newest record: two subqueries, since min() and max() in one SELECT scan the table instead of the index. */
+export const EDGES_SQL = "SELECT (SELECT min(ts) FROM pairs) AS oldest, (SELECT max(ts) FROM pairs) AS newest";
+
 /** Rows deleted per statement while pruning: a few milliseconds each, so new records interleave. */
 export const PRUNE_BATCH = 2000;
 
@@ -97,6 +100,8 @@ export class StoreWriter {
   readonly #insert: StatementSync;
   readonly #bump: StatementSync;
   #trimming = false;
+  /** Records in the table, counted once and then kept by inserts and deletes (this is the only writer). */
+  #records: number | null = null;
 
   constructor(path: string, opts: RetentionOptions) {
     this.path = path;
@@ -122,6 +127,7 @@ export class StoreWriter {
       for (const r of rows) this.#insert.run(...r);
       for (const c of counters) this.#bump.run(...c);
       this.db.exec("COMMIT");
+      if (this.#records !== null) this.#records += rows.length;
     } catch (err) {
       this.db.exec("ROLLBACK");
       throw err;
@@ -138,6 +144,7 @@ export class StoreWriter {
     if (cutoff > 0) {
       const aged = this.db.prepare("DELETE FROM pairs WHERE id IN (SELECT id FROM pairs WHERE ts < ? ORDER BY ts LIMIT ?)").run(cutoff, PRUNE_BATCH);
       this.db.prepare("DELETE FROM counters WHERE minute < ?").run(Math.floor(cutoff / 60_000));
+      this.#deleted(aged.changes);
       if (Number(aged.changes) > 0) {
         this.#reclaim();
         return true;
@@ -158,7 +165,7 @@ export class StoreWriter {
     // Bytes per record from the file itself, then just enough of the oldest to land at 90 %.
     const excess = Math.ceil(((bytes - max * 0.9) / bytes) * records);
     const drop = Math.max(1, Math.min(PRUNE_BATCH, excess));
-    this.db.prepare("DELETE FROM pairs WHERE id IN (SELECT id FROM pairs ORDER BY ts LIMIT ?)").run(drop);
+    this.#deleted(this.db.prepare("DELETE FROM pairs WHERE id IN (SELECT id FROM pairs ORDER BY ts LIMIT ?)").run(drop).changes);
     this.#reclaim();
     return true;
   }
@@ -174,8 +181,14 @@ export class StoreWriter {
     this.db.exec("PRAGMA wal_checkpoint(TRUNCATE);");
   }
 
+  /** How many records there are: counted (a scan of the table) only the first time. */
   #count(): number {
-    return (this.db.prepare("SELECT count(*) AS n FROM pairs").get() as { n: number }).n;
+    this.#records ??= (this.db.prepare("SELECT count(*) AS n FROM pairs").get() as { n: number }).n;
+    return this.#records;
+  }
+
+  #deleted(changes: number | bigint): void {
+    if (this.#records !== null) this.#records -= Number(changes);
   }
 
   /** Bytes on disk: the database pages plus whatever the WAL holds now. */
@@ -191,9 +204,10 @@ export class StoreWriter {
     return pages.page_count * size.page_size + wal;
   }
 
+  /** Size, records, oldest and newest: index lookups, no scan (the worker reports them after every retention step). */
   stats(): StoreStats {
-    const r = this.db.prepare("SELECT count(*) AS n, min(ts) AS oldest, max(ts) AS newest FROM pairs").get() as { n: number; oldest: number | null; newest: number | null };
-    return { path: this.path, bytes: this.sizeBytes(), records: r.n, oldest: r.oldest, newest: r.newest };
+    const r = this.db.prepare(EDGES_SQL).get() as { oldest: number | null; newest: number | null };
+    return { path: this.path, bytes: this.sizeBytes(), records: this.#count(), oldest: r.oldest, newest: r.newest };
   }
 
   close(): void {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ShadowStore } from "../../../src/shadow/store/store.ts";
-import { COLUMNS, pairRow, PRUNE_BATCH, StoreWriter, type PairRecord } from "../../../src/shadow/store/writer.ts";
+import { COLUMNS, EDGES_SQL, pairRow, PRUNE_BATCH, StoreWriter, type PairRecord } from "../../../src/shadow/store/writer.ts";
 
 const record = (ts: number, i = 0): PairRecord => ({
   ts, req_id: `r${i}`, feature: "f", route: "/f", method: "GET", path: "/f", primary_backend: "legacy", legacy_status: 200, new_status: 200,
@@ -85,6 +85,36 @@ describe("pairRow", () => {
     expect(pairRow(distinct)).toEqual(COLUMNS.map((c, i) => `${c}-${i}`));
     expect(pairRow(r)).toEqual(COLUMNS.map((c) => r[c]));
     expect(Object.keys(r).sort()).toEqual([...COLUMNS].sort());
+  });
+});
+
+describe("StoreWriter stats", () => {
+  it("keeps the record count through writes, age and size pruning, and a reopened file, reading the index only", () => {
+    const path = file();
+    let now = 1_800_000_000_000;
+    const w = new StoreWriter(path, { maxBytes: 0, maxAgeMs: 60_000, now: () => now });
+    const agree = (writer: StoreWriter) => expect(writer.stats().records).toBe(count(writer.db));
+    w.write(Array.from({ length: 2500 }, (_, i) => record(now - 120_000, i)));
+    agree(w);
+    w.write(Array.from({ length: 300 }, (_, i) => record(now, i)));
+    expect(w.stats()).toMatchObject({ records: 2800, oldest: now - 120_000, newest: now });
+    w.prune(); // the 2,500 past max_age go, in batches
+    expect(w.stats()).toMatchObject({ records: 300, oldest: now, newest: now });
+    agree(w);
+    w.close();
+    // Reopened with a size limit it is over: counted from the file, then kept through the trim.
+    now += 1000;
+    const big = new StoreWriter(path, { maxBytes: 0, maxAgeMs: 0, now: () => now });
+    big.write(Array.from({ length: 3000 }, (_, i) => fat(now, i)));
+    big.close();
+    const trim = new StoreWriter(path, { maxBytes: 1_000_000, maxAgeMs: 0, now: () => now });
+    agree(trim);
+    trim.prune();
+    expect(trim.stats().records).toBeLessThan(3300);
+    agree(trim);
+    const plan = trim.db.prepare(`EXPLAIN QUERY PLAN ${EDGES_SQL}`).all().map((r) => String(r.detail));
+    expect(plan.filter((d) => d.startsWith("SCAN pairs"))).toEqual([]);
+    trim.close();
   });
 });
 
