@@ -74,7 +74,7 @@ export function compareAnswers(a: Answer, b: Answer, opts: CompareOptions): Comp
     else if (ja !== NOT_JSON || jb !== NOT_JSON) out.push({ path: "$", kind: "type", a: ja === NOT_JSON ? `not JSON (${a.body!.length} bytes)` : "JSON", b: jb === NOT_JSON ? `not JSON (${b.body!.length} bytes)` : "JSON" });
     else out.push({ path: "$", kind: "bytes", a: `${a.body!.length} bytes`, b: `${b.body!.length} bytes` });
   }
-  return { diffs: out.slice(0, max), presetsUsed: [...used], bodyCompared, truncated: out.length > max };
+  return { diffs: out.length > max ? out.slice(0, max) : out, presetsUsed: used.size === 0 ? [] : [...used], bodyCompared, truncated: out.length > max };
 }
 
 function headerValue(h: Record<string, string>, name: string, presets: ReadonlySet<PresetName>, used: Set<PresetName>): string | undefined {

@@ -318,7 +318,7 @@ export class ShadowTicket implements ResponseTap {
       backend: this.#args.backend.name,
       status: error !== undefined ? ERRORS[error].status : this.#status,
       headers: this.#headers,
-      body: this.#over ? null : Buffer.concat(this.#chunks),
+      body: this.#over ? null : joined(this.#chunks),
       bytes: this.#bytes,
       ms: upstreamMs ?? 0,
       error: error ?? null,
@@ -340,7 +340,7 @@ export class ShadowTicket implements ResponseTap {
 
   #dispatch(): void {
     const a = this.#args;
-    const body = this.#body === null ? null : Buffer.concat(this.#body);
+    const body = this.#body === null ? null : joined(this.#body);
     const headers = shadowHeaders(a.headers, a.snap, a.backend, this.#plan.header);
     const send = (target: BackendTarget, budget: Budget) =>
       capture(this.#runner.pool(target, this.#plan), target.name, { path: a.path, method: a.method, headers: headers(target), body }, this.#plan, this.#settings.captured).finally(() => budget.inFlight--);
@@ -434,6 +434,8 @@ export class ShadowTicket implements ResponseTap {
 }
 
 const round3 = (n: number) => Math.round(n * 1000) / 1000;
+/** Chunks as one buffer; a body that came in one chunk (most) is that chunk, not a copy of it. */
+const joined = (chunks: Buffer[]): Buffer => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
 const side = (c: Captured) => ({ backend: c.backend, status: c.status, ms: round3(c.ms), bytes: c.bytes, ...(c.error !== null && { error: c.error }) });
 
 /** The primary's upstream headers, re-addressed for another backend, marked as shadow. */
@@ -485,7 +487,7 @@ function capture(pool: Pool, backend: BackendName, req: { path: string; method: 
     const finish = (error: string | null) => {
       if (done) return;
       done = true;
-      resolve({ backend, status: error === null ? status : 0, headers: error === null ? headerMap(rawHeaders, captured) : {}, body: error === null && !over ? Buffer.concat(chunks) : null, bytes, ms: performance.now() - started, error });
+      resolve({ backend, status: error === null ? status : 0, headers: error === null ? headerMap(rawHeaders, captured) : {}, body: error === null && !over ? joined(chunks) : null, bytes, ms: performance.now() - started, error });
     };
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart() {},
