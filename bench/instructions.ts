@@ -1,4 +1,4 @@
-// npm run bench:instructions [-- --variants all-on,no-log,no-metrics,fixed,bare,h2c-backend,shadow-10,undici-proxy --requests 1500 --warmup 100000 --rounds 3 --functions 40]
+// npm run bench:instructions [-- --variants all-on,no-log,no-metrics,fixed,bare,h2c-backend,shadow-10,undici-proxy --requests 1500 --warmup 100000 --rounds 3 --functions 40 | --threads]
 // Instructions per request, counted by valgrind's callgrind: the one cost figure that does not move
 // with what else the shared machine is doing (CPU time per request moved by +-20 % between runs of
 // the same target on these hosts). Each variant is a `switchyard start` under callgrind in front of
@@ -11,7 +11,9 @@
 // the comparison. Timer-paced work (metrics windows, store flushes) also weighs more per request
 // than at full speed: compare variants with each other, not with CPU-time figures. --functions N
 // prints the N functions whose self instructions differ most from the first variant's (JavaScript
-// names from node's --perf-basic-prof map). Needs valgrind.
+// names from node's --perf-basic-prof map). --threads also counts the main thread on its own (the
+// event loop, which bounds one process's throughput while other cores are free): everything else is
+// V8's GC and compiler threads and the shadow store's worker. Needs valgrind.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,7 +22,8 @@ import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { has, runBench, sleep, startNode, SWITCHYARD, track } from "./children.ts";
 
-const { values: opts } = parseArgs({ options: { variants: { type: "string", default: "all-on,no-log,bare,shadow-10,undici-proxy" }, requests: { type: "string", default: "1500" }, warmup: { type: "string", default: "100000" }, functions: { type: "string" }, rounds: { type: "string", default: "1" } } });
+const { values: opts } = parseArgs({ options: { variants: { type: "string", default: "all-on,no-log,bare,shadow-10,undici-proxy" }, requests: { type: "string", default: "1500" }, warmup: { type: "string", default: "100000" }, functions: { type: "string" }, rounds: { type: "string", default: "1" }, threads: { type: "boolean", default: false } } });
+if (opts.threads && opts.functions) throw new Error("--threads and --functions: one at a time");
 const root = new URL("..", import.meta.url).pathname;
 
 /** The bench's "switchyard" target (a 50 % sticky feature, metrics, access log) and its variations. */
@@ -53,6 +56,8 @@ interface Measured {
   total: number;
   /** Of which V8's optimising compilers (Maglev, TurboFan), still tiering up late callbacks. */
   compile: number;
+  /** The main thread alone, without compiling (with --threads; NaN otherwise). */
+  main: number;
   /** Self instructions per request by function (JavaScript names from --perf-basic-prof), with --functions. */
   functions: Map<string, number>;
 }
@@ -68,7 +73,7 @@ async function measure(variant: string, backend: string): Promise<Measured> {
   // --perf-basic-prof also opens V8's log (isolate-*-v8.log in the working directory): into the temp dir.
   const flags = ["--max-semi-space-size=8", ...(opts.functions ? ["--perf-basic-prof", "--no-logfile-per-isolate", `--logfile=${join(dir, "v8.log")}`] : [])];
   const child = track(
-    spawn("valgrind", ["--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${join(dir, "cg.%p")}`, "--smc-check=all-non-file", process.execPath, ...flags, ...target], {
+    spawn("valgrind", ["--tool=callgrind", "--instr-atstart=no", ...(opts.threads ? ["--separate-threads=yes"] : []), `--callgrind-out-file=${join(dir, "cg.%p")}`, "--smc-check=all-non-file", process.execPath, ...flags, ...target], {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
     }),
@@ -89,17 +94,35 @@ async function measure(variant: string, backend: string): Promise<Measured> {
   await load(url, Number(opts.requests));
   await sleep(500);
   spawnSync("callgrind_control", ["-d", String(child.pid)]);
-  let dump: string | undefined;
-  for (const t0 = Date.now(); dump === undefined && Date.now() - t0 < 30_000; await sleep(250)) {
-    const name = readdirSync(dir).find((f) => f.startsWith(`cg.${child.pid}.`));
-    if (name && /^(?:summary|totals): \d+/m.test(readFileSync(join(dir, name), "utf8"))) dump = join(dir, name);
+  // One dump file, or with --threads one per thread (cg.PID.1-01 is the main thread): done when every
+  // file is complete and no new one came in a tick.
+  const complete = (name: string) => /^(?:summary|totals): \d+/m.test(readFileSync(join(dir, name), "utf8"));
+  let dumps: string[] = [];
+  for (const t0 = Date.now(); Date.now() - t0 < 30_000; await sleep(250)) {
+    const names = readdirSync(dir).filter((f) => f.startsWith(`cg.${child.pid}.`)).sort();
+    const ready = names.length > 0 && names.every(complete);
+    if (ready && (!opts.threads || names.length === dumps.length)) {
+      dumps = names;
+      break;
+    }
+    dumps = ready ? names : [];
   }
   child.kill("SIGTERM");
-  if (dump === undefined) throw new Error(`${variant}: no callgrind dump`);
+  if (dumps.length === 0) throw new Error(`${variant}: no callgrind dump`);
   const n = Number(opts.requests);
-  const total = Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(dump, "utf8"))![1]) / n;
-  const inclusive = annotate(dump, true);
-  const compile = (inclusive.get("v8::internal::OptimizedCompilationJob::ExecuteJob") ?? 0) / n;
+  let total = 0;
+  let compile = 0;
+  let main = NaN;
+  for (const f of dumps) {
+    const t = Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, f), "utf8"))![1]);
+    const c = annotate(join(dir, f), true).get("v8::internal::OptimizedCompilationJob::ExecuteJob") ?? 0;
+    total += t;
+    compile += c;
+    if (opts.threads && /-0*1$/.test(f)) main = (t - c) / n;
+  }
+  total /= n;
+  compile /= n;
+  const dump = join(dir, dumps[0]!);
   const functions = new Map<string, number>();
   if (opts.functions) {
     const names = perfMap(`/tmp/perf-${child.pid}.map`);
@@ -109,7 +132,7 @@ async function measure(variant: string, backend: string): Promise<Measured> {
     }
     rmSync(`/tmp/perf-${child.pid}.map`, { force: true });
   }
-  return { total, compile, functions };
+  return { total, compile, main, functions };
 }
 
 /** Instructions by function name from callgrind_annotate (self, or inclusive of callees). */
@@ -175,11 +198,14 @@ runBench("bench:instructions", async () => {
   const paired = (v: string) => runs.get(v)!.map((r, i) => steady(r) / steady(firstRuns[i]!));
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1]!;
   process.stdout.write(`\nInstructions per request (callgrind, ${opts.requests} requests after ${opts.warmup} uninstrumented, ${rounds > 1 ? `median of ${rounds} rounds, ` : ""}node ${process.version})\n`);
-  process.stdout.write(`| variant | instructions/request | of which JIT compiling | without it | vs ${rows[0]![0]} |${rounds > 1 ? ` rounds (without compiling) | vs ${rows[0]![0]} in the same round (median) |` : ""}\n|---|---|---|---|---|${rounds > 1 ? "---|---|" : ""}\n`);
+  const threadCols = opts.threads ? ` main thread, rounds (without compiling) | main thread vs ${rows[0]![0]} in the same round (median) |` : "";
+  process.stdout.write(`| variant | instructions/request | of which JIT compiling | without it | vs ${rows[0]![0]} |${rounds > 1 ? ` rounds (without compiling) | vs ${rows[0]![0]} in the same round (median) |` : ""}${threadCols}\n|---|---|---|---|---|${rounds > 1 ? "---|---|" : ""}${opts.threads ? "---|---|" : ""}\n`);
   for (const [v, m] of rows) {
     const p = paired(v);
     const all = rounds > 1 ? ` ${runs.get(v)!.map((r) => fmt(steady(r))).join(", ")} | ${p.map((x) => x.toFixed(3)).join(", ")} (${median(p).toFixed(3)}x) |` : "";
-    process.stdout.write(`| ${v} | ${fmt(m.total)} | ${fmt(m.compile)} | ${fmt(steady(m))} | ${(steady(m) / base).toFixed(3)}x |${all}\n`);
+    const pm = runs.get(v)!.map((r, i) => r.main / firstRuns[i]!.main);
+    const threads = opts.threads ? ` ${runs.get(v)!.map((r) => fmt(r.main)).join(", ")} | ${pm.map((x) => x.toFixed(3)).join(", ")} (${median(pm).toFixed(3)}x) |` : "";
+    process.stdout.write(`| ${v} | ${fmt(m.total)} | ${fmt(m.compile)} | ${fmt(steady(m))} | ${(steady(m) / base).toFixed(3)}x |${all}${threads}\n`);
   }
   if (opts.functions) {
     // Per function, each variant against the first: where the difference is.
