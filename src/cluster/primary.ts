@@ -273,13 +273,14 @@ export class ClusterPrimary {
     return this.#latest().reduce((sum, t) => sum + t.inflight, 0);
   }
 
-  /** Pool figures summed per origin over all workers, as of their last report. */
+  /** Pool figures summed per origin (and protocol) over all workers, as of their last report. */
   pools(): PoolFigures[] {
     const byOrigin = new Map<string, PoolFigures>();
     for (const t of this.#latest()) {
       for (const p of t.pools) {
-        const acc = byOrigin.get(`${p.origin}|${p.backend}`);
-        if (acc === undefined) byOrigin.set(`${p.origin}|${p.backend}`, { ...p });
+        const key = `${p.origin}|${p.backend}|${p.http2}`;
+        const acc = byOrigin.get(key);
+        if (acc === undefined) byOrigin.set(key, { ...p });
         else for (const k of ["connected", "running", "pending", "active", "queued", "queue_timeouts"] as const) acc[k] += p[k];
       }
     }

@@ -10,6 +10,8 @@ export interface Upstream {
   readonly pool: Pool;
   readonly gate: PoolGate;
   readonly target: BackendTarget;
+  /** Offered HTTP/2 (a backend with http2: true also has an HTTP/1.1 pool, for WebSocket upgrades). */
+  readonly http2: boolean;
 }
 
 export class BackendPools {
@@ -52,17 +54,18 @@ export class BackendPools {
       const name = target.name;
       // Over HTTP/2 each connection carries up to H2_STREAMS exchanges at once.
       const admitted = http2 ? target.connections * H2_STREAMS : target.connections;
-      up = { pool, gate: new PoolGate(admitted, target.queueTimeoutMs, () => void (this.queueTimeouts[name] = (this.queueTimeouts[name] ?? 0) + 1)), target };
+      up = { pool, gate: new PoolGate(admitted, target.queueTimeoutMs, () => void (this.queueTimeouts[name] = (this.queueTimeouts[name] ?? 0) + 1)), target, http2 };
       this.#upstreams.set(key, up);
     }
     return up;
   }
 
   /** Every pool's live counters, for leak checks and status. */
-  stats(): { origin: string; backend: string; connected: number; running: number; pending: number; active: number; queued: number; queue_timeouts: number }[] {
+  stats(): { origin: string; backend: string; http2: boolean; connected: number; running: number; pending: number; active: number; queued: number; queue_timeouts: number }[] {
     return [...this.#upstreams].map(([key, u]) => ({
       origin: key.slice(0, key.indexOf("|")),
       backend: u.target.name,
+      http2: u.http2,
       connected: u.pool.stats.connected,
       running: u.pool.stats.running,
       pending: u.pool.stats.pending,

@@ -245,4 +245,3 @@ class Prober {
     void this.#client.destroy();
   }
 }
-

@@ -265,8 +265,12 @@ describe("status of backend TLS", () => {
     const b = track(await tlsBackend(byIp));
     const running = await openControlled(configDir("in-place", yaml(b.url, `    http2: true\n    tls:\n      ca: ${serverCa}\n      server_name: backend.test\n      cert: ${client.cert}\n      key: ${client.key}\n`)).file);
     try {
+      expect((await get(running.url)).status).toBe(200);
       const status = (await (await fetch(`${running.admin.url}/status`)).json()) as { backends: Record<string, Record<string, unknown>> };
       expect(status.backends.new).toMatchObject({ url: b.url, protocol: "h2 by ALPN", tls: { verify: true, server_name: "backend.test", ca: serverCa, client_certificate: client.cert } });
+      // The pool the request made (the HTTP/2 one; none exists before a request); no WebSocket yet, so no HTTP/1.1 pool beside it.
+      expect(status.backends.new!.pool).toMatchObject({ backend: "new", http2: true });
+      expect(status.backends.new!.websocket_pool).toBeUndefined();
       expect(status.backends.legacy).toMatchObject({ protocol: "http/1.1" });
       expect(status.backends.legacy!.tls).toBeUndefined();
     } finally {
@@ -330,6 +334,8 @@ describe("HTTP/2 to a backend", () => {
     });
     ws.close();
     expect(reply).toBe("echo hi");
+    // Two pools to the backend now: HTTP/2 for requests, HTTP/1.1 for the upgrade.
+    expect(proxy!.pools.stats().filter((p) => p.origin === b.url).map((p) => p.http2).sort()).toEqual([false, true]);
   });
 
   it("streams a large answer from an HTTP/2 backend, and turns a stream it resets into a 502 (a GET failing over when allowed)", async () => {
