@@ -120,14 +120,18 @@ export class PrometheusSource {
   /** Every feature's numbers over `window`, ending now. */
   async numbers(window: WindowName): Promise<Map<string, FeatureNumbers>> {
     const q = guardQueries(window, this.#opts.selector);
-    const [requests, errors, buckets, shadow] = await Promise.all([q.requests, q.errors, q.buckets, q.shadow].map((query) => this.query(query)));
+    // All four at one instant: evaluated each at its own arrival, a scrape landing between them
+    // gives errors and requests of different moments (97 errors of 98 requests when all failed).
+    const at = Date.now() / 1000;
+    const [requests, errors, buckets, shadow] = await Promise.all([q.requests, q.errors, q.buckets, q.shadow].map((query) => this.query(query, at)));
     return featureNumbers({ requests: requests!, errors: errors!, buckets: buckets!, shadow: shadow! });
   }
 
-  /** One instant query; a PrometheusError says what went wrong and with which query. */
-  async query(query: string): Promise<VectorSample[]> {
+  /** One instant query (at `at`, Unix seconds; else when Prometheus gets it); a PrometheusError says what went wrong and with which query. */
+  async query(query: string, at?: number): Promise<VectorSample[]> {
     const url = new URL("api/v1/query", this.#opts.url.endsWith("/") ? this.#opts.url : `${this.#opts.url}/`);
     url.searchParams.set("query", query);
+    if (at !== undefined) url.searchParams.set("time", at.toFixed(3));
     let res;
     try {
       res = await requestOnce(url, { timeoutMs: this.#opts.timeoutMs });

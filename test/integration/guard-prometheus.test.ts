@@ -104,6 +104,30 @@ describe("guard.source: prometheus", () => {
     expect((json(await send(a.admin.url, { path: "/status" })) as { guard_source: { up: boolean; error: string | null } }).guard_source).toMatchObject({ up: true, error: null });
   });
 
+  it("asks its four queries for one instant, so a scrape between them cannot make the numbers disagree", async () => {
+    const { createServer } = await import("node:http");
+    const seen: URLSearchParams[] = [];
+    const fake = createServer((req, res) => {
+      seen.push(new URL(req.url!, "http://x").searchParams);
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ status: "success", data: { resultType: "vector", result: [] } }));
+    });
+    await new Promise<void>((r) => fake.listen(0, "127.0.0.1", r));
+    try {
+      const source = new PrometheusSource({ url: `http://127.0.0.1:${(fake.address() as { port: number }).port}`, selector: 'job="switchyard"', timeoutMs: 2000 });
+      const before = Date.now() / 1000;
+      await source.numbers("1m");
+      expect(seen).toHaveLength(4);
+      const times = new Set(seen.map((p) => p.get("time")));
+      expect(times.size).toBe(1);
+      const at = Number([...times][0]);
+      expect(at).toBeGreaterThanOrEqual(Math.floor(before * 1000) / 1000);
+      expect(at).toBeLessThanOrEqual(Date.now() / 1000);
+    } finally {
+      await new Promise((r) => fake.close(r));
+    }
+  });
+
   it("a URL that is not Prometheus is named as such", async () => {
     const source = new PrometheusSource({ url: pair.legacy.url, selector: "", timeoutMs: 2000 });
     await expect(source.query("up")).rejects.toThrow(/answered 200 (with no JSON|but not as Prometheus's query API does).*is guard\.prometheus\.url the Prometheus server\?/);
