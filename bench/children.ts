@@ -2,6 +2,7 @@
 // that says where it listens, read its RSS from /proc, stop them all at the end.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 /** The proxy as it ships: the build in dist/ (the bench npm scripts run `npm run build` first). */
@@ -101,15 +102,23 @@ export const has = (bin: string): boolean => spawnSync("sh", ["-c", `command -v 
 
 /** CPU seconds (user + system) a process and its live descendants have used so far (Linux /proc; NaN elsewhere). */
 export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.system;
+}
+
+/** CPU seconds in user space and in the kernel of a process and its live descendants (NaN elsewhere than Linux). */
+export function cpuTimes(pid: number): { user: number; system: number } {
   try {
-    let total = 0;
+    let user = 0;
+    let system = 0;
     for (const p of processTree(pid)) {
       const f = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
-      total += (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in USER_HZ (100)
+      user += Number(f[11]) / 100; // utime, in USER_HZ (100)
+      system += Number(f[12]) / 100;
     }
-    return total;
+    return { user, system };
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
 }
 
@@ -124,3 +133,22 @@ export function runBench(name: string, main: () => Promise<void>): void {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The bench's "switchyard" target (a 50 % sticky feature, metrics, access log) and its variations. */
+export function variantConfig(variant: string, backend: string, dir: string): string {
+  // shadow-N: N % mirrored as in production (store, a log line per pair, noise replays); shadow-N-quiet:
+  // no pair log line and no noise replays, to tell their share.
+  const shadow = /^shadow-([\d.]+)(-quiet)?$/.exec(variant);
+  const known = ["all-on", "no-log", "no-metrics", "fixed", "bare", "h2c-backend"].includes(variant) || shadow !== null;
+  if (!known) throw new Error(`unknown variant "${variant}" (all-on, no-log, no-metrics, fixed, bare, h2c-backend, shadow-N, shadow-N-quiet, undici-proxy)`);
+  // h2c-backend: all-on, with HTTP/2 (prior knowledge) to the same answer from an HTTP/2 backend.
+  const h2 = variant === "h2c-backend" ? "    http2: true\n" : "";
+  // fixed: the feature sends everyone to legacy (no identity, no sticky cookie to mint and set).
+  const target = variant === "fixed" ? "legacy" : "{ percent: 50 }";
+  return (
+    `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n${h2}  new:\n    url: ${backend}\n${h2}admin:\n  port: 0\n` +
+    `log:\n  access_log: ${variant !== "no-log" && variant !== "bare"}\nmetrics:\n  enabled: ${variant !== "bare" && variant !== "no-metrics"}\n` +
+    (variant === "bare" ? "" : `features:\n  root:\n    routes: [/**]\n    target: ${target}\n`) +
+    (shadow ? `shadow:\n  enabled: true\n  percent: ${shadow[1]}\n  max_per_second: 1000000\n  max_in_flight: 128\n${shadow[2] ? "  log_pairs: none\n  noise:\n    percent: 0\n" : ""}  store:\n    path: ${join(dir, "shadow.db")}\n` : "")
+  );
+}

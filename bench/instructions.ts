@@ -20,30 +20,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { has, runBench, sleep, startNode, SWITCHYARD, track } from "./children.ts";
+import { has, runBench, sleep, startNode, SWITCHYARD, track, variantConfig } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { variants: { type: "string", default: "all-on,no-log,bare,shadow-10,undici-proxy" }, requests: { type: "string", default: "1500" }, warmup: { type: "string", default: "100000" }, functions: { type: "string" }, rounds: { type: "string", default: "1" }, threads: { type: "boolean", default: false } } });
 if (opts.threads && opts.functions) throw new Error("--threads and --functions: one at a time");
 const root = new URL("..", import.meta.url).pathname;
-
-/** The bench's "switchyard" target (a 50 % sticky feature, metrics, access log) and its variations. */
-function config(variant: string, backend: string, dir: string): string {
-  // shadow-N: N % mirrored as in production (store, a log line per pair, noise replays); shadow-N-quiet:
-  // no pair log line and no noise replays, to tell their share.
-  const shadow = /^shadow-([\d.]+)(-quiet)?$/.exec(variant);
-  const known = ["all-on", "no-log", "no-metrics", "fixed", "bare", "h2c-backend"].includes(variant) || shadow !== null;
-  if (!known) throw new Error(`unknown variant "${variant}" (all-on, no-log, no-metrics, fixed, bare, h2c-backend, shadow-N, shadow-N-quiet, undici-proxy)`);
-  // h2c-backend: all-on, with HTTP/2 (prior knowledge) to the same answer from an HTTP/2 backend.
-  const h2 = variant === "h2c-backend" ? "    http2: true\n" : "";
-  // fixed: the feature sends everyone to legacy (no identity, no sticky cookie to mint and set).
-  const target = variant === "fixed" ? "legacy" : "{ percent: 50 }";
-  return (
-    `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend}\n${h2}  new:\n    url: ${backend}\n${h2}admin:\n  port: 0\n` +
-    `log:\n  access_log: ${variant !== "no-log" && variant !== "bare"}\nmetrics:\n  enabled: ${variant !== "bare" && variant !== "no-metrics"}\n` +
-    (variant === "bare" ? "" : `features:\n  root:\n    routes: [/**]\n    target: ${target}\n`) +
-    (shadow ? `shadow:\n  enabled: true\n  percent: ${shadow[1]}\n  max_per_second: 1000000\n  max_in_flight: 128\n${shadow[2] ? "  log_pairs: none\n  noise:\n    percent: 0\n" : ""}  store:\n    path: ${join(dir, "shadow.db")}\n` : "")
-  );
-}
 
 async function load(url: string, amount: number): Promise<void> {
   // A fixed count (autocannon knows "amount"; its types do not).
@@ -67,7 +48,7 @@ async function measure(variant: string, backend: string): Promise<Measured> {
   const file = join(dir, "sy.yaml");
   // undici-proxy: the bare undici dispatch proxy of bench/targets, the floor the issue measures against.
   const target = variant === "undici-proxy" ? ["bench/targets/undici-proxy.ts", backend] : [SWITCHYARD, "start", "-c", file, "--state-file", join(dir, "state.json")];
-  if (variant !== "undici-proxy") writeFileSync(file, config(variant, backend, dir));
+  if (variant !== "undici-proxy") writeFileSync(file, variantConfig(variant, backend, dir));
   // Not instrumented until the warm-up is done (valgrind then runs ~10x slower instead of ~100x), so
   // the warm-up can be long enough for the JIT to reach the code a long-running proxy runs.
   // --perf-basic-prof also opens V8's log (isolate-*-v8.log in the working directory): into the temp dir.
