@@ -1,6 +1,7 @@
 // npm run bench:ws [-- --tunnels 1000 --seconds 10 --rounds 3]
 // N concurrent WebSocket connections, each in a ping-pong loop (64-byte message, wait for the echo,
-// repeat), against the echo backend directly, through Switchyard and through nginx (when installed).
+// repeat), against the echo backend directly, through Switchyard, through Node's floor for a tunnel (two
+// pipe()d sockets, bench/targets/ws-pipe.ts) and through nginx (when installed).
 // Prints messages/s (median of rounds), the ratio to direct and nginx, the proxy's CPU time per
 // message and its RSS.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -87,6 +88,9 @@ async function main() {
   // As the switchyard command runs (its shebang passes the same flag).
   const sy = await start(process.execPath, ["--max-semi-space-size=8", SWITCHYARD, "start", "-c", join(dir, "sy.yaml")], /"listeners":\["([^"]+)"\]/);
   const targets: { name: string; url: string; pid: number | null }[] = [{ name: "direct", url: backend.url, pid: null }, { name: "switchyard", url: sy.url, pid: sy.pid }];
+  // Node's floor for a tunnel: two pipe()d sockets and nothing else, run the way Switchyard runs.
+  const floor = await start(process.execPath, ["--max-semi-space-size=8", "bench/targets/ws-pipe.ts", backend.url], /READY (\S+)/);
+  targets.push({ name: "node-pipe", url: floor.url, pid: floor.pid });
   if (spawnSync("sh", ["-c", "command -v nginx"]).status === 0) {
     mkdirSync(join(dir, "logs"));
     const port = 20000 + Math.floor(Math.random() * 20000);
