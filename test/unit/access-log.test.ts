@@ -4,7 +4,7 @@ import { Writable } from "node:stream";
 import fc from "fast-check";
 import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { logAccess, type AccessRecord } from "../../src/observe/access-log.ts";
+import { logAccess, ms3, round3, type AccessRecord } from "../../src/observe/access-log.ts";
 import { createLogger } from "../../src/observe/logger.ts";
 
 function capture(level = "info"): { logger: pino.Logger; lines: string[] } {
@@ -106,6 +106,31 @@ describe("access log line", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  describe("durations", () => {
+    it("are written to the microsecond exactly as String(round3(ms)) would write them (property)", () => {
+      for (const x of [0, 0.0004, 0.0005, 0.001, 0.01, 0.05, 0.1, 0.105, 1, 1.5, 2.25, 3.14159, 12, 999.9995, 1000, 86_400_000.123]) expect(ms3(x)).toBe(String(round3(x)));
+      fc.assert(
+        fc.property(fc.double({ min: 0, max: 1e9, noNaN: true }), fc.integer({ min: 0, max: 10 ** 12 }), (x, us) => {
+          expect(ms3(x)).toBe(String(round3(x)));
+          expect(ms3(us / 1000)).toBe(String(us / 1000));
+        }),
+        { numRuns: 5000 },
+      );
+      // Outside the integer path (negative, huge, not finite): String() itself.
+      for (const x of [-1.5, 1e16, Infinity, NaN]) expect(ms3(x)).toBe(String(round3(x)));
+      expect(ms3(null)).toBe("null");
+    });
+
+    it("in a line are rounded to the microsecond, as pino's line of the rounded record", () => {
+      const { logger, lines } = capture();
+      logAccess(logger, true, { ...base, upstream_ms: 1.23456, total_ms: 7.0000004 });
+      const got = JSON.parse(lines[0]!) as Record<string, unknown>;
+      expect(got.upstream_ms).toBe(1.235);
+      expect(got.total_ms).toBe(7);
+      expect(lines[0]).toContain('"upstream_ms":1.235,"total_ms":7,');
+    });
   });
 
   describe("time", () => {
