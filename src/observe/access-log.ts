@@ -21,9 +21,9 @@ export interface AccessRecord {
   feature?: string | null;
   reason?: string | null;
   client_ip: string;
-  /** From sending upstream to the end of the upstream response (nginx $upstream_response_time), ms. */
+  /** From sending upstream to the end of the upstream response (nginx $upstream_response_time), ms (written to the µs). */
   upstream_ms: number | null;
-  /** From the request's arrival to the last byte to the client, ms. */
+  /** From the request's arrival to the last byte to the client, ms (written to the µs). */
   total_ms: number;
   bytes_in: number;
   bytes_out: number;
@@ -44,7 +44,8 @@ const qn = (s: string | null): string => (s === null ? "null" : q(s));
 
 /**
  * A duration in ms, rounded to the microsecond, as String(round3(ms)) writes it ("12", "0.05",
- * "3.142"), from integers: a double's shortest decimal form was a tenth of building a line.
+ * "3.142"), from integers: turning a double into its shortest decimal form stood out in
+ * whole-process profiles of the access log.
  */
 export function ms3(ms: number | null): string {
   if (ms === null) return "null";
