@@ -63,8 +63,10 @@ export function buildStatus(cp: ControlPlane) {
     control_store: cp.store === null ? { kind: "file", path: cp.stateFile } : { kind: "redis", url: cp.store.url, connected: cp.store.connected, version: cp.storeVersion, error: cp.store.lastError, replica: cp.replicaId, leader: cp.leader, replicas: cp.replicas, config_hashes_differ: new Set(cp.replicas.map((r) => r.config_hash)).size > 1 },
     backends: Object.fromEntries(
       Object.values(snap.backends).map((b) => {
-        // By origin: two backends at one address with the same settings share a pool.
-        const pool = (http2: boolean) => pools.find((p) => p.origin === b.origin && p.http2 === http2);
+        // The backend's own pool; else the one it shares (two backends at one address with the same
+        // settings share a pool, named after whichever opened it).
+        const pool = (http2: boolean) =>
+          pools.find((p) => p.backend === b.name && p.origin === b.origin && p.http2 === http2) ?? pools.find((p) => p.origin === b.origin && p.http2 === http2);
         // A backend spoken to over HTTP/2 takes WebSocket upgrades over an HTTP/1.1 pool beside it.
         const upgrades = b.http2 ? pool(false) : undefined;
         return [b.name, { url: b.origin, protocol: b.http2 ? (b.origin.startsWith("https:") ? "h2 by ALPN" : "h2c") : "http/1.1", ...(b.origin.startsWith("https:") && { tls: tlsView(b) }), ...health(b.name), health: healthOf(cp, b), pool: pool(b.http2) ?? { connected: 0, running: 0, pending: 0 }, ...(upgrades && { websocket_pool: upgrades }) }];

@@ -189,6 +189,25 @@ describe("admin changes", () => {
   });
 });
 
+describe("GET /status pools", () => {
+  it("shows each backend its own pool when both are at one address with different pool settings", async () => {
+    backends = await stampingBackends();
+    const url = backends.legacy.url;
+    const dir = configDir("in-place", `${baseYaml(url, url, { token: TOKEN }).replace(`new: { url: "${url}" }`, `new: { url: "${url}", pool: { connections: 3 } }`)}features:
+  ping:
+    routes: [GET /api/1/ping]
+    target: new
+`);
+    running = await openControlled(dir.file);
+    // legacy's pool opens first; new's (3 connections) is another pool at the same origin.
+    expect((await send(running.url, { path: "/api/1/other" })).status).toBe(200);
+    expect((await send(running.url, { path: "/api/1/ping" })).status).toBe(200);
+    const pools = (json(await admin("GET", "/status")) as { backends: Record<string, { pool: { backend?: string; connected: number } }> }).backends;
+    expect(pools.legacy!.pool).toMatchObject({ backend: "legacy", connected: 1 });
+    expect(pools.new!.pool).toMatchObject({ backend: "new", connected: 1 });
+  });
+});
+
 describe("admin API refuses bad input with a reason and changes nothing", () => {
   it.each([
     ["PUT", "/features/reports?percent=150", undefined, 422, /features\.reports\.percent must be a number from 0 to 100 \(got 150\)/],
