@@ -528,8 +528,9 @@ function capture(pool: Pool, backend: BackendName, req: { path: string; method: 
 /** The answer with its body decoded (gzip, deflate, br), for comparison. */
 const encodingOf = (c: Captured) => c.headers["content-encoding"]?.trim().toLowerCase();
 const isEncoded = (c: Captured) => {
-  if (c.body === null || c.body.length === 0 || c.headers["content-encoding"] === undefined) return false;
-  return encodingOf(c) !== "identity";
+  if (c.body === null || c.body.length === 0) return false;
+  const encoding = encodingOf(c);
+  return encoding !== undefined && encoding !== "identity";
 };
 
 /** Both answers ready to compare; no promise round trip when neither is compressed (the usual case). */
