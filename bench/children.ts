@@ -134,6 +134,12 @@ export function runBench(name: string, main: () => Promise<void>): void {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
 /** The bench's "switchyard" target (a 50 % sticky feature, metrics, access log) and its variations. */
 export function variantConfig(variant: string, backend: string, dir: string): string {
   // shadow-N: N % mirrored as in production (store, a log line per pair, noise replays); shadow-N-quiet:

@@ -14,7 +14,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cpuTimes, has, runBench, startNode, SWITCHYARD, variantConfig } from "./children.ts";
+import { cpuTimes, has, median, runBench, startNode, SWITCHYARD, variantConfig } from "./children.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -46,11 +46,6 @@ function wrk(url: string, seconds: number): Promise<Load> {
     });
   });
 }
-
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   if (!has("wrk")) throw new Error("wrk is not installed (apt-get install wrk)");

@@ -8,7 +8,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { cpuSeconds, has, nginxConf, nginxProxyServer, rssMiB, SWITCHYARD } from "./children.ts";
+import { cpuSeconds, has, median, nginxConf, nginxProxyServer, rssMiB, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -154,11 +154,6 @@ function loadWrk(url: string, seconds: number): Sample | null {
   const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0) + Number(/Socket errors:.*?(\d+)/.exec(r.stdout)?.[1] ?? 0);
   return { rps, p50: ms("50"), p99: ms("99"), errors, cpuUs, rssMiB: orUndefined(rssOf(url)) };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   log(`bench: node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, ${CONNECTIONS} connections, ${DURATION}s x ${ROUNDS} rounds`);
