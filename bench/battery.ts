@@ -15,6 +15,7 @@ import { recordingBackend, rogueBackend, type RecordingBackend, type RogueBacken
 import { A1, A2, batteryYaml, C1, LEGIT, P2, SMUGGLED, type RequestCase } from "../test/battery/cases.ts";
 import { requestBytes, runRequestFuzz, type LogLine } from "../test/battery/fuzz.ts";
 import { mapConcurrently, wire, type WireResult } from "../test/battery/wire.ts";
+import { freePort, has } from "./children.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -27,7 +28,6 @@ const { values: opts } = parseArgs({
 const root = resolve(opts.switchyard ?? new URL("..", import.meta.url).pathname);
 const children: ChildProcess[] = [];
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
-const has = (bin: string) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0;
 
 interface Target {
   name: string;
@@ -73,8 +73,8 @@ async function startNginx(legacy: string, neu: string, rogue: string): Promise<T
   if (opts.against !== "nginx" || !has("nginx")) return null;
   const dir = mkdtempSync(join(tmpdir(), "switchyard-battery-nginx-"));
   mkdirSync(join(dir, "logs"));
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const roguePort = port + 1;
+  const port = await freePort();
+  const roguePort = await freePort();
   const host = (u: string) => new URL(u).host;
   // The same routes, limits and timeouts as batteryYaml(), the way an nginx user writes them.
   writeFileSync(

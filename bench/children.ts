@@ -2,6 +2,7 @@
 // that says where it listens, read its RSS from /proc, stop them all at the end.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -130,6 +131,21 @@ export function runBench(name: string, main: () => Promise<void>): void {
       process.exitCode = 1;
     })
     .finally(stopChildren);
+}
+
+/**
+ * A port free right now, for a peer that cannot listen on port 0 and report it (nginx). A random one
+ * could be in use by the thousands of loopback connections a bench opens.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cpuSeconds, has, nginxConf, nginxProxyServer, rssMiB, runBench, sleep, startNode, SWITCHYARD, track } from "./children.ts";
+import { cpuSeconds, freePort, has, nginxConf, nginxProxyServer, rssMiB, runBench, sleep, startNode, SWITCHYARD, track } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { rounds: { type: "string", default: "3" }, requests: { type: "string", default: "20000" }, clients: { type: "string", default: "16" }, streams: { type: "string", default: "10" }, h1: { type: "boolean", default: false } } });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const sy = await startNode(["--max-semi-space-size=8", SWITCHYARD, "start", "-c", join(dir, "sy.yaml")], /"listeners":\["([^"]+)"\]/);
 
   mkdirSync(join(dir, "logs"));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const tls = `    ssl_certificate ${dir}/cert.pem;\n    ssl_certificate_key ${dir}/key.pem;\n    http2_max_concurrent_streams 128;\n    keepalive_requests 1000000;\n`;
   writeFileSync(join(dir, "nginx.conf"), nginxConf(dir, nginxProxyServer(new URL(backend.url).host, `127.0.0.1:${port} ssl http2`, tls)));
   const nginx = track(spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" }));

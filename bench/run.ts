@@ -8,7 +8,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { cpuSeconds, has, median, nginxConf, nginxProxyServer, rssMiB, SWITCHYARD } from "./children.ts";
+import { cpuSeconds, freePort, has, median, nginxConf, nginxProxyServer, rssMiB, SWITCHYARD } from "./children.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -57,7 +57,7 @@ async function startNginx(backend: string): Promise<string | null> {
   if (!has("nginx")) return null;
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-nginx-"));
   mkdirSync(join(dir, "logs"));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const upstream = new URL(backend);
   writeFileSync(
     join(dir, "nginx.conf"),
