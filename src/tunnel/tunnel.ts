@@ -1,4 +1,4 @@
-// An open tunnel: bytes both ways with backpressure (pipe), either side's end or error closing the
+// An open tunnel: bytes both ways with backpressure (relay.ts), either side's end or error closing the
 // other promptly, an optional idle timeout, and a way to close both ends with a WebSocket status code.
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
@@ -6,6 +6,7 @@ import type { Duplex } from "node:stream";
 import type { RequestFacts } from "../routing/decide.ts";
 import type { BackendName } from "../routing/table.ts";
 import { closeFrameToClient, closeFrameToServer } from "./handshake.ts";
+import { relay, type Relay } from "./relay.ts";
 
 /** How long a side that ended cleanly may take to flush before it is destroyed. */
 const LINGER_MS = 1000;
@@ -34,6 +35,7 @@ export class Tunnel {
   #streamBytesOut = 0;
   #onDone: (t: Tunnel) => void;
   #drainTimer: NodeJS.Timeout | null = null;
+  readonly #relays: readonly [Relay, Relay];
 
   constructor(client: TunnelClient, upstream: Duplex, head: Buffer, info: TunnelInfo, idleMs: number, onDone: (t: Tunnel) => void) {
     this.client = client;
@@ -59,8 +61,12 @@ export class Tunnel {
     // and the writes are what the upstream sends.
     if (idleMs > 0) client.setTimeout(idleMs, () => this.closeWith(1001, "idle"));
     (client as Partial<Socket>).setNoDelay?.(true);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    this.#relays = [relay(client, upstream), relay(upstream, client)];
+  }
+
+  /** True when both directions read into reused buffers (plain TCP on both sides), false when pipe()d. */
+  get reusesBuffers(): boolean {
+    return this.#relays[0].reusesBuffer && this.#relays[1].reusesBuffer;
   }
 
   /** Bytes the client sent through the tunnel (after the handshake). */
@@ -78,13 +84,12 @@ export class Tunnel {
 
   /**
    * Close both ends with a WebSocket close code (1001 going away, 1012 service restart) so clients
-   * reconnect. Frames are injected between the pipes, so a message in flight at that instant is cut.
+   * reconnect. Frames are injected between the relays, so a message in flight at that instant is cut.
    */
   closeWith(code: number, reason: string): void {
     if (this.#done || this.closedBy !== null) return;
     this.closedBy = reason;
-    this.client.unpipe(this.upstream);
-    this.upstream.unpipe(this.client);
+    for (const r of this.#relays) r.stop();
     if (this.info.websocket) {
       this.client.end(closeFrameToClient(code));
       this.upstream.end(closeFrameToServer(code, randomBytes(4)));

@@ -93,6 +93,8 @@ describe("websocket tunnels", () => {
     const bin = Buffer.from([0, 1, 2, 250, 255]);
     ws.send(bin);
     expect(await nextMessage(ws)).toEqual({ data: bin, binary: true });
+    // Plain TCP both sides: the tunnel reads into reused buffers (relay.ts), not through pipe().
+    expect([...proxy.app.tunnels.open].map((t) => t.reusesBuffers)).toEqual([true]);
   });
 
   it("carries a 16 MiB message both ways intact", async () => {
