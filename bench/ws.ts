@@ -1,18 +1,20 @@
-// npm run bench:ws [-- --tunnels 1000 --seconds 10 --rounds 3]
+// npm run bench:ws [-- --tunnels 1000 --seconds 10 --rounds 3 --together]
 // N concurrent WebSocket connections, each in a ping-pong loop (64-byte message, wait for the echo,
-// repeat), against the echo backend directly, through Switchyard, through Node's floor for a tunnel (two
-// pipe()d sockets, bench/targets/ws-pipe.ts) and through nginx (when installed).
+// repeat), against the echo backend directly, through Switchyard, through Node's floors for a tunnel (two
+// pipe()d sockets, bench/targets/ws-pipe.ts; sockets read into reused buffers, ws-onread.ts) and through
+// nginx (when installed).
 // Prints messages/s (median of rounds), the ratio to direct and nginx, the proxy's CPU time per
-// message and its RSS.
+// message, nginx's CPU per message over the target's (per round, median) and its RSS. --together loads
+// every proxy at once (each its own N tunnels, one window), so a swing in the host's speed hits all alike.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
-import { cpuSeconds, nginxConf, rssMiB, SWITCHYARD } from "./children.ts";
+import { cpuSeconds, freePort, nginxConf, rssMiB, SWITCHYARD } from "./children.ts";
 
-const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" } } });
+const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" }, together: { type: "boolean", default: false } } });
 const TUNNELS = Number(opts.tunnels);
 const SECONDS = Number(opts.seconds);
 const ROUNDS = Number(opts.rounds);
@@ -39,8 +41,8 @@ function start(cmd: string, args: string[], pattern: RegExp): Promise<{ url: str
 }
 
 
-/** Messages per second over the window, and the proxy's CPU time per message (µs) when it is ours to read. */
-async function run(url: string, pid: number | null): Promise<{ rate: number; cpuUs: number }> {
+/** TUNNELS ping-pong loops through a target, counting the echoes, until stopped. */
+async function load(url: string): Promise<{ count: () => number; stop: () => Promise<void> }> {
   const wsUrl = url.replace(/^http/, "ws");
   const sockets: WebSocket[] = [];
   // Open in batches so the accept queues are not the thing being measured.
@@ -64,20 +66,37 @@ async function run(url: string, pid: number | null): Promise<{ rate: number; cpu
     });
     ws.send(payload);
   }
+  return {
+    count: () => count,
+    stop: async () => {
+      running = false;
+      await Promise.all(sockets.map((ws) => new Promise<void>((r) => {
+        ws.once("close", () => r());
+        ws.terminate();
+      })));
+    },
+  };
+}
+
+/**
+ * Messages per second over the window, and the proxy's CPU time per message (µs) when it is ours to
+ * read, for each target: one at a time, or all loaded at once (--together).
+ */
+async function measure(targets: readonly { url: string; pid: number | null }[]): Promise<{ rate: number; cpuUs: number }[]> {
+  const loads: Awaited<ReturnType<typeof load>>[] = [];
+  for (const t of targets) loads.push(await load(t.url));
   await new Promise((r) => setTimeout(r, 1000)); // warm-up
-  const c0 = count;
+  const c0 = loads.map((l) => l.count());
+  const cpu0 = targets.map((t) => (t.pid === null ? NaN : cpuSeconds(t.pid)));
   const t0 = performance.now();
-  const cpu0 = pid === null ? NaN : cpuSeconds(pid);
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const messages = count - c0;
-  const rate = (messages * 1000) / (performance.now() - t0);
-  const cpuUs = pid === null ? NaN : ((cpuSeconds(pid) - cpu0) * 1e6) / messages;
-  running = false;
-  await Promise.all(sockets.map((ws) => new Promise<void>((r) => {
-    ws.once("close", () => r());
-    ws.terminate();
-  })));
-  return { rate, cpuUs };
+  const ms = performance.now() - t0;
+  const out = targets.map((t, i) => {
+    const messages = loads[i]!.count() - c0[i]!;
+    return { rate: (messages * 1000) / ms, cpuUs: t.pid === null ? NaN : ((cpuSeconds(t.pid) - cpu0[i]!) * 1e6) / messages };
+  });
+  await Promise.all(loads.map((l) => l.stop()));
+  return out;
 }
 
 async function main() {
@@ -91,9 +110,11 @@ async function main() {
   // Node's floor for a tunnel: two pipe()d sockets and nothing else, run the way Switchyard runs.
   const floor = await start(process.execPath, ["--max-semi-space-size=8", "bench/targets/ws-pipe.ts", backend.url], /READY (\S+)/);
   targets.push({ name: "node-pipe", url: floor.url, pid: floor.pid });
+  const onread = await start(process.execPath, ["--max-semi-space-size=8", "bench/targets/ws-onread.ts", backend.url], /READY (\S+)/);
+  targets.push({ name: "node-onread", url: onread.url, pid: onread.pid });
   if (spawnSync("sh", ["-c", "command -v nginx"]).status === 0) {
     mkdirSync(join(dir, "logs"));
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     writeFileSync(join(dir, "nginx.conf"), nginxConf(dir, `  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass ${backend.url};\n      proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection "upgrade";\n      proxy_read_timeout 3600s;\n    }\n  }\n`, { connections: 8192 }));
     const child = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "ignore" });
     children.push(child);
@@ -106,30 +127,42 @@ async function main() {
   const rss = new Map<string, number>();
   const idle = new Map<string, number>();
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const t of targets) {
-      log(`round ${round}/${ROUNDS}: ${t.name}`);
-      const before = t.pid ? rssMiB(t.pid) : NaN;
-      const r = await run(t.url, t.pid);
-      rates.get(t.name)!.push(r.rate);
-      cpu.get(t.name)!.push(r.cpuUs);
-      if (t.pid) rss.set(t.name, Math.max(rss.get(t.name) ?? 0, rssMiB(t.pid, "VmHWM")));
-      if (t.pid && round === 1) {
-        idle.set(t.name, before);
-        log(`  ${t.name} RSS before ${before.toFixed(0)} MiB`);
-      }
+    // Together: every proxy at once (direct alone first, it would take the client's CPU from them).
+    const groups = opts.together ? [targets.filter((t) => t.pid === null), targets.filter((t) => t.pid !== null)] : targets.map((t) => [t]);
+    for (const group of groups) {
+      log(`round ${round}/${ROUNDS}: ${group.map((t) => t.name).join(", ")}`);
+      const before = group.map((t) => (t.pid ? rssMiB(t.pid) : NaN));
+      const results = await measure(group);
+      group.forEach((t, i) => {
+        rates.get(t.name)!.push(results[i]!.rate);
+        cpu.get(t.name)!.push(results[i]!.cpuUs);
+        if (t.pid) rss.set(t.name, Math.max(rss.get(t.name) ?? 0, rssMiB(t.pid, "VmHWM")));
+        if (t.pid && round === 1) {
+          idle.set(t.name, before[i]!);
+          log(`  ${t.name} RSS before ${before[i]!.toFixed(0)} MiB`);
+        }
+      });
     }
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   const m = new Map([...rates].map(([k, v]) => [k, med(v)]));
-  process.stdout.write(`\nbench:ws - node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, ${TUNNELS} concurrent tunnels, 64-byte ping-pong, median of ${ROUNDS} x ${SECONDS}s\n`);
+  const cpuMed = new Map([...cpu].map(([k, v]) => [k, med(v)]));
+  // nginx's CPU per message over each target's, per round (same round, same host speed), median: the
+  // throughput ratio a CPU-bound proxy would have, the figure that holds when the host's speed swings.
+  const cpuVsNginx = (name: string) => {
+    const n = cpu.get("nginx");
+    return n === undefined ? NaN : med(cpu.get(name)!.map((c, i) => n[i]! / c));
+  };
+  process.stdout.write(`\nbench:ws - node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, ${TUNNELS} concurrent tunnels, 64-byte ping-pong, median of ${ROUNDS} x ${SECONDS}s${opts.together ? ", proxies loaded together" : ""}\n`);
   // CPU per message: the proxy process's user + system time over the window, divided by the messages
   // (each counted once, at the client, so a message is one crossing each way).
-  process.stdout.write(`| target     | messages/s | vs direct | vs nginx | CPU µs/message | peak RSS | peak / idle RSS |\n|------------|------------|-----------|----------|----------------|----------|-----------------|\n`);
+  process.stdout.write(`| target     | messages/s | vs direct | vs nginx | CPU µs/message | nginx CPU / CPU | peak RSS | peak / idle RSS |\n|------------|------------|-----------|----------|----------------|-----------------|----------|-----------------|\n`);
   for (const t of targets) {
     const r = m.get(t.name)!;
-    const cpuUs = t.pid ? med(cpu.get(t.name)!).toFixed(1) : "-";
+    const cpuUs = t.pid ? cpuMed.get(t.name)!.toFixed(1) : "-";
     const vsNginx = m.has("nginx") ? `${(r / m.get("nginx")!).toFixed(2)}x` : "-";
-    process.stdout.write(`| ${t.name.padEnd(10)} | ${Math.round(r).toLocaleString("en-US").padStart(10)} | ${`${(r / m.get("direct")!).toFixed(2)}x`.padStart(9)} | ${vsNginx.padStart(8)} | ${cpuUs.padStart(14)} | ${t.pid ? `${rss.get(t.name)!.toFixed(0)} MiB`.padStart(8) : "       -"} | ${t.pid ? `${(rss.get(t.name)! / idle.get(t.name)!).toFixed(2)}x`.padStart(15) : "              -"} |\n`);
+    const cpuRatio = t.pid && m.has("nginx") ? `${cpuVsNginx(t.name).toFixed(2)}x` : "-";
+    process.stdout.write(`| ${t.name.padEnd(10)} | ${Math.round(r).toLocaleString("en-US").padStart(10)} | ${`${(r / m.get("direct")!).toFixed(2)}x`.padStart(9)} | ${vsNginx.padStart(8)} | ${cpuUs.padStart(14)} | ${cpuRatio.padStart(15)} | ${t.pid ? `${rss.get(t.name)!.toFixed(0)} MiB`.padStart(8) : "       -"} | ${t.pid ? `${(rss.get(t.name)! / idle.get(t.name)!).toFixed(2)}x`.padStart(15) : "              -"} |\n`);
   }
 }
 

@@ -1,7 +1,8 @@
 // The floor for a WebSocket tunnel in Node, for bench/ws.ts: a node:http server that answers an
 // upgrade by opening a TCP connection to the backend, sending the request line and headers it got,
 // and piping the two sockets into each other. No checks, no timeouts, no accounting. (Forwarding
-// 'data' events by hand instead of pipe() measured the same: 0.77x nginx against 0.78x, 2026-12-03.)
+// 'data' events by hand instead of pipe() measured the same: 0.77x nginx against 0.78x, 2026-12-03.
+// Switchyard has since read tunnels into reused buffers instead: ws-onread.ts is that floor.)
 // node bench/targets/ws-pipe.ts <backend url>  ->  prints "READY http://127.0.0.1:PORT"
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";

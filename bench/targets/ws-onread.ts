@@ -1,0 +1,32 @@
+// The floor for a WebSocket tunnel in Node that reads into reused buffers, for bench/ws.ts: as
+// ws-pipe.ts (a node:http server answering an upgrade by connecting to the backend, no checks, no
+// timeouts, no accounting), but the bytes go through src/tunnel/relay.ts, as in Switchyard, not pipe().
+// (Writing each read with the socket's _writeGeneric instead of write(), skipping the Writable's
+// bookkeeping, measured the same CPU per message: 42.2 µs both, 2026-12-03.)
+// node bench/targets/ws-onread.ts <backend url>  ->  prints "READY http://127.0.0.1:PORT"
+import http from "node:http";
+import net, { type AddressInfo } from "node:net";
+import { relay } from "../../src/tunnel/relay.ts";
+
+const backend = new URL(process.argv[2]!);
+const server = http.createServer((_req, res) => res.writeHead(426).end());
+server.on("upgrade", (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+  const upstream = net.connect(Number(backend.port), backend.hostname, () => {
+    let lines = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) lines += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+    upstream.write(`${lines}\r\n`);
+    if (head.length > 0) upstream.write(head);
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    relay(client, upstream);
+    relay(upstream, client);
+  });
+  const close = () => {
+    client.destroy();
+    upstream.destroy();
+  };
+  client.on("error", close).on("close", close);
+  upstream.on("error", close).on("close", close);
+});
+server.listen(0, "127.0.0.1", () => process.stdout.write(`READY http://127.0.0.1:${(server.address() as AddressInfo).port}\n`));
+process.on("SIGTERM", () => process.exit(0));
