@@ -1,11 +1,12 @@
-// npm run bench:ws [-- --tunnels 1000 --seconds 10 --rounds 3 --together]
+// npm run bench:ws [-- --tunnels 1000 --seconds 10 --rounds 3 --together --also-dist PATH/dist/cli/main.js]
 // N concurrent WebSocket connections, each in a ping-pong loop (64-byte message, wait for the echo,
 // repeat), against the echo backend directly, through Switchyard, through Node's floors for a tunnel (two
 // pipe()d sockets, bench/targets/ws-pipe.ts; sockets read into reused buffers, ws-onread.ts) and through
 // nginx (when installed).
 // Prints messages/s (median of rounds), the ratio to direct and nginx, the proxy's CPU time per
 // message, nginx's CPU per message over the target's (per round, median) and its RSS. --together loads
-// every proxy at once (each its own N tunnels, one window), so a swing in the host's speed hits all alike.
+// every proxy at once (each its own N tunnels, one window), so a swing in the host's speed hits all alike;
+// --also-dist runs another build of Switchyard beside ("sy-other"), for before/after.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -14,7 +15,7 @@ import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { cpuSeconds, freePort, nginxConf, rssMiB, SWITCHYARD } from "./children.ts";
 
-const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" }, together: { type: "boolean", default: false } } });
+const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" }, together: { type: "boolean", default: false }, "also-dist": { type: "string" } } });
 const TUNNELS = Number(opts.tunnels);
 const SECONDS = Number(opts.seconds);
 const ROUNDS = Number(opts.rounds);
@@ -107,6 +108,11 @@ async function main() {
   // As the switchyard command runs (its shebang passes the same flag).
   const sy = await start(process.execPath, ["--max-semi-space-size=8", SWITCHYARD, "start", "-c", join(dir, "sy.yaml")], /"listeners":\["([^"]+)"\]/);
   const targets: { name: string; url: string; pid: number | null }[] = [{ name: "direct", url: backend.url, pid: null }, { name: "switchyard", url: sy.url, pid: sy.pid }];
+  if (opts["also-dist"] !== undefined) {
+    // Another build's dist/cli/main.js beside this one (before/after in one run).
+    const other = await start(process.execPath, ["--max-semi-space-size=8", opts["also-dist"], "start", "-c", join(dir, "sy.yaml")], /"listeners":\["([^"]+)"\]/);
+    targets.push({ name: "sy-other", url: other.url, pid: other.pid });
+  }
   // Node's floor for a tunnel: two pipe()d sockets and nothing else, run the way Switchyard runs.
   const floor = await start(process.execPath, ["--max-semi-space-size=8", "bench/targets/ws-pipe.ts", backend.url], /READY (\S+)/);
   targets.push({ name: "node-pipe", url: floor.url, pid: floor.pid });

@@ -90,6 +90,14 @@ export function relay(from: Duplex, to: Duplex): Relay {
   socket.once("end", () => {
     if (!stopped) to.end();
   });
+  // The handle is closed (no read can land any more): the buffer goes back to the allocator now, not
+  // at some later garbage collection (a thousand tunnels hold 32 MiB of them).
+  socket.once("close", () => {
+    const buf = socket[hooks.buffer] as Buffer | null;
+    socket[hooks.buffer] = null;
+    fresh = undefined;
+    if (buf !== null && buf.buffer instanceof ArrayBuffer && buf.byteLength === buf.buffer.byteLength) buf.buffer.transfer(0);
+  });
   socket.resume();
   return {
     reusesBuffer: true,
