@@ -33,9 +33,7 @@ export function createLogger(opts: LoggerOptions): Logger {
 function batchedStdout(): DestinationStream {
   // Batches arrive encoded (contentMode buffer): sonic-boom then neither measures nor re-encodes them.
   const sonic = pino.destination({ dest: 1, sync: false, contentMode: "buffer" });
-  const lines = new LineBatch(sonic);
-  const timer = setInterval(() => lines.flush(), BATCH_MAX_DELAY_MS);
-  timer.unref();
+  const lines = new LineBatch(sonic, BATCH_MAX_DELAY_MS);
   // The last lines before an exit (sonic-boom writes out its own buffer then too).
   process.once("exit", () => lines.flushSync());
   return lines;
@@ -53,21 +51,39 @@ type Sonic = ReturnType<typeof pino.destination>;
  */
 export class LineBatch {
   readonly #sonic: Sonic;
+  readonly #maxDelayMs: number;
   #parts: string[] = [];
   #chars = 0;
+  /** Armed by the first line into an empty batch (an idle proxy is never woken for nothing). */
+  #timer: NodeJS.Timeout | null = null;
 
-  constructor(sonic: Sonic) {
+  /** maxDelayMs: the longest a line waits for its batch to be handed over (0: only when full or flushed). */
+  constructor(sonic: Sonic, maxDelayMs = 0) {
     this.#sonic = sonic;
+    this.#maxDelayMs = maxDelayMs;
   }
 
   write(line: string): boolean {
     this.#parts.push(line);
     this.#chars += line.length;
     if (this.#chars >= BATCH_BYTES) this.#handOver();
+    else if (this.#timer === null && this.#maxDelayMs > 0) {
+      this.#timer = setTimeout(this.#onTimer, this.#maxDelayMs);
+      this.#timer.unref();
+    }
     return true;
   }
 
+  #onTimer = (): void => {
+    this.#timer = null;
+    this.flush();
+  };
+
   #handOver(): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
     if (this.#parts.length === 0) return;
     const text = this.#parts.length === 1 ? this.#parts[0]! : this.#parts.join("");
     this.#parts = [];

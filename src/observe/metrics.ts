@@ -31,6 +31,8 @@ const KIND_OF: Partial<Record<ErrorCode, ErrorKind>> = {
 };
 /** Label value for requests no feature claimed, and for those refused before a backend was chosen. */
 export const NO_FEATURE = "none";
+/** How often the event loop's delay is sampled for the nodejs_eventloop_lag_* gauges. */
+export const EVENT_LOOP_SAMPLE_MS = 100;
 export const NO_BACKEND = "none";
 
 class Histogram {
@@ -97,7 +99,10 @@ export class Metrics {
     this.#trackDeltas = opts.trackDeltas === true;
     // Error counters exist at 0 from the start, so rate() and alerts see them before the first failure.
     for (const backend of ["legacy", "new"]) this.#errors.set(backend, new Float64Array(ERROR_KINDS.length));
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    // Event-loop delay sampled every 100 ms, not prom-client's 10 ms: its timer woke an idle proxy 100
+    // times a second (1.3 % of a core doing nothing; 0.4 % with this and the log's timer only armed
+    // when lines wait). Ten samples a second still give the lag gauges' percentiles per scrape.
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     this.#collect("switchyard_requests_total", "counter", "Requests answered, by backend, feature (route group), method and status class.", () =>
       this.#all().flatMap((s) =>
         // Every status class of a method once it has traffic, zeros included: a 5xx series that

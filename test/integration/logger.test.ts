@@ -30,18 +30,21 @@ describe("log lines on stdout", () => {
     }
   });
 
-  it("a lone line on a quiet process is written without waiting for a batch to fill", async () => {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script(`log.info("alone"); setTimeout(() => {}, 30_000);`)], { stdio: ["ignore", "pipe", "inherit"] });
+  it("a lone line on a quiet process is written without waiting for a batch to fill, and so is the next one after a quiet spell", async () => {
+    // The batch's timer is armed by a line and gone once it fired: the second line must arm it again.
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script(`log.info("alone"); setTimeout(() => log.info("later"), 400); setInterval(() => {}, 60_000);`)], { stdio: ["ignore", "pipe", "inherit"] });
     try {
-      const line = await new Promise<string>((resolve, reject) => {
-        let out = "";
+      const out = await new Promise<string>((resolve, reject) => {
+        let text = "";
         child.stdout!.on("data", (d: Buffer) => {
-          out += d.toString();
-          if (out.includes("\n")) resolve(out);
+          text += d.toString();
+          if (text.split("\n").length > 2) resolve(text);
         });
-        child.once("exit", (code) => reject(new Error(`exited ${code} before writing: ${out}`)));
+        child.once("exit", (code) => reject(new Error(`exited ${code} before writing: ${text}`)));
+        // The process never exits by itself: lines held until exit would never come.
+        setTimeout(() => reject(new Error(`not written while the process runs: ${JSON.stringify(text)}`)), 5000).unref();
       });
-      expect(lines(line)).toMatchObject([{ msg: "alone" }]);
+      expect(lines(out)).toMatchObject([{ msg: "alone" }, { msg: "later" }]);
     } finally {
       child.kill("SIGKILL");
     }
