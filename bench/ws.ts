@@ -1,7 +1,7 @@
 // npm run bench:ws [-- --tunnels 1000 --seconds 10 --rounds 3 --together --also-dist PATH/dist/cli/main.js]
 // N concurrent WebSocket connections, each in a ping-pong loop (64-byte message, wait for the echo,
 // repeat), against the echo backend directly, through Switchyard, through Node's floors for a tunnel (two
-// pipe()d sockets, bench/targets/ws-pipe.ts; sockets read into reused buffers, ws-onread.ts) and through
+// pipe()d sockets, bench/targets/ws-pipe.ts; sockets read into reused buffers, the same with --relay) and through
 // nginx (when installed).
 // Prints messages/s (median of rounds), the ratio to direct and nginx, the proxy's CPU time per
 // message, nginx's CPU per message over the target's (per round, median) and its RSS. --together loads
@@ -116,7 +116,7 @@ async function main() {
   // Node's floor for a tunnel: two pipe()d sockets and nothing else, run the way Switchyard runs.
   const floor = await start(process.execPath, ["--max-semi-space-size=8", "bench/targets/ws-pipe.ts", backend.url], /READY (\S+)/);
   targets.push({ name: "node-pipe", url: floor.url, pid: floor.pid });
-  const onread = await start(process.execPath, ["--max-semi-space-size=8", "bench/targets/ws-onread.ts", backend.url], /READY (\S+)/);
+  const onread = await start(process.execPath, ["--max-semi-space-size=8", "bench/targets/ws-pipe.ts", backend.url, "--relay"], /READY (\S+)/);
   targets.push({ name: "node-onread", url: onread.url, pid: onread.pid });
   if (spawnSync("sh", ["-c", "command -v nginx"]).status === 0) {
     mkdirSync(join(dir, "logs"));
