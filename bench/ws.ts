@@ -1,4 +1,4 @@
-// npm run bench:ws [-- --tunnels 1000 --seconds 10 --rounds 3 --together --also-dist PATH/dist/cli/main.js]
+// npm run bench:ws [-- --tunnels 1000 --seconds 10 --rounds 3 --together --also-dist PATH/dist/cli/main.js --hold 60]
 // N concurrent WebSocket connections, each in a ping-pong loop (64-byte message, wait for the echo,
 // repeat), against the echo backend directly, through Switchyard, through Node's floors for a tunnel (two
 // pipe()d sockets, bench/targets/ws-pipe.ts; sockets read into reused buffers, the same with --relay) and through
@@ -6,7 +6,9 @@
 // Prints messages/s (median of rounds), the ratio to direct and nginx, the proxy's CPU time per
 // message, nginx's CPU per message over the target's (per round, median) and its RSS. --together loads
 // every proxy at once (each its own N tunnels, one window), so a swing in the host's speed hits all alike;
-// --also-dist runs another build of Switchyard beside ("sy-other"), for before/after.
+// --also-dist runs another build of Switchyard beside ("sy-other"), for before/after. --hold SECONDS
+// instead holds the tunnels open that long (RELIABILITY.md's D2), a message each per second, and
+// counts wrong or missing echoes and closes nobody asked for (exit code 1 if any).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -15,7 +17,7 @@ import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { cpuSeconds, freePort, nginxConf, rssMiB, SWITCHYARD } from "./children.ts";
 
-const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" }, together: { type: "boolean", default: false }, "also-dist": { type: "string" } } });
+const { values: opts } = parseArgs({ options: { tunnels: { type: "string", default: "1000" }, seconds: { type: "string", default: "10" }, rounds: { type: "string", default: "3" }, together: { type: "boolean", default: false }, "also-dist": { type: "string" }, hold: { type: "string", default: "0" } } });
 const TUNNELS = Number(opts.tunnels);
 const SECONDS = Number(opts.seconds);
 const ROUNDS = Number(opts.rounds);
@@ -100,6 +102,63 @@ async function measure(targets: readonly { url: string; pid: number | null }[]):
   return out;
 }
 
+interface HoldResult { opened: number; echoes: number; mismatches: number; unexpectedCloses: number; peakRss: number }
+
+/**
+ * RELIABILITY.md's D2: TUNNELS WebSockets held open for `seconds`, each sending a numbered message
+ * every second (staggered) and checking the echo; counts echoes that came back wrong and closes
+ * nobody asked for.
+ */
+async function hold(url: string, pid: number | null, seconds: number): Promise<HoldResult> {
+  const wsUrl = `${url.replace(/^http/, "ws")}/ws`;
+  const r: HoldResult = { opened: 0, echoes: 0, mismatches: 0, unexpectedCloses: 0, peakRss: 0 };
+  const sockets: WebSocket[] = [];
+  let holding = true;
+  for (let i = 0; i < TUNNELS; i += 100) {
+    await Promise.all(
+      Array.from({ length: Math.min(100, TUNNELS - i) }, (_, j) => new Promise<void>((resolve, reject) => {
+        const id = i + j;
+        const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
+        let seq = 0;
+        let expected: string | null = null;
+        ws.once("open", () => {
+          r.opened++;
+          resolve();
+        });
+        ws.once("error", reject);
+        ws.on("message", (data) => {
+          if (String(data) === expected) r.echoes++;
+          else r.mismatches++;
+          expected = null;
+        });
+        ws.on("close", () => {
+          if (holding) r.unexpectedCloses++;
+        });
+        const tick = () => {
+          if (!holding || ws.readyState !== WebSocket.OPEN) return;
+          if (expected !== null) r.mismatches++; // the last one never came back
+          expected = `${id}:${++seq}:${"x".repeat(id % 200)}`;
+          ws.send(expected);
+        };
+        setTimeout(() => setInterval(tick, 1000).unref(), Math.random() * 1000).unref();
+        sockets.push(ws);
+      })),
+    );
+  }
+  const until = performance.now() + seconds * 1000;
+  while (performance.now() < until) {
+    await new Promise((res) => setTimeout(res, 1000));
+    if (pid !== null) r.peakRss = Math.max(r.peakRss, rssMiB(pid));
+  }
+  holding = false;
+  await Promise.all(sockets.map((ws) => new Promise<void>((res) => {
+    if (ws.readyState === WebSocket.CLOSED) return res();
+    ws.once("close", () => res());
+    ws.terminate();
+  })));
+  return r;
+}
+
 async function main() {
   log(`bench:ws: node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, ${TUNNELS} tunnels, ${SECONDS}s x ${ROUNDS} rounds`);
   const backend = await start(process.execPath, ["bench/targets/ws-backend.ts"], /READY (\S+)/);
@@ -128,6 +187,21 @@ async function main() {
     targets.push({ name: "nginx", url: `http://127.0.0.1:${port}`, pid: child.pid! });
   } else log("bench:ws: nginx not on PATH - skipping that peer");
 
+  const holdSeconds = Number(opts.hold);
+  if (holdSeconds > 0) {
+    // D2: every proxy at once (holding is not CPU-bound), then the usual rounds are skipped.
+    const proxies = targets.filter((t) => t.pid !== null);
+    log(`holding ${TUNNELS} WebSockets through ${proxies.map((t) => t.name).join(", ")} for ${holdSeconds} s`);
+    const results = await Promise.all(proxies.map((t) => hold(t.url, t.pid, holdSeconds)));
+    process.stdout.write(`\nbench:ws --hold - ${TUNNELS} WebSockets per proxy held ${holdSeconds} s, a message each per second, all proxies at once\n`);
+    process.stdout.write(`| target | opened | echoes right | echoes wrong or missing | closes nobody asked for | peak RSS |\n|---|---|---|---|---|---|\n`);
+    proxies.forEach((t, i) => {
+      const r = results[i]!;
+      process.stdout.write(`| ${t.name} | ${r.opened} | ${r.echoes} | ${r.mismatches} | ${r.unexpectedCloses} | ${r.peakRss.toFixed(0)} MiB |\n`);
+    });
+    if (results.some((r) => r.mismatches > 0 || r.unexpectedCloses > 0 || r.opened < TUNNELS)) process.exitCode = 1;
+    return;
+  }
   const rates = new Map<string, number[]>(targets.map((t) => [t.name, []]));
   const cpu = new Map<string, number[]>(targets.map((t) => [t.name, []]));
   const rss = new Map<string, number>();
