@@ -2,7 +2,8 @@
 // Does the proxy give memory back after load? Switchyard (everything on) under each set of node
 // flags, side by side in front of one backend: RSS 2 s after start, idle once settled (--settle
 // seconds: past memory.idle_trim_after, 10 s by default), right after each round of wrk load (CPU
-// per request measured too), and after --idle seconds without traffic. Needs wrk (apt-get install wrk).
+// per request measured too), and after --idle seconds without traffic, with the CPU (all threads) it
+// spent in them, ms per second. Needs wrk (apt-get install wrk).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,14 +20,14 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-memory-"));
   const file = join(dir, "sy.yaml");
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n`);
-  const variants: { flags: string; url: string; pid: number; start: number; idle: number; after: number[]; cpuUs: number[]; later: number }[] = [];
+  const variants: { flags: string; url: string; pid: number; start: number; idle: number; after: number[]; cpuUs: number[]; later: number; idleCpuMsPerS: number }[] = [];
   for (const flags of opts.flags.split(",")) {
     // A variant is node flags and NAME=value environment settings (MALLOC_ARENA_MAX=2), space separated.
     const tokens = flags === "none" ? [] : flags.split(" ");
     const env = Object.fromEntries(tokens.filter((t) => /^[A-Z_]+=/.test(t)).map((t) => [t.slice(0, t.indexOf("=")), t.slice(t.indexOf("=") + 1)]));
     const nodeArgs = tokens.filter((t) => !/^[A-Z_]+=/.test(t));
     const p = await startNode([...nodeArgs, SWITCHYARD, "start", "-c", file], /"listeners":\["([^"]+)"\]/, env);
-    variants.push({ flags, ...p, start: NaN, idle: NaN, after: [], cpuUs: [], later: NaN });
+    variants.push({ flags, ...p, start: NaN, idle: NaN, after: [], cpuUs: [], later: NaN, idleCpuMsPerS: NaN });
   }
   await sleep(2000);
   for (const v of variants) v.start = rssMiB(v.pid);
@@ -43,13 +44,18 @@ async function main(): Promise<void> {
     }
   }
   process.stderr.write(`idle ${opts.idle} s...\n`);
+  const idleCpu0 = variants.map((v) => cpuSeconds(v.pid));
   await sleep(Number(opts.idle) * 1000);
-  for (const v of variants) v.later = rssMiB(v.pid);
+  variants.forEach((v, i) => {
+    v.later = rssMiB(v.pid);
+    // What a proxy with no traffic spends (timers, samplers, GC), all threads.
+    v.idleCpuMsPerS = ((cpuSeconds(v.pid) - idleCpu0[i]!) * 1000) / Number(opts.idle);
+  });
   const f = (x: number) => x.toFixed(0);
   process.stdout.write(`\nbench:memory - node ${process.version}, wrk -c64 ${opts.rounds} x ${opts.seconds} s per variant, then ${opts.idle} s idle\n`);
-  process.stdout.write(`| node flags | RSS at 2 s MiB | idle RSS (${opts.settle} s) MiB | after load MiB | ${opts.idle} s later MiB | later vs idle | wrk CPU µs/req |\n|---|---|---|---|---|---|---|\n`);
+  process.stdout.write(`| node flags | RSS at 2 s MiB | idle RSS (${opts.settle} s) MiB | after load MiB | ${opts.idle} s later MiB | later vs idle | wrk CPU µs/req | idle CPU ms/s |\n|---|---|---|---|---|---|---|---|\n`);
   for (const v of variants) {
-    process.stdout.write(`| ${v.flags} | ${f(v.start)} | ${f(v.idle)} | ${v.after.map(f).join(", ")} | ${f(v.later)} | ${((v.later / v.idle - 1) * 100).toFixed(0)} % | ${v.cpuUs.map(f).join(", ")} |\n`);
+    process.stdout.write(`| ${v.flags} | ${f(v.start)} | ${f(v.idle)} | ${v.after.map(f).join(", ")} | ${f(v.later)} | ${((v.later / v.idle - 1) * 100).toFixed(0)} % | ${v.cpuUs.map(f).join(", ")} | ${v.idleCpuMsPerS.toFixed(1)} |\n`);
   }
 }
 
