@@ -44,21 +44,36 @@ function start(cmd: string, args: string[], pattern: RegExp): Promise<{ url: str
 }
 
 
-/** TUNNELS ping-pong loops through a target, counting the echoes, until stopped. */
-async function load(url: string): Promise<{ count: () => number; stop: () => Promise<void> }> {
-  const wsUrl = url.replace(/^http/, "ws");
+/** TUNNELS WebSockets through a target, opened in batches of 100 (so the accept queue is not what is measured). */
+async function openTunnels(url: string, setup: (ws: WebSocket, id: number) => void = () => {}): Promise<WebSocket[]> {
+  const wsUrl = `${url.replace(/^http/, "ws")}/ws`;
   const sockets: WebSocket[] = [];
-  // Open in batches so the accept queues are not the thing being measured.
   for (let i = 0; i < TUNNELS; i += 100) {
     await Promise.all(
-      Array.from({ length: Math.min(100, TUNNELS - i) }, () => new Promise<void>((resolve, reject) => {
-        const ws = new WebSocket(`${wsUrl}/ws`, { perMessageDeflate: false });
+      Array.from({ length: Math.min(100, TUNNELS - i) }, (_, j) => new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
         ws.once("open", () => resolve());
         ws.once("error", reject);
+        setup(ws, i + j);
         sockets.push(ws);
       })),
     );
   }
+  return sockets;
+}
+
+/** Every socket closed at once (terminate: no closing handshake to wait for). */
+function closeAll(sockets: readonly WebSocket[]): Promise<void[]> {
+  return Promise.all(sockets.map((ws) => new Promise<void>((res) => {
+    if (ws.readyState === WebSocket.CLOSED) return res();
+    ws.once("close", () => res());
+    ws.terminate();
+  })));
+}
+
+/** TUNNELS ping-pong loops through a target, counting the echoes, until stopped. */
+async function load(url: string): Promise<{ count: () => number; stop: () => Promise<void> }> {
+  const sockets = await openTunnels(url);
   const payload = Buffer.alloc(64, 0x61);
   let count = 0;
   let running = true;
@@ -73,10 +88,7 @@ async function load(url: string): Promise<{ count: () => number; stop: () => Pro
     count: () => count,
     stop: async () => {
       running = false;
-      await Promise.all(sockets.map((ws) => new Promise<void>((r) => {
-        ws.once("close", () => r());
-        ws.terminate();
-      })));
+      await closeAll(sockets);
     },
   };
 }
@@ -110,52 +122,35 @@ interface HoldResult { opened: number; echoes: number; mismatches: number; unexp
  * nobody asked for.
  */
 async function hold(url: string, pid: number | null, seconds: number): Promise<HoldResult> {
-  const wsUrl = `${url.replace(/^http/, "ws")}/ws`;
   const r: HoldResult = { opened: 0, echoes: 0, mismatches: 0, unexpectedCloses: 0, peakRss: 0 };
-  const sockets: WebSocket[] = [];
   let holding = true;
-  for (let i = 0; i < TUNNELS; i += 100) {
-    await Promise.all(
-      Array.from({ length: Math.min(100, TUNNELS - i) }, (_, j) => new Promise<void>((resolve, reject) => {
-        const id = i + j;
-        const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
-        let seq = 0;
-        let expected: string | null = null;
-        ws.once("open", () => {
-          r.opened++;
-          resolve();
-        });
-        ws.once("error", reject);
-        ws.on("message", (data) => {
-          if (String(data) === expected) r.echoes++;
-          else r.mismatches++;
-          expected = null;
-        });
-        ws.on("close", () => {
-          if (holding) r.unexpectedCloses++;
-        });
-        const tick = () => {
-          if (!holding || ws.readyState !== WebSocket.OPEN) return;
-          if (expected !== null) r.mismatches++; // the last one never came back
-          expected = `${id}:${++seq}:${"x".repeat(id % 200)}`;
-          ws.send(expected);
-        };
-        setTimeout(() => setInterval(tick, 1000).unref(), Math.random() * 1000).unref();
-        sockets.push(ws);
-      })),
-    );
-  }
+  const sockets = await openTunnels(url, (ws, id) => {
+    let seq = 0;
+    let expected: string | null = null;
+    ws.once("open", () => r.opened++);
+    ws.on("message", (data) => {
+      if (String(data) === expected) r.echoes++;
+      else r.mismatches++;
+      expected = null;
+    });
+    ws.on("close", () => {
+      if (holding) r.unexpectedCloses++;
+    });
+    const tick = () => {
+      if (!holding || ws.readyState !== WebSocket.OPEN) return;
+      if (expected !== null) r.mismatches++; // the last one never came back
+      expected = `${id}:${++seq}:${"x".repeat(id % 200)}`;
+      ws.send(expected);
+    };
+    setTimeout(() => setInterval(tick, 1000).unref(), Math.random() * 1000).unref();
+  });
   const until = performance.now() + seconds * 1000;
   while (performance.now() < until) {
     await new Promise((res) => setTimeout(res, 1000));
     if (pid !== null) r.peakRss = Math.max(r.peakRss, rssMiB(pid));
   }
   holding = false;
-  await Promise.all(sockets.map((ws) => new Promise<void>((res) => {
-    if (ws.readyState === WebSocket.CLOSED) return res();
-    ws.once("close", () => res());
-    ws.terminate();
-  })));
+  await closeAll(sockets);
   return r;
 }
 
