@@ -13,6 +13,7 @@ import { classifyUpstreamError } from "../forward/classify.ts";
 import { connectionKey, connectOptions, streamsWhenH2 } from "../forward/pools.ts";
 import type { ResponseTap } from "../forward/exchange.ts";
 import type { Logger } from "../observe/logger.ts";
+import { round3 } from "../observe/access-log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import type { Decision } from "../routing/decide.ts";
 import type { BackendName } from "../routing/table.ts";
@@ -433,7 +434,6 @@ export class ShadowTicket implements ResponseTap {
   }
 }
 
-const round3 = (n: number) => Math.round(n * 1000) / 1000;
 /** Chunks as one buffer; a body that came in one chunk (most) is that chunk, not a copy of it. */
 const joined = (chunks: Buffer[]): Buffer => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
 const side = (c: Captured) => ({ backend: c.backend, status: c.status, ms: round3(c.ms), bytes: c.bytes, ...(c.error !== null && { error: c.error }) });
