@@ -30,6 +30,22 @@ describe("log lines on stdout", () => {
     }
   });
 
+  it("lines of multi-byte characters and lines longer than a batch arrive whole and in order", () => {
+    // Lines are encoded into a batch buffer as they come: a character of 2, 3 or 4 bytes must not be
+    // cut at a batch's end, and a line too long for any batch goes out on its own, after the ones before it.
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script(`
+      const long = (i) => "é€😀".repeat(i % 50 === 7 ? 12_000 : 1);
+      for (let i = 0; i < 600; i++) logAccess(log, true, { req_id: "r" + i, method: "GET", path: "/p/" + i + "/" + long(i), status: 200, backend: "legacy", client_ip: "127.0.0.1", upstream_ms: 1, total_ms: 2, bytes_in: 0, bytes_out: 3 });
+      process.exit(0);`)], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    expect(r.status, r.stderr).toBe(0);
+    const got = lines(r.stdout) as { req_id: string; path?: string }[];
+    expect(got).toHaveLength(600);
+    for (let i = 0; i < 600; i++) {
+      expect(got[i]!.req_id).toBe(`r${i}`);
+      expect(got[i]!.path).toBe(`/p/${i}/${"é€😀".repeat(i % 50 === 7 ? 12_000 : 1)}`);
+    }
+  });
+
   it("a lone line on a quiet process is written without waiting for a batch to fill, and so is the next one after a quiet spell", async () => {
     // The batch's timer is armed by a line and gone once it fired: the second line must arm it again.
     const child = spawn(process.execPath, ["--input-type=module", "-e", script(`log.info("alone"); setTimeout(() => log.info("later"), 400); setInterval(() => {}, 60_000);`)], { stdio: ["ignore", "pipe", "inherit"] });
