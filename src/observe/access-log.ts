@@ -2,12 +2,13 @@
 //
 // The lines have the shape pino gives every other log line ({"level","time","service",...,"msg"}),
 // but are built here by a fixed-shape writer: pino's generic serialisation and an ISO timestamp per
-// line cost about a third of a request's CPU in the bench. Strings are escaped only when they need
-// it, and the timestamp's date and time are formatted once a second (the milliseconds appended). Each line goes straight to the logger's
-// destination (which batches write(2) itself), so it is in order with pino's own lines.
+// line cost about a third of a request's CPU in the bench. Each line is encoded straight into the
+// log batch's buffer (logger.ts), so it is in order with pino's own lines and never exists as a
+// string; strings are escaped only when they need it, and the timestamp's date and time are
+// formatted once a second (the milliseconds appended).
 import pino from "pino";
 import { ERRORS, type ErrorCode } from "../errors/codes.ts";
-import type { Logger } from "./logger.ts";
+import { LineBatch, type Logger } from "./logger.ts";
 
 export interface AccessRecord {
   req_id: string;
@@ -39,32 +40,99 @@ const LEVEL_VALUE = { info: 30, warn: 40, error: 50 } as const;
 /** Characters that JSON must escape (and the separators JavaScript treats as line ends). */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/;
 
-const q = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
-const qn = (s: string | null): string => (s === null ? "null" : q(s));
+/** Buffer's own encoders, which `write()` reaches after checking its arguments (not in @types/node). */
+type Encoding = Buffer & { utf8Write(s: string, offset: number): number; latin1Write(s: string, offset: number): number };
+
+const latin1 = (s: string): Buffer => Buffer.from(s, "latin1");
+const NULL = latin1("null");
 
 /**
- * A duration in ms, rounded to the microsecond, as String(round3(ms)) writes it ("12", "0.05",
- * "3.142"), from integers: turning a double into its shortest decimal form stood out in
- * whole-process profiles of the access log.
+ * Writes one line's pieces straight into a buffer (the log batch's own, usually): constant pieces
+ * copied from buffers made once, strings encoded in place, numbers written digit by digit. No string
+ * is built for the line, so there is nothing to concatenate, flatten, encode a second time or collect.
  */
-export function ms3(ms: number | null): string {
-  if (ms === null) return "null";
-  const us = Math.round(ms * 1000);
-  if (!(us >= 0 && us < 1e15)) return String(round3(ms));
-  const frac = us % 1000;
-  const whole = (us - frac) / 1000;
-  if (frac === 0) return `${whole}`;
-  if (frac % 100 === 0) return `${whole}.${frac / 100}`;
-  if (frac % 10 === 0) return `${whole}.${frac < 100 ? "0" : ""}${frac / 10}`;
-  return `${whole}.${frac < 10 ? "00" : frac < 100 ? "0" : ""}${frac}`;
+class LineEncoder {
+  buf: Encoding = Buffer.alloc(0) as Encoding;
+  pos = 0;
+
+  bytes(b: Buffer): void {
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  ascii(s: string): void {
+    this.pos += this.buf.latin1Write(s, this.pos);
+  }
+
+  /** s as a JSON string (quoted, escaped only when it needs it). */
+  str(s: string): void {
+    if (NEEDS_ESCAPE.test(s)) {
+      this.pos += this.buf.utf8Write(JSON.stringify(s), this.pos);
+      return;
+    }
+    this.buf[this.pos++] = 0x22;
+    this.pos += this.buf.utf8Write(s, this.pos);
+    this.buf[this.pos++] = 0x22;
+  }
+
+  strOrNull(s: string | null): void {
+    if (s === null) this.bytes(NULL);
+    else this.str(s);
+  }
+
+  /** A whole number as String(n) writes it. */
+  int(n: number): void {
+    if (!(Number.isSafeInteger(n) && n >= 0)) {
+      this.ascii(String(n));
+      return;
+    }
+    let digits = 1;
+    for (let p = 10; p <= n; p *= 10) digits++;
+    let at = this.pos + digits;
+    this.pos = at;
+    do {
+      const d = n % 10;
+      this.buf[--at] = 0x30 + d;
+      n = (n - d) / 10;
+    } while (n > 0);
+  }
+
+  /**
+   * A duration in ms rounded to the microsecond, as String(round3(ms)) writes it ("12", "0.05",
+   * "3.142"), from integers: turning a double into its shortest decimal form stood out in
+   * whole-process profiles of the access log.
+   */
+  ms(ms: number | null): void {
+    if (ms === null) return this.bytes(NULL);
+    const us = Math.round(ms * 1000);
+    if (!(us >= 0 && us < 1e15)) return this.ascii(String(round3(ms)));
+    let frac = us % 1000;
+    this.int((us - frac) / 1000);
+    if (frac === 0) return;
+    this.buf[this.pos++] = 0x2e;
+    for (let unit = 100; frac > 0; unit /= 10) {
+      const d = (frac - (frac % unit)) / unit;
+      this.buf[this.pos++] = 0x30 + d;
+      frac -= d * unit;
+    }
+  }
 }
+
+/** The most one line can take: 6 bytes a UTF-16 unit of its strings (a `\u001f` escape) and the rest. */
+const FIXED_BYTES = 1024;
 
 /** Builds access lines for one logger's destination. */
 class AccessLogWriter {
   readonly #logger: Logger;
+  /** The log's batch (lines encoded straight into it), or another destination (tests): given strings. */
+  readonly #batch: LineBatch | null;
   readonly #dest: { write(chunk: string): unknown };
-  /** The logger's own fields as pino writes them (`,"service":"switchyard"`, and a worker's id). */
-  readonly #bindings: string;
+  readonly #enc = new LineEncoder();
+  /** Encodes lines for a destination that is not a batch. */
+  #scratch = Buffer.alloc(0) as Encoding;
+  readonly #time: Record<keyof typeof LEVEL_VALUE, Buffer>;
+  /** `","service":"switchyard","req_id":` (the logger's own fields as pino writes them, a worker's id too). */
+  readonly #afterTime: Buffer;
   #ms = -1;
   #iso = "";
   /** "2026-12-03T01:36:25." for the current second: toISOString once a second, not once a line. */
@@ -74,8 +142,12 @@ class AccessLogWriter {
   constructor(logger: Logger) {
     this.#logger = logger;
     const internals = logger as unknown as Record<symbol, unknown>;
-    this.#dest = internals[pino.symbols.streamSym] as { write(chunk: string): unknown };
-    this.#bindings = (internals[pino.symbols.chindingsSym] as string | undefined) ?? "";
+    const dest = internals[pino.symbols.streamSym] as { write(chunk: string): unknown };
+    this.#batch = dest instanceof LineBatch ? dest : null;
+    this.#dest = dest;
+    const bindings = (internals[pino.symbols.chindingsSym] as string | undefined) ?? "";
+    this.#time = { info: latin1('{"level":"info","time":"'), warn: latin1('{"level":"warn","time":"'), error: latin1('{"level":"error","time":"') };
+    this.#afterTime = Buffer.from(`"${bindings},"req_id":`);
   }
 
   write(level: keyof typeof LEVEL_VALUE, r: AccessRecord): void {
@@ -90,18 +162,103 @@ class AccessLogWriter {
       }
       this.#iso = `${this.#secondPrefix}${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}Z`;
     }
-    let line = `{"level":"${level}","time":"${this.#iso}"${this.#bindings},"req_id":${q(r.req_id)},"method":${q(r.method)},"path":${q(r.path)}`;
-    if (r.upstream_path !== undefined) line += `,"upstream_path":${q(r.upstream_path)}`;
-    line += `,"status":${r.status},"backend":${qn(r.backend)}`;
-    if (r.feature !== undefined) line += `,"feature":${qn(r.feature)}`;
-    if (r.reason !== undefined) line += `,"reason":${qn(r.reason)}`;
-    line += `,"client_ip":${q(r.client_ip)},"upstream_ms":${ms3(r.upstream_ms)},"total_ms":${ms3(r.total_ms)},"bytes_in":${r.bytes_in},"bytes_out":${r.bytes_out}`;
-    if (r.failover !== undefined) line += `,"failover":${q(r.failover)}`;
-    if (r.protocol !== undefined) line += `,"protocol":${q(r.protocol)}`;
-    if (r.error !== undefined) line += `,"error":"${r.error}","error_detail":${q(r.error_detail ?? ERRORS[r.error].message)}`;
-    this.#dest.write(`${line},"msg":"request"}\n`);
+    const units =
+      r.req_id.length + r.method.length + r.path.length + (r.upstream_path?.length ?? 0) + (r.backend?.length ?? 0) + (r.feature?.length ?? 0) + (r.reason?.length ?? 0) +
+      r.client_ip.length + (r.failover?.length ?? 0) + (r.protocol?.length ?? 0) + (r.error === undefined ? 0 : r.error.length + (r.error_detail ?? ERRORS[r.error].message).length);
+    const most = 6 * units + FIXED_BYTES + this.#afterTime.length;
+    const enc = this.#enc;
+    const batch = this.#batch;
+    const into = batch?.reserve(most) ?? null;
+    if (into !== null) {
+      enc.buf = into as Encoding;
+      enc.pos = batch!.used;
+    } else {
+      // Kept for the next line up to 64 KiB; a line that may be longer (a huge path) gets its own.
+      if (this.#scratch.length < most) {
+        const fresh = Buffer.allocUnsafeSlow(Math.max(most, 4096)) as Encoding;
+        if (most <= 64 * 1024) this.#scratch = fresh;
+        enc.buf = fresh;
+      } else enc.buf = this.#scratch;
+      enc.pos = 0;
+    }
+    enc.bytes(this.#time[level]);
+    enc.ascii(this.#iso);
+    enc.bytes(this.#afterTime);
+    enc.str(r.req_id);
+    enc.bytes(K.method);
+    enc.str(r.method);
+    enc.bytes(K.path);
+    enc.str(r.path);
+    if (r.upstream_path !== undefined) {
+      enc.bytes(K.upstream_path);
+      enc.str(r.upstream_path);
+    }
+    enc.bytes(K.status);
+    enc.int(r.status);
+    enc.bytes(K.backend);
+    enc.strOrNull(r.backend);
+    if (r.feature !== undefined) {
+      enc.bytes(K.feature);
+      enc.strOrNull(r.feature);
+    }
+    if (r.reason !== undefined) {
+      enc.bytes(K.reason);
+      enc.strOrNull(r.reason);
+    }
+    enc.bytes(K.client_ip);
+    enc.str(r.client_ip);
+    enc.bytes(K.upstream_ms);
+    enc.ms(r.upstream_ms);
+    enc.bytes(K.total_ms);
+    enc.ms(r.total_ms);
+    enc.bytes(K.bytes_in);
+    enc.int(r.bytes_in);
+    enc.bytes(K.bytes_out);
+    enc.int(r.bytes_out);
+    if (r.failover !== undefined) {
+      enc.bytes(K.failover);
+      enc.str(r.failover);
+    }
+    if (r.protocol !== undefined) {
+      enc.bytes(K.protocol);
+      enc.str(r.protocol);
+    }
+    if (r.error !== undefined) {
+      enc.bytes(K.error);
+      enc.str(r.error);
+      enc.bytes(K.error_detail);
+      enc.str(r.error_detail ?? ERRORS[r.error].message);
+    }
+    enc.bytes(K.end);
+    const end = enc.pos;
+    const written = enc.buf;
+    enc.buf = this.#scratch; // neither the batch's buffer nor a one-off is held past its line
+    if (into !== null) batch!.commit(end);
+    else if (batch !== null) batch.writeAlone(written === this.#scratch ? Buffer.from(written.subarray(0, end)) : written.subarray(0, end));
+    else this.#dest.write(written.toString("utf8", 0, end));
   }
 }
+
+/** Each field's key, with the comma before it. */
+const K = {
+  method: latin1(',"method":'),
+  path: latin1(',"path":'),
+  upstream_path: latin1(',"upstream_path":'),
+  status: latin1(',"status":'),
+  backend: latin1(',"backend":'),
+  feature: latin1(',"feature":'),
+  reason: latin1(',"reason":'),
+  client_ip: latin1(',"client_ip":'),
+  upstream_ms: latin1(',"upstream_ms":'),
+  total_ms: latin1(',"total_ms":'),
+  bytes_in: latin1(',"bytes_in":'),
+  bytes_out: latin1(',"bytes_out":'),
+  failover: latin1(',"failover":'),
+  protocol: latin1(',"protocol":'),
+  error: latin1(',"error":'),
+  error_detail: latin1(',"error_detail":'),
+  end: latin1(',"msg":"request"}\n'),
+};
 
 const writers = new WeakMap<Logger, AccessLogWriter>();
 

@@ -70,21 +70,42 @@ export class LineBatch {
   }
 
   write(line: string): boolean {
-    // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair: 4 for 2).
-    if (this.#used + line.length * 3 > BATCH_CAPACITY) {
+    const buf = this.reserve(line.length * 3); // a UTF-16 unit is at most 3 bytes of UTF-8 (a pair: 4 for 2)
+    if (buf === null) this.writeAlone(Buffer.from(line));
+    else this.commit(this.#used + (buf as Utf8Writable).utf8Write(line, this.#used));
+    return true;
+  }
+
+  /**
+   * The buffer the next line goes into, at `used`, with room for maxBytes (the batch is handed over
+   * first when it has less); null for a line no batch can hold (after handing over: use writeAlone).
+   */
+  reserve(maxBytes: number): Buffer | null {
+    if (this.#used + maxBytes > BATCH_CAPACITY) {
       this.#handOver();
-      if (line.length * 3 > BATCH_CAPACITY) {
-        (this.#sonic as unknown as { write(b: Buffer): boolean }).write(Buffer.from(line));
-        return true;
-      }
+      if (maxBytes > BATCH_CAPACITY) return null;
     }
-    this.#used += (this.#buf as Utf8Writable).utf8Write(line, this.#used);
-    if (this.#used >= BATCH_BYTES) this.#handOver();
+    return this.#buf;
+  }
+
+  /** Where the next line starts in the buffer reserve() returned. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /** The line written into the reserved buffer ends at end. */
+  commit(end: number): void {
+    this.#used = end;
+    if (end >= BATCH_BYTES) this.#handOver();
     else if (this.#timer === null && this.#maxDelayMs > 0) {
       this.#timer = setTimeout(this.#onTimer, this.#maxDelayMs);
       this.#timer.unref();
     }
-    return true;
+  }
+
+  /** A line longer than any batch, after the ones before it (reserve() returned null). */
+  writeAlone(line: Buffer): void {
+    (this.#sonic as unknown as { write(b: Buffer): boolean }).write(line);
   }
 
   #onTimer = (): void => {

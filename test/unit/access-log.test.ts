@@ -4,7 +4,7 @@ import { Writable } from "node:stream";
 import fc from "fast-check";
 import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { logAccess, ms3, round3, type AccessRecord } from "../../src/observe/access-log.ts";
+import { logAccess, round3, type AccessRecord } from "../../src/observe/access-log.ts";
 import { createLogger } from "../../src/observe/logger.ts";
 
 function capture(level = "info"): { logger: pino.Logger; lines: string[] } {
@@ -108,19 +108,36 @@ describe("access log line", () => {
     );
   });
 
+  it("writes lines of any length whole, and the ones after them too", () => {
+    const { logger, lines } = capture();
+    const paths = ["/a", `/${"é€\u0001".repeat(20_000)}`, "/b", `/${"x".repeat(5_000)}`, "/c"];
+    for (const path of paths) logAccess(logger, true, { ...base, path });
+    expect(lines.map((l) => (JSON.parse(l) as { path: string }).path)).toEqual(paths);
+  });
+
   describe("durations", () => {
-    it("are written to the microsecond exactly as String(round3(ms)) would write them (property)", () => {
-      for (const x of [0, 0.0004, 0.0005, 0.001, 0.01, 0.05, 0.1, 0.105, 1, 1.5, 2.25, 3.14159, 12, 999.9995, 1000, 86_400_000.123]) expect(ms3(x)).toBe(String(round3(x)));
+    /** The text a line gives its two durations and byte counts. */
+    const numbers = (upstream: number | null, total: number, bytesIn: number, bytesOut: number): string => {
+      const { logger, lines } = capture();
+      logAccess(logger, true, { ...base, upstream_ms: upstream, total_ms: total, bytes_in: bytesIn, bytes_out: bytesOut });
+      return /"upstream_ms":(.*),"msg"/.exec(lines[0]!)![1]!;
+    };
+    const want = (upstream: number | null, total: number, bytesIn: number, bytesOut: number) =>
+      `${upstream === null ? "null" : String(round3(upstream))},"total_ms":${String(round3(total))},"bytes_in":${bytesIn},"bytes_out":${bytesOut}`;
+
+    it("are written to the microsecond exactly as String(round3(ms)) would write them, byte counts as String(n) (property)", () => {
+      for (const x of [0, 0.0004, 0.0005, 0.001, 0.01, 0.05, 0.1, 0.105, 0.12, 1, 1.5, 2.25, 3.14159, 9.999, 10, 12, 999.9995, 1000, 86_400_000.123])
+        expect(numbers(x, x, 0, 0)).toBe(want(x, x, 0, 0));
       fc.assert(
-        fc.property(fc.double({ min: 0, max: 1e9, noNaN: true }), fc.integer({ min: 0, max: 10 ** 12 }), (x, us) => {
-          expect(ms3(x)).toBe(String(round3(x)));
-          expect(ms3(us / 1000)).toBe(String(us / 1000));
+        fc.property(fc.double({ min: 0, max: 1e9, noNaN: true }), fc.integer({ min: 0, max: 10 ** 12 }), fc.maxSafeNat(), fc.nat(), (x, us, a, b) => {
+          expect(numbers(x, us / 1000, a, b)).toBe(want(x, us / 1000, a, b));
         }),
         { numRuns: 5000 },
       );
       // Outside the integer path (negative, huge, not finite): String() itself.
-      for (const x of [-1.5, 1e16, Infinity, NaN]) expect(ms3(x)).toBe(String(round3(x)));
-      expect(ms3(null)).toBe("null");
+      for (const x of [-1.5, 1e16, Infinity, NaN]) expect(numbers(x, x, 0, 0)).toBe(want(x, x, 0, 0));
+      expect(numbers(null, 1, 0, 0)).toBe(want(null, 1, 0, 0));
+      for (const n of [1, 9, 10, 99, 100, 101, 999_999, 1_000_000, Number.MAX_SAFE_INTEGER, -1, 2 ** 60]) expect(numbers(1, 1, n, n)).toBe(want(1, 1, n, n));
     });
 
     it("in a line are rounded to the microsecond, as pino's line of the rounded record", () => {
