@@ -160,15 +160,18 @@ export interface ProxyProcess {
   memory(): { rss: number; peak: number };
   /** SIGTERM and wait; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** What it wrote on stdout since it started listening (its log lines; the last MiB of them). */
+  output(): string;
 }
 
-export async function spawnProxy(yamlExtra: string, legacyUrl: string): Promise<ProxyProcess> {
+/** backendYaml: lines added to both backends' settings (indented 4 spaces), e.g. a pool size. */
+export async function spawnProxy(yamlExtra: string, legacyUrl: string, backendYaml = ""): Promise<ProxyProcess> {
   const { mkdtempSync, writeFileSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
   const dir = mkdtempSync(join(tmpdir(), "switchyard-proc-"));
   const file = join(dir, "switchyard.yaml");
-  writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${legacyUrl}\n  new:\n    url: ${legacyUrl}\nadmin:\n  port: 0\n${yamlExtra}`);
+  writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${legacyUrl}\n${backendYaml}  new:\n    url: ${legacyUrl}\n${backendYaml}admin:\n  port: 0\n${yamlExtra}`);
   return spawnProxyFile(file, {});
 }
 
@@ -187,11 +190,16 @@ export async function spawnProxyFile(file: string, env: Record<string, string>):
     });
     child.on("exit", (code) => reject(new Error(`proxy exited ${code}: ${out}`)));
   });
-  child.stdout!.resume();
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    output += d.toString();
+    if (output.length > 2 * 1024 * 1024) output = output.slice(-1024 * 1024);
+  });
   const kib = (status: string, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024;
   return {
     url,
     pid: child.pid!,
+    output: () => output,
     memory() {
       const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
       return { rss: kib(status, "VmRSS"), peak: kib(status, "VmHWM") };

@@ -86,7 +86,9 @@ describe("streaming", () => {
       req.on("data", (c: Buffer) => (n += c.length));
       req.on("end", () => res.end(String(n)));
     });
-    proc = await spawnProxy("limits:\n  max_body_size: 0\nlog:\n  access_log: false\n", backend.url);
+    // A connection each, all at once: with the default 128 the other 72 wait, and on a loaded machine
+    // the first 128 can take longer than queue_timeout (5 s) to stream their 10 MiB (503 SY_POOL_QUEUE_TIMEOUT).
+    proc = await spawnProxy("limits:\n  max_body_size: 0\nlog:\n  access_log: false\n", backend.url, "    pool:\n      connections: 256\n");
     const url = proc.url;
     const before = proc.memory().rss;
     const upload = (chunked: boolean) =>
@@ -101,7 +103,8 @@ describe("streaming", () => {
         generated(10 * MiB).pipe(req);
       });
     const sizes = await Promise.all(Array.from({ length: 200 }, (_, i) => upload(i % 2 === 0)));
-    expect(sizes.every((n) => n === 10 * MiB)).toBe(true);
+    // Every upload arrived whole; any that did not, with the proxy's line for it (errors are logged with the access log off).
+    expect(sizes.filter((n) => n !== 10 * MiB), proc.output()).toEqual([]);
     const growth = proc.memory().peak - before;
     // 2 GiB went through at once. Each request holds at most a chunk or two per stage; what remains is
     // read buffers awaiting the garbage collector (see bench/README.md, memory under uploads).
