@@ -64,8 +64,10 @@ class LineEncoder {
     this.pos += this.buf.latin1Write(s, this.pos);
   }
 
-  /** s as a JSON string (quoted, escaped only when it needs it). */
-  str(s: string): void {
+  /** key, then s as a JSON string (quoted, escaped only when it needs it); nothing for undefined. */
+  str(key: Buffer, s: string | undefined): void {
+    if (s === undefined) return;
+    this.bytes(key);
     if (NEEDS_ESCAPE.test(s)) {
       this.pos += this.buf.utf8Write(JSON.stringify(s), this.pos);
       return;
@@ -75,17 +77,44 @@ class LineEncoder {
     this.buf[this.pos++] = 0x22;
   }
 
-  strOrNull(s: string | null): void {
-    if (s === null) this.bytes(NULL);
-    else this.str(s);
+  /** key, then s or null; nothing for undefined. */
+  strOrNull(key: Buffer, s: string | null | undefined): void {
+    if (s !== null) this.str(key, s);
+    else {
+      this.bytes(key);
+      this.bytes(NULL);
+    }
   }
 
-  /** A whole number as String(n) writes it. */
-  int(n: number): void {
-    if (!(Number.isSafeInteger(n) && n >= 0)) {
-      this.ascii(String(n));
-      return;
+  /** key, then a whole number as String(n) writes it. */
+  int(key: Buffer, n: number): void {
+    this.bytes(key);
+    this.#digits(n);
+  }
+
+  /**
+   * key, then a duration in ms rounded to the microsecond, as String(round3(ms)) writes it ("12",
+   * "0.05", "3.142"), from integers: turning a double into its shortest decimal form stood out in
+   * whole-process profiles of the access log.
+   */
+  ms(key: Buffer, ms: number | null): void {
+    this.bytes(key);
+    if (ms === null) return this.bytes(NULL);
+    const us = Math.round(ms * 1000);
+    if (!(us >= 0 && us < 1e15)) return this.ascii(String(round3(ms)));
+    let frac = us % 1000;
+    this.#digits((us - frac) / 1000);
+    if (frac === 0) return;
+    this.buf[this.pos++] = 0x2e;
+    for (let unit = 100; frac > 0; unit /= 10) {
+      const d = (frac - (frac % unit)) / unit;
+      this.buf[this.pos++] = 0x30 + d;
+      frac -= d * unit;
     }
+  }
+
+  #digits(n: number): void {
+    if (!(Number.isSafeInteger(n) && n >= 0)) return this.ascii(String(n));
     let digits = 1;
     for (let p = 10; p <= n; p *= 10) digits++;
     let at = this.pos + digits;
@@ -95,26 +124,6 @@ class LineEncoder {
       this.buf[--at] = 0x30 + d;
       n = (n - d) / 10;
     } while (n > 0);
-  }
-
-  /**
-   * A duration in ms rounded to the microsecond, as String(round3(ms)) writes it ("12", "0.05",
-   * "3.142"), from integers: turning a double into its shortest decimal form stood out in
-   * whole-process profiles of the access log.
-   */
-  ms(ms: number | null): void {
-    if (ms === null) return this.bytes(NULL);
-    const us = Math.round(ms * 1000);
-    if (!(us >= 0 && us < 1e15)) return this.ascii(String(round3(ms)));
-    let frac = us % 1000;
-    this.int((us - frac) / 1000);
-    if (frac === 0) return;
-    this.buf[this.pos++] = 0x2e;
-    for (let unit = 100; frac > 0; unit /= 10) {
-      const d = (frac - (frac % unit)) / unit;
-      this.buf[this.pos++] = 0x30 + d;
-      frac -= d * unit;
-    }
   }
 }
 
@@ -183,51 +192,24 @@ class AccessLogWriter {
     }
     enc.bytes(this.#time[level]);
     enc.ascii(this.#iso);
-    enc.bytes(this.#afterTime);
-    enc.str(r.req_id);
-    enc.bytes(K.method);
-    enc.str(r.method);
-    enc.bytes(K.path);
-    enc.str(r.path);
-    if (r.upstream_path !== undefined) {
-      enc.bytes(K.upstream_path);
-      enc.str(r.upstream_path);
-    }
-    enc.bytes(K.status);
-    enc.int(r.status);
-    enc.bytes(K.backend);
-    enc.strOrNull(r.backend);
-    if (r.feature !== undefined) {
-      enc.bytes(K.feature);
-      enc.strOrNull(r.feature);
-    }
-    if (r.reason !== undefined) {
-      enc.bytes(K.reason);
-      enc.strOrNull(r.reason);
-    }
-    enc.bytes(K.client_ip);
-    enc.str(r.client_ip);
-    enc.bytes(K.upstream_ms);
-    enc.ms(r.upstream_ms);
-    enc.bytes(K.total_ms);
-    enc.ms(r.total_ms);
-    enc.bytes(K.bytes_in);
-    enc.int(r.bytes_in);
-    enc.bytes(K.bytes_out);
-    enc.int(r.bytes_out);
-    if (r.failover !== undefined) {
-      enc.bytes(K.failover);
-      enc.str(r.failover);
-    }
-    if (r.protocol !== undefined) {
-      enc.bytes(K.protocol);
-      enc.str(r.protocol);
-    }
+    enc.str(this.#afterTime, r.req_id);
+    enc.str(K.method, r.method);
+    enc.str(K.path, r.path);
+    enc.str(K.upstream_path, r.upstream_path);
+    enc.int(K.status, r.status);
+    enc.strOrNull(K.backend, r.backend);
+    enc.strOrNull(K.feature, r.feature);
+    enc.strOrNull(K.reason, r.reason);
+    enc.str(K.client_ip, r.client_ip);
+    enc.ms(K.upstream_ms, r.upstream_ms);
+    enc.ms(K.total_ms, r.total_ms);
+    enc.int(K.bytes_in, r.bytes_in);
+    enc.int(K.bytes_out, r.bytes_out);
+    enc.str(K.failover, r.failover);
+    enc.str(K.protocol, r.protocol);
     if (r.error !== undefined) {
-      enc.bytes(K.error);
-      enc.str(r.error);
-      enc.bytes(K.error_detail);
-      enc.str(r.error_detail ?? ERRORS[r.error].message);
+      enc.str(K.error, r.error);
+      enc.str(K.error_detail, r.error_detail ?? ERRORS[r.error].message);
     }
     enc.bytes(K.end);
     const end = enc.pos;
