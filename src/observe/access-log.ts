@@ -8,7 +8,7 @@
 // formatted once a second (the milliseconds appended).
 import pino from "pino";
 import { ERRORS, type ErrorCode } from "../errors/codes.ts";
-import { LineBatch, type Logger } from "./logger.ts";
+import { LineBatch, type Encoding, type Logger } from "./logger.ts";
 
 export interface AccessRecord {
   req_id: string;
@@ -40,11 +40,9 @@ const LEVEL_VALUE = { info: 30, warn: 40, error: 50 } as const;
 /** Characters that JSON must escape (and the separators JavaScript treats as line ends). */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/;
 
-/** Buffer's own encoders, which `write()` reaches after checking its arguments (not in @types/node). */
-type Encoding = Buffer & { utf8Write(s: string, offset: number): number; latin1Write(s: string, offset: number): number };
-
 const latin1 = (s: string): Buffer => Buffer.from(s, "latin1");
 const NULL = latin1("null");
+const EMPTY = Buffer.alloc(0) as Encoding;
 
 /**
  * Writes one line's pieces straight into a buffer (the log batch's own, usually): constant pieces
@@ -52,7 +50,7 @@ const NULL = latin1("null");
  * is built for the line, so there is nothing to concatenate, flatten, encode a second time or collect.
  */
 class LineEncoder {
-  buf: Encoding = Buffer.alloc(0) as Encoding;
+  buf = EMPTY;
   pos = 0;
 
   bytes(b: Buffer): void {
@@ -127,7 +125,7 @@ class LineEncoder {
   }
 }
 
-/** The most one line can take: 6 bytes a UTF-16 unit of its strings (a `\u001f` escape) and the rest. */
+/** Room for a line's keys, time and numbers, besides its strings (at most 6 bytes a UTF-16 unit: a `\u001f` escape). */
 const FIXED_BYTES = 1024;
 
 /** Builds access lines for one logger's destination. */
@@ -137,8 +135,6 @@ class AccessLogWriter {
   readonly #batch: LineBatch | null;
   readonly #dest: { write(chunk: string): unknown };
   readonly #enc = new LineEncoder();
-  /** Encodes lines for a destination that is not a batch. */
-  #scratch = Buffer.alloc(0) as Encoding;
   readonly #time: Record<keyof typeof LEVEL_VALUE, Buffer>;
   /** `","service":"switchyard","req_id":` (the logger's own fields as pino writes them, a worker's id too). */
   readonly #afterTime: Buffer;
@@ -178,18 +174,9 @@ class AccessLogWriter {
     const enc = this.#enc;
     const batch = this.#batch;
     const into = batch?.reserve(most) ?? null;
-    if (into !== null) {
-      enc.buf = into as Encoding;
-      enc.pos = batch!.used;
-    } else {
-      // Kept for the next line up to 64 KiB; a line that may be longer (a huge path) gets its own.
-      if (this.#scratch.length < most) {
-        const fresh = Buffer.allocUnsafeSlow(Math.max(most, 4096)) as Encoding;
-        if (most <= 64 * 1024) this.#scratch = fresh;
-        enc.buf = fresh;
-      } else enc.buf = this.#scratch;
-      enc.pos = 0;
-    }
+    // Into the batch; a line longer than any batch, or for another destination, into a buffer of its own.
+    enc.buf = (into ?? Buffer.allocUnsafe(most)) as Encoding;
+    enc.pos = into !== null ? batch!.used : 0;
     enc.bytes(this.#time[level]);
     enc.ascii(this.#iso);
     enc.str(this.#afterTime, r.req_id);
@@ -214,9 +201,9 @@ class AccessLogWriter {
     enc.bytes(K.end);
     const end = enc.pos;
     const written = enc.buf;
-    enc.buf = this.#scratch; // neither the batch's buffer nor a one-off is held past its line
+    enc.buf = EMPTY; // the batch's buffer is not held past its line
     if (into !== null) batch!.commit(end);
-    else if (batch !== null) batch.writeAlone(written === this.#scratch ? Buffer.from(written.subarray(0, end)) : written.subarray(0, end));
+    else if (batch !== null) batch.writeAlone(written.subarray(0, end));
     else this.#dest.write(written.toString("utf8", 0, end));
   }
 }

@@ -13,7 +13,7 @@ export interface LoggerOptions {
 
 /** Lines are batched up to this many bytes per write(2)... */
 const BATCH_BYTES = 64 * 1024;
-/** ...in a buffer with room for one more line of up to 8 KiB characters past that. */
+/** ...in a buffer with room past that for one more line of up to 24 KiB (longer ones go out alone). */
 const BATCH_CAPACITY = BATCH_BYTES + 24 * 1024;
 /** ...and never held longer than this, so a quiet proxy's log is still current. */
 const BATCH_MAX_DELAY_MS = 100;
@@ -42,8 +42,8 @@ function batchedStdout(): DestinationStream {
 }
 
 type Sonic = ReturnType<typeof pino.destination>;
-/** Buffer's own encoder, which `write()` reaches after checking its arguments (not in @types/node). */
-type Utf8Writable = Buffer & { utf8Write(s: string, offset: number): number };
+/** Buffer's own encoders, which `write()` reaches after checking its arguments (not in @types/node). */
+export type Encoding = Buffer & { utf8Write(s: string, offset: number): number; latin1Write(s: string, offset: number): number };
 
 /**
  * Lines gathered here and handed to sonic-boom a batch at a time. sonic-boom measures the UTF-8
@@ -72,7 +72,7 @@ export class LineBatch {
   write(line: string): boolean {
     const buf = this.reserve(line.length * 3); // a UTF-16 unit is at most 3 bytes of UTF-8 (a pair: 4 for 2)
     if (buf === null) this.writeAlone(Buffer.from(line));
-    else this.commit(this.#used + (buf as Utf8Writable).utf8Write(line, this.#used));
+    else this.commit(this.#used + (buf as Encoding).utf8Write(line, this.#used));
     return true;
   }
 
