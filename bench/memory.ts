@@ -1,17 +1,19 @@
-// npm run bench:memory [-- --flags "none,--max-semi-space-size=8,--max-semi-space-size=8 MALLOC_ARENA_MAX=2" --seconds 6 --idle 60 --settle 15]
+// npm run bench:memory [-- --flags "--max-semi-space-size=8;--max-semi-space-size=8 SWITCHYARD_ALLOCATOR=system" --seconds 6 --idle 60 --settle 15]
 // Does the proxy give memory back after load? Switchyard (everything on) under each set of node
 // flags, side by side in front of one backend: RSS 2 s after start, idle once settled (--settle
 // seconds: past memory.idle_trim_after, 10 s by default), right after each round of wrk load (CPU
 // per request measured too), and after --idle seconds without traffic, with the CPU (all threads) it
-// spent in them, ms per second. Needs wrk (apt-get install wrk).
+// spent in them, ms per second. A variant is node flags and NAME=value environment settings; the
+// default compares the allocators (jemalloc, which `switchyard start` re-executes on when installed,
+// against glibc's). Needs wrk (apt-get install wrk).
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { cpuSeconds, has, rssMiB, runBench, sleep, startNode, SWITCHYARD } from "./children.ts";
 
-const { values: opts } = parseArgs({ options: { flags: { type: "string", default: "none,--max-semi-space-size=16,--max-semi-space-size=8,--max-semi-space-size=4" }, seconds: { type: "string", default: "6" }, rounds: { type: "string", default: "2" }, idle: { type: "string", default: "60" }, settle: { type: "string", default: "15" } } });
+const { values: opts } = parseArgs({ options: { flags: { type: "string", default: "--max-semi-space-size=8;--max-semi-space-size=8 SWITCHYARD_ALLOCATOR=system" }, seconds: { type: "string", default: "6" }, rounds: { type: "string", default: "2" }, idle: { type: "string", default: "60" }, settle: { type: "string", default: "15" } } });
 
 
 async function main(): Promise<void> {
@@ -20,17 +22,21 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "switchyard-bench-memory-"));
   const file = join(dir, "sy.yaml");
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n`);
-  const variants: { flags: string; url: string; pid: number; start: number; idle: number; after: number[]; cpuUs: number[]; later: number; idleCpuMsPerS: number }[] = [];
-  for (const flags of opts.flags.split(",")) {
+  const variants: { flags: string; url: string; pid: number; start: number; idle: number; after: number[]; cpuUs: number[]; later: number; idleCpuMsPerS: number; allocator: string }[] = [];
+  // Variants are separated by ";" when there is one (a value such as MALLOC_CONF holds commas), by "," otherwise.
+  for (const flags of opts.flags.split(opts.flags.includes(";") ? ";" : ",")) {
     // A variant is node flags and NAME=value environment settings (MALLOC_ARENA_MAX=2), space separated.
     const tokens = flags === "none" ? [] : flags.split(" ");
     const env = Object.fromEntries(tokens.filter((t) => /^[A-Z_]+=/.test(t)).map((t) => [t.slice(0, t.indexOf("=")), t.slice(t.indexOf("=") + 1)]));
     const nodeArgs = tokens.filter((t) => !/^[A-Z_]+=/.test(t));
     const p = await startNode([...nodeArgs, SWITCHYARD, "start", "-c", file], /"listeners":\["([^"]+)"\]/, env);
-    variants.push({ flags, ...p, start: NaN, idle: NaN, after: [], cpuUs: [], later: NaN, idleCpuMsPerS: NaN });
+    variants.push({ flags, ...p, start: NaN, idle: NaN, after: [], cpuUs: [], later: NaN, idleCpuMsPerS: NaN, allocator: "" });
   }
   await sleep(2000);
-  for (const v of variants) v.start = rssMiB(v.pid);
+  for (const v of variants) {
+    v.start = rssMiB(v.pid);
+    v.allocator = /\/libjemalloc[^/\n]*\.so/.test(readFileSync(`/proc/${v.pid}/maps`, "utf8")) ? "jemalloc" : "system";
+  }
   process.stderr.write(`settling ${opts.settle} s...\n`);
   await sleep(Math.max(0, Number(opts.settle) - 2) * 1000);
   for (const v of variants) v.idle = rssMiB(v.pid);
@@ -53,9 +59,9 @@ async function main(): Promise<void> {
   });
   const f = (x: number) => x.toFixed(0);
   process.stdout.write(`\nbench:memory - node ${process.version}, wrk -c64 ${opts.rounds} x ${opts.seconds} s per variant, then ${opts.idle} s idle\n`);
-  process.stdout.write(`| node flags | RSS at 2 s MiB | idle RSS (${opts.settle} s) MiB | after load MiB | ${opts.idle} s later MiB | later vs idle | wrk CPU µs/req | idle CPU ms/s |\n|---|---|---|---|---|---|---|---|\n`);
+  process.stdout.write(`| node flags | allocator | RSS at 2 s MiB | idle RSS (${opts.settle} s) MiB | after load MiB | ${opts.idle} s later MiB | later vs idle | wrk CPU µs/req | idle CPU ms/s |\n|---|---|---|---|---|---|---|---|---|\n`);
   for (const v of variants) {
-    process.stdout.write(`| ${v.flags} | ${f(v.start)} | ${f(v.idle)} | ${v.after.map(f).join(", ")} | ${f(v.later)} | ${((v.later / v.idle - 1) * 100).toFixed(0)} % | ${v.cpuUs.map(f).join(", ")} | ${v.idleCpuMsPerS.toFixed(1)} |\n`);
+    process.stdout.write(`| ${v.flags} | ${v.allocator} | ${f(v.start)} | ${f(v.idle)} | ${v.after.map(f).join(", ")} | ${f(v.later)} | ${((v.later / v.idle - 1) * 100).toFixed(0)} % | ${v.cpuUs.map(f).join(", ")} | ${v.idleCpuMsPerS.toFixed(1)} |\n`);
   }
 }
 

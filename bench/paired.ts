@@ -49,7 +49,8 @@ function wrk(url: string, seconds: number): Promise<Load> {
 
 async function main(): Promise<void> {
   if (!has("wrk")) throw new Error("wrk is not installed (apt-get install wrk)");
-  const names = opts.variants.split(",");
+  // Variants are separated by ";" when there is one (a value such as MALLOC_CONF holds commas), by "," otherwise.
+  const names = opts.variants.split(opts.variants.includes(";") ? ";" : ",");
   if (names.length < 2) throw new Error("--variants: name at least two (the first is the reference)");
   const rounds = Number(opts.rounds);
   const seconds = Number(opts.seconds);

@@ -3,6 +3,7 @@ import type { ControlPlane } from "../control/control-plane.ts";
 import { fileValue } from "../control/overrides.ts";
 import type { Config } from "../config/schema.ts";
 import type { BackendTarget } from "../config/compile.ts";
+import { runningAllocator } from "../observe/memory.ts";
 import { WINDOWS, type WindowName } from "../observe/window.ts";
 
 const VERSION = "0.1.0";
@@ -48,6 +49,8 @@ export function buildStatus(cp: ControlPlane) {
   return {
     version: VERSION,
     uptime_seconds: Math.round((Date.now() - cp.startedAt) / 1000),
+    // jemalloc gives memory back after a load; the system allocator keeps much of it (README, Memory).
+    allocator: runningAllocator(),
     config: {
       file: cp.file,
       hash: snap.hash,

@@ -2,6 +2,8 @@
 // switchyard: start | check | demo | explain | rollout-diff, and the admin helpers status | set |
 // mode | rollback | unset. Unix habits: --help, --version, errors on stderr, exit codes
 // 0 (ok), 1 (config invalid or runtime failure), 2 (usage error).
+// First: `start` and `demo` re-execute under jemalloc before the rest of the program is evaluated.
+import "./preexec.ts";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import type { DatabaseSync } from "node:sqlite";
 import { availableParallelism, tmpdir } from "node:os";
@@ -10,6 +12,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startAdmin, type AdminServer } from "../admin/server.ts";
 import { AdminCallError, callAdmin, formatStatus, resolveAdmin } from "./admin-client.ts";
+import { AllocatorError, useJemalloc } from "./allocator.ts";
+import { CLI_OPTIONS } from "./options.ts";
 import { ControlPlane, shadowStoreFor } from "../control/control-plane.ts";
 import { ClusterPrimary } from "../cluster/primary.ts";
 import { ShadowSchema } from "../config/shadow-schema.ts";
@@ -18,6 +22,7 @@ import type { Config } from "../config/schema.ts";
 import { formatDuration, formatSize, parseDuration } from "../config/units.ts";
 import type { SampleBackend } from "../demo/backends.ts";
 import { createLogger, flushLogger } from "../observe/logger.ts";
+import { runningAllocator } from "../observe/memory.ts";
 import { decide } from "../routing/decide.ts";
 import { compileRoutingTable } from "../routing/table.ts";
 
@@ -83,6 +88,10 @@ Options:
                       the control plane and N workers share the listeners
   -h, --help          show this help
   -V, --version       print the version
+
+Memory (start, demo): the proxy runs on jemalloc when it is installed (Debian: libjemalloc2), which
+hands memory back after a load; glibc's allocator keeps much of it. SWITCHYARD_ALLOCATOR=auto (the
+default), jemalloc (refuse to start without it), system, or the path of libjemalloc.so.2.
 
 Signals (start, demo): SIGHUP reloads the config file (it is also watched); SIGTERM or SIGINT drain
 in-flight requests (shutdown.drain_timeout), then exit 0; a second signal exits at once.
@@ -188,44 +197,7 @@ async function adminCommand(command: string, args: string[], flags: AdminFlags):
 async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      allowNegative: true,
-      options: {
-        watch: { type: "boolean", default: true },
-        config: { type: "string", short: "c" },
-        user: { type: "string", short: "u" },
-        header: { type: "string", short: "H", multiple: true },
-        ip: { type: "string" },
-        host: { type: "string" },
-        port: { type: "string" },
-        users: { type: "string" },
-        admin: { type: "string" },
-        "state-file": { type: "string" },
-        workers: { type: "string" },
-        percent: { type: "string" },
-        enabled: { type: "boolean" },
-        disabled: { type: "boolean" },
-        target: { type: "string" },
-        undo: { type: "boolean" },
-        json: { type: "boolean" },
-        backend: { type: "string" },
-        path: { type: "string" },
-        n: { type: "string", short: "n" },
-        method: { type: "string" },
-        timeout: { type: "string" },
-        db: { type: "string", multiple: true },
-        since: { type: "string" },
-        until: { type: "string" },
-        feature: { type: "string" },
-        out: { type: "string", short: "o" },
-        legacy: { type: "string" },
-        new: { type: "string" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: true, allowNegative: true, options: CLI_OPTIONS });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -248,10 +220,13 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "check":
       return check(requireConfig(configPath));
-    case "start":
-      return start(requireConfig(configPath), values["state-file"] ?? (process.env.SWITCHYARD_STATE_FILE || undefined), values.watch, parseWorkers(values.workers));
+    case "start": {
+      const path = requireConfig(configPath);
+      const workers = parseWorkers(values.workers);
+      return start(path, values["state-file"] ?? (process.env.SWITCHYARD_STATE_FILE || undefined), values.watch, workers, allocator());
+    }
     case "demo":
-      return demo();
+      return demo(allocator());
     case undefined:
       throw new UsageError(`missing command (${COMMANDS})`);
     default:
@@ -541,6 +516,25 @@ function featureSummary(c: Config): string {
 }
 
 /** --workers: a whole number from 1 to 256, or auto; undefined when not given. */
+/** jemalloc for a serving process (re-executes this one when it must; see allocator.ts): the note for the log. */
+function allocator(): string {
+  try {
+    return useJemalloc();
+  } catch (err) {
+    if (err instanceof AllocatorError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** One start-up line: the allocator in use, and why not jemalloc when it is not. */
+function logAllocator(logger: ReturnType<typeof createLogger>, note: string): void {
+  const running = runningAllocator();
+  if (running === "jemalloc") logger.info({ allocator: running, malloc_conf: process.env.MALLOC_CONF ?? "" }, "memory allocator: jemalloc");
+  else if (running !== "system") logger.info({ allocator: running, why: note }, `memory allocator: ${running}`);
+  else if (/LD_PRELOAD has jemalloc/.test(note)) logger.warn({ allocator: running, ld_preload: process.env.LD_PRELOAD }, "memory allocator: LD_PRELOAD names jemalloc but the loader did not load it (its message is on stderr); running on the system allocator");
+  else logger.info({ allocator: running, why: note }, "memory allocator: system (memory freed after a load may stay with the process; README, Memory)");
+}
+
 function parseWorkers(value: string | undefined): number | "auto" | undefined {
   if (value === undefined) return undefined;
   if (value === "auto") return "auto";
@@ -549,10 +543,11 @@ function parseWorkers(value: string | undefined): number | "auto" | undefined {
   return n;
 }
 
-async function start(path: string, stateFile: string | undefined, watch: boolean, workersFlag: number | "auto" | undefined): Promise<number> {
+async function start(path: string, stateFile: string | undefined, watch: boolean, workersFlag: number | "auto" | undefined, allocatorNote: string): Promise<number> {
   const config = load(path);
   if (!config) return 1;
   const logger = createLogger({ level: config.log.level });
+  logAllocator(logger, allocatorNote);
   const asked = workersFlag ?? config.workers;
   const workers = asked === "auto" ? availableParallelism() : asked;
   const cp = await ControlPlane.open(path, { logger, stateFile, watch, serve: workers === 1 });
@@ -568,7 +563,7 @@ async function start(path: string, stateFile: string | undefined, watch: boolean
   return untilSignal(cp, admin, logger, []);
 }
 
-async function demo(): Promise<number> {
+async function demo(allocatorNote: string): Promise<number> {
   const { startSampleBackend } = await import("../demo/backends.ts");
   const backends = [await startSampleBackend("legacy"), await startSampleBackend("new")];
   process.env.LEGACY_URL = backends[0]!.url;
@@ -576,6 +571,7 @@ async function demo(): Promise<number> {
   const config = load(DEMO_CONFIG);
   if (!config) return 1;
   const logger = createLogger({ level: config.log.level });
+  logAllocator(logger, allocatorNote);
   // The demo keeps its runtime overrides out of the source tree.
   const demoDir = mkdtempSync(join(tmpdir(), "switchyard-demo-"));
   const stateFile = join(demoDir, "demo.state.json");

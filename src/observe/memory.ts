@@ -8,6 +8,7 @@
 // being served. Not after ordinary traffic: V8's own memory reducer already shrinks the heap once a
 // load ends (a trim then gave back 0.2 MiB), and a 30-50 ms pause each time traffic pauses would
 // land on the next request of a quiet service.
+import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Logger } from "./logger.ts";
@@ -116,4 +117,21 @@ export class IdleTrimmer {
     const mib = (b: number) => Math.round((b / 1048576) * 10) / 10;
     this.#logger.debug({ rss_before_mib: mib(r.rssBefore), rss_after_mib: mib(r.rssAfter), gc_ms: Math.round(r.ms * 10) / 10 }, "memory trimmed while idle");
   }
+}
+
+export type AllocatorName = "jemalloc" | "mimalloc" | "tcmalloc" | "system";
+let allocator: AllocatorName | undefined;
+
+/** The allocator this process really runs on: what the loader mapped (src/cli/allocator.ts), not what was asked. */
+export function runningAllocator(): AllocatorName {
+  if (allocator === undefined) {
+    let maps = "";
+    try {
+      maps = readFileSync("/proc/self/maps", "utf8");
+    } catch {
+      // not Linux: the system's
+    }
+    allocator = (/\/lib(jemalloc|mimalloc|tcmalloc)[^/\n]*\.so/.exec(maps)?.[1] as AllocatorName | undefined) ?? "system";
+  }
+  return allocator;
 }

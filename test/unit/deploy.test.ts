@@ -233,4 +233,10 @@ describe("Dockerfile", () => {
     expect(text).toMatch(/HEALTHCHECK .*\\\n\s+CMD \["node", "dist\/cli\/main.js", "healthcheck"\]/);
     expect(text).toContain("ENV SWITCHYARD_CONFIG=/etc/switchyard/switchyard.yaml");
   });
+
+  it("installs jemalloc in the image that runs the proxy (start re-executes on it; memory comes back after load)", () => {
+    const runtime = read(join(ROOT, "Dockerfile")).split(/^FROM /m).at(-1)!;
+    expect(runtime).toMatch(/apt-get install -y --no-install-recommends libjemalloc2/);
+    expect(runtime).not.toMatch(/SWITCHYARD_ALLOCATOR=system/);
+  });
 });

@@ -1,0 +1,37 @@
+// The command line's options, for main.ts and for preexec.ts (which must know the command before the
+// rest of the program is loaded).
+import type { ParseArgsConfig } from "node:util";
+
+export const CLI_OPTIONS = {
+  watch: { type: "boolean", default: true },
+  config: { type: "string", short: "c" },
+  user: { type: "string", short: "u" },
+  header: { type: "string", short: "H", multiple: true },
+  ip: { type: "string" },
+  host: { type: "string" },
+  port: { type: "string" },
+  users: { type: "string" },
+  admin: { type: "string" },
+  "state-file": { type: "string" },
+  workers: { type: "string" },
+  percent: { type: "string" },
+  enabled: { type: "boolean" },
+  disabled: { type: "boolean" },
+  target: { type: "string" },
+  undo: { type: "boolean" },
+  json: { type: "boolean" },
+  backend: { type: "string" },
+  path: { type: "string" },
+  n: { type: "string", short: "n" },
+  method: { type: "string" },
+  timeout: { type: "string" },
+  db: { type: "string", multiple: true },
+  since: { type: "string" },
+  until: { type: "string" },
+  feature: { type: "string" },
+  out: { type: "string", short: "o" },
+  legacy: { type: "string" },
+  new: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const satisfies NonNullable<ParseArgsConfig["options"]>;
