@@ -1,7 +1,9 @@
-// npm run bench:idle [-- --connections 10000] [--node] [--massif]
+// npm run bench:idle [-- --connections 10000] [--park-wait 12] [--node] [--massif]
 // What idle keep-alive client connections cost the proxy: Switchyard (as its command runs) in front
 // of the bench backend; N connections each send one request, read the answer and stay open idle.
-// Prints the proxy's RSS before, with the N idle connections open, and 5 s after they close.
+// Prints the proxy's RSS before, with the N idle connections open (3 s after the last opened), once
+// they have been idle --park-wait seconds (memory.park_idle_connections_after parks them after
+// 5-10 s), after one more request on each (woken), and 5 s after they close.
 // --massif: the target runs under valgrind's massif (2,000 connections unless told), which takes a
 // heap snapshot before and with the connections open: the malloc'd bytes per connection by the
 // function that allocated them (what RSS alone cannot say).
@@ -14,7 +16,7 @@ import { parseArgs } from "node:util";
 import { has, rssMiB, runBench, sleep, startNode, SWITCHYARD } from "./children.ts";
 
 // --node: the same against the plain Node backend itself, for what node:http alone costs per connection.
-const { values: opts } = parseArgs({ options: { connections: { type: "string" }, node: { type: "boolean", default: false }, massif: { type: "boolean", default: false } } });
+const { values: opts } = parseArgs({ options: { connections: { type: "string" }, "park-wait": { type: "string", default: "12" }, node: { type: "boolean", default: false }, massif: { type: "boolean", default: false } } });
 const N = Number(opts.connections ?? (opts.massif ? 2000 : 10_000));
 
 /** Bytes allocated (still live) by each function that called malloc/new directly, from a massif snapshot. */
@@ -36,6 +38,23 @@ function snapshot(pid: number, file: string): Map<string, number> {
 }
 
 
+/** One more request on an open connection; resolves once its answer is in. */
+function again(s: net.Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let got = "";
+    const onData = (d: Buffer) => {
+      got += d.toString("latin1");
+      if (/\r\n\r\n[\s\S]*\}/.test(got)) {
+        s.off("data", onData);
+        resolve();
+      }
+    };
+    s.on("data", onData);
+    s.once("close", () => reject(new Error("connection closed before its answer")));
+    s.write("GET /x HTTP/1.1\r\nHost: bench\r\n\r\n");
+  });
+}
+
 /** One request on a fresh connection; resolves with the socket, left open and idle. */
 function idleConnection(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -45,7 +64,6 @@ function idleConnection(port: number): Promise<net.Socket> {
       got += d.toString("latin1");
       if (/\r\n\r\n[\s\S]*\}/.test(got)) {
         s.removeAllListeners("data");
-        s.on("data", () => {});
         resolve(s);
       }
     });
@@ -85,14 +103,26 @@ async function main(): Promise<void> {
         `| every allocation site | ${total.toFixed(0)} |\n`,
     );
   }
+  const wait = Number(opts["park-wait"]);
+  let parked = NaN;
+  let woken = NaN;
+  if (!opts.massif && wait > 0) {
+    await sleep(Math.max(0, wait - 3) * 1000);
+    parked = rssMiB(target.pid);
+    // Every connection still serves (woken by its request when parked).
+    for (let i = 0; i < sockets.length; i += 200) await Promise.all(sockets.slice(i, i + 200).map(again));
+    await sleep(2000);
+    woken = rssMiB(target.pid);
+  }
   for (const s of sockets) s.destroy();
   await sleep(5000);
   const after = rssMiB(target.pid);
-  const perConn = ((open - before) * 1024) / N;
+  const mib = (x: number) => (Number.isNaN(x) ? "-" : `${x.toFixed(0)} MiB`);
+  const per = (x: number) => (Number.isNaN(x) ? "-" : `+${(x - before).toFixed(0)} MiB, ${(((x - before) * 1024) / N).toFixed(1)} KiB each`);
   process.stdout.write(
     `\nbench:idle - node ${process.version}, ${N} idle keep-alive client connections to ${opts.node ? "a plain node:http server" : "Switchyard"}\n` +
-      `| proxy RSS before | with ${N} idle | added | per connection | 5 s after they close |\n|---|---|---|---|---|\n` +
-      `| ${before.toFixed(0)} MiB | ${open.toFixed(0)} MiB | +${(open - before).toFixed(0)} MiB | ${perConn.toFixed(1)} KiB | ${after.toFixed(0)} MiB |\n`,
+      `| proxy RSS before | with ${N} idle (3 s) | added | idle ${wait} s | added | after one more request each | 5 s after they close |\n|---|---|---|---|---|---|---|\n` +
+      `| ${mib(before)} | ${mib(open)} | ${per(open)} | ${mib(parked)} | ${per(parked)} | ${mib(woken)} | ${mib(after)} |\n`,
   );
 }
 

@@ -7,6 +7,7 @@ import { BackendPools } from "./forward/pools.ts";
 import { HealthRegistry } from "./health/registry.ts";
 import { createLogger, type Logger } from "./observe/logger.ts";
 import { IdleTrimmer } from "./observe/memory.ts";
+import { IdleParker } from "./proxy/park.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { ShadowRunner } from "./shadow/mirror.ts";
 import { ShadowStore, type PairSink } from "./shadow/store/store.ts";
@@ -80,6 +81,7 @@ export class Switchyard {
     this.health.configure(this.#snapshot);
     this.state = { logger, metrics: this.metrics, draining: false, inflight: 0, started: 0, onIdle: null, pools: this.pools, perClient: new Map(), health: this.health };
     this.#trimmer = new IdleTrimmer(() => this.state, logger, config.memory.idle_trim_after);
+    this.metrics.collect("switchyard_client_connections_parked", "gauge", "Idle client keep-alive connections that have given back their HTTP parser (memory.park_idle_connections_after).", () => [{ labels: {}, value: this.listeners.reduce((n, l) => n + (l.parker?.parked ?? 0), 0) }]);
     this.metrics.collect("switchyard_memory_trims_total", "counter", "Compacting garbage collections run while idle after startup or a reload (memory.idle_trim_after), handing memory back to the system.", () => [{ labels: {}, value: this.#trimmer.trims }]);
     this.#tunnelMetrics();
     this.metrics.collect("switchyard_backend_tls_certificate_expiry_timestamp_seconds", "gauge", "When each certificate of a backend's tls settings expires (Unix time), by role: ca (trusted for it) or client (presented to it).", () =>
@@ -172,6 +174,7 @@ export class Switchyard {
       l.server.headersTimeout = next.config.limits.header_timeout;
       l.server.requestTimeout = next.config.limits.request_timeout;
       l.server.keepAliveTimeout = next.config.limits.keep_alive_timeout;
+      l.parker?.setAfter(next.config.memory.park_idle_connections_after);
     }
     if (previous !== next) void this.pools.retainOnly(Object.values(next.backends));
     this.health.configure(next); // health survives for backends whose address did not change
@@ -228,6 +231,8 @@ export class Switchyard {
       },
       material === null ? null : { material, sni: (name, cb) => keeper!.sniCallback(name, cb) },
     );
+    // Before anything wraps node:http's connection listener (the HTTP/2 side does): the parker needs it.
+    const parker = IdleParker.create(server, material !== null, snap.config.memory.park_idle_connections_after, this.logger);
     if (lc.tls && material !== null) {
       keeper = new TlsKeeper(server as https.Server, lc.tls, where, material, this.logger);
       if (!this.#tlsMetricsOn) this.#tlsMetrics();
@@ -253,7 +258,7 @@ export class Switchyard {
     server.on("checkExpectation", (req, res) => server.emit("request", req, res));
     const addr = await listen(server, lc.host, lc.port);
     listenerInfo.port = addr.port;
-    this.listeners.push({ config: lc, server, http2: h2, tls: keeper, info: listenerInfo, url: urlOf(proto, addr) });
+    this.listeners.push({ config: lc, server, http2: h2, tls: keeper, parker, info: listenerInfo, url: urlOf(proto, addr) });
   }
 
   /**
@@ -273,13 +278,18 @@ export class Switchyard {
     for (const l of this.listeners) {
       l.tls?.close();
       l.server.closeIdleConnections();
+      l.parker?.stop();
+      l.parker?.closeAll();
       l.http2?.drain(); // GOAWAY: streams in flight finish, no new ones
     }
     this.logger.info({ inflight: state.inflight, drain_timeout_ms: drainMs }, "shutdown: draining");
 
     const drained = await this.#idle(drainMs);
     const cut = state.inflight;
-    for (const l of this.listeners) l.server.closeAllConnections();
+    for (const l of this.listeners) {
+      l.server.closeAllConnections();
+      l.parker?.closeAll(); // woken after the first pass and parked again: none is left open
+    }
     // Upgraded sockets are no longer the server's: tell WebSocket clients we are going away (an
     // HTTP/2 connection carrying one is closed after its close frame is out, below).
     this.tunnels.closeAll(CLOSE_GOING_AWAY, "shutdown");

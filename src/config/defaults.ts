@@ -42,6 +42,8 @@ export const DEFAULT_REQUEST_ID_PRESERVE = "any";
 
 export const DEFAULT_DRAIN_TIMEOUT = "30s";
 export const DEFAULT_IDLE_TRIM_AFTER = "10s";
+/** An idle keep-alive connection's HTTP parser is handed back after 5-10 s without a request. */
+export const DEFAULT_PARK_IDLE_CONNECTIONS_AFTER = "5s";
 
 export const DEFAULT_WS_HANDSHAKE_TIMEOUT = "10s";
 export const DEFAULT_MAX_TUNNELS = 10_000;

@@ -238,6 +238,7 @@ export const ConfigSchema = z
     memory: z
       .strictObject({
         idle_trim_after: duration("After startup or a reload, once nothing has been in flight (no request, no tunnel) for this long, one full compacting garbage collection hands back the memory loading the config left behind (about 14 MiB; a pause of a few tens of ms, only while idle). 0 turns it off.", D.DEFAULT_IDLE_TRIM_AFTER),
+        park_idle_connections_after: duration("A client keep-alive connection with no request for between this long and twice this long gives back its HTTP parser (about 7 KiB, most of what an idle connection costs); its next request gets a fresh one. Deadlines are unchanged: limits.keep_alive_timeout still closes it. 0 keeps every parser.", D.DEFAULT_PARK_IDLE_CONNECTIONS_AFTER),
       })
       .prefault({})
       .meta({ description: "Memory handed back to the system while idle." }),

@@ -13,6 +13,7 @@ import { normalizeIp } from "./client-ip.ts";
 import { bodyReaderOf, refuseConnection } from "./connection.ts";
 import type { ListenerInfo, RequestHandler } from "./handler.ts";
 import type { Http2Front } from "./http2.ts";
+import type { IdleParker } from "./park.ts";
 import type { TlsKeeper, TlsMaterial } from "./tls.ts";
 
 export interface BoundListener {
@@ -22,6 +23,8 @@ export interface BoundListener {
   readonly http2: Http2Front | null;
   /** The certificates of a TLS listener, kept current. */
   readonly tls: TlsKeeper | null;
+  /** Parks idle keep-alive connections (null: off on this Node). */
+  readonly parker: IdleParker | null;
   readonly info: ListenerInfo;
   /** e.g. http://127.0.0.1:8080 */
   readonly url: string;

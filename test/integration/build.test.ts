@@ -92,6 +92,8 @@ const EXCUSED: Record<string, string> = {
   "npm run bench:decide": "benchmarks are run by hand",
   "npm run bench:ws": "benchmarks are run by hand",
   "npm run bench:instructions": "benchmarks are run by hand (minutes under valgrind)",
+  "npm run bench:memory": "benchmarks are run by hand (minutes of load and idle)",
+  "npm run bench:idle": "benchmarks are run by hand (10,000 connections)",
   "apt-get install nginx-light wrk": "installs system packages",
   "docker compose -f deploy/docker-compose.yml up --build": "no Docker engine here; test/unit/deploy.test.ts checks every file and reference of the compose file, test/integration/deploy-lab.test.ts runs its pieces",
   "docker build -t switchyard .": "no Docker engine here; the build stage's npm ci and the runtime's dist/ are what this file runs",
