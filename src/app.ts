@@ -12,7 +12,7 @@ import { Metrics } from "./observe/metrics.ts";
 import { ShadowRunner } from "./shadow/mirror.ts";
 import { ShadowStore, type PairSink } from "./shadow/store/store.ts";
 import { createRequestHandler, type ListenerInfo } from "./proxy/handler.ts";
-import { createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
+import { closeSilentClients, createServer, handleClientErrors, listen, urlOf, type BoundListener } from "./proxy/server.ts";
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART } from "./tunnel/handshake.ts";
 import { TunnelRegistry } from "./tunnel/registry.ts";
 import { createUpgradeHandler, handleHttp2Upgrade, isAcceptedUpgrade } from "./tunnel/upgrade.ts";
@@ -248,6 +248,8 @@ export class Switchyard {
     if (h2 !== null && !this.#http2MetricsOn) this.#http2Metrics();
     server.on("upgrade", createUpgradeHandler(deps, listenerInfo));
     handleClientErrors(server, this.logger, () => this.#snapshot.requestIdHeader);
+    // After the HTTP/2 side has wrapped the connection listeners (it replaces them).
+    closeSilentClients(server, material !== null, () => this.#snapshot.config.limits.header_timeout);
     // Expect: 100-continue: refuse an oversized body before the client sends it, otherwise invite it.
     server.on("checkContinue", (req, res) => {
       const max = this.#snapshot.maxBodyBytes;

@@ -197,7 +197,7 @@ export function serveHttp2(
   } else {
     // Cleartext: the first bytes tell. A connection that opens with the HTTP/2 preface is HTTP/2;
     // any other goes to the HTTP/1.1 server with its bytes put back. A client that sends nothing
-    // is closed after limits.header_timeout, as HTTP/1.1 would close it.
+    // is closed after limits.header_timeout, as an HTTP/1.1 one is (closeSilentClients).
     const [http1] = server.listeners("connection") as ((socket: Socket) => void)[];
     server.removeAllListeners("connection");
     server.on("connection", (socket: Socket) => {

@@ -87,6 +87,26 @@ export function handleClientErrors(server: http.Server, logger: Logger, requestI
   });
 }
 
+/**
+ * A client that connects and sends nothing is closed after limits.header_timeout, as nginx's
+ * client_header_timeout closes it: node:http's header deadline starts at a request's first byte, so
+ * a silent connection would otherwise stay open (with its parser) until the client leaves. On a TLS
+ * listener both the TCP connection (no handshake) and the TLS one (handshake, then no request) are
+ * watched. Nothing is answered, as nginx answers nothing: there is no request to answer.
+ */
+export function closeSilentClients(server: http.Server, tls: boolean, headerTimeoutMs: () => number): void {
+  const watch = (socket: Socket) => {
+    const ms = headerTimeoutMs();
+    if (ms <= 0) return;
+    const timer = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, ms).unref();
+    socket.once("close", () => clearTimeout(timer));
+  };
+  server.on("connection", watch);
+  if (tls) server.on("secureConnection", watch);
+}
+
 /** Write a complete error response straight to a socket (no ServerResponse exists) and close it. */
 function answerOnSocket(socket: Socket, code: ErrorCode, logger: Logger, requestIdHeader: string, method: string, path: string, detail: string): void {
   const requestId = randomUUID();

@@ -165,6 +165,29 @@ describe("client limits", () => {
     expect(backend.seen).toHaveLength(0);
   });
 
+  it("closes a connection that sends nothing at all after header_timeout, and keeps one whose request came in time", async () => {
+    backend = await startBackend((_req, res) => res.end("ok"));
+    proxy = await startProxy("limits:\n  header_timeout: 400ms\n  keep_alive_timeout: 60s\n", backend.url);
+    const closedAfter = (s: net.Socket) => {
+      const t0 = Date.now();
+      return new Promise<number>((resolve) => s.once("close", () => resolve(Date.now() - t0)));
+    };
+    const silent = net.connect(proxy.port, "127.0.0.1");
+    silent.on("error", () => {});
+    const silentClosed = closedAfter(silent);
+    const talker = net.connect(proxy.port, "127.0.0.1");
+    talker.on("error", () => {});
+    let answered = "";
+    talker.on("data", (d: Buffer) => (answered += d.toString("latin1")));
+    await new Promise((r) => talker.once("connect", r));
+    talker.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(await silentClosed).toBeGreaterThanOrEqual(300);
+    await waitFor(() => answered.startsWith("HTTP/1.1 200"), "the talker's answer");
+    await new Promise((r) => setTimeout(r, 600));
+    expect(talker.destroyed).toBe(false); // kept alive past header_timeout: its deadline is keep_alive_timeout
+    talker.destroy();
+  });
+
   it("answers 400 to malformed requests without reaching the backend", async () => {
     backend = await startBackend((_req, res) => res.end("no"));
     proxy = await startProxy("", backend.url);

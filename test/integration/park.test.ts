@@ -331,6 +331,26 @@ describe("parking on the other kinds of listener", () => {
     c.socket.destroy();
   });
 
+  it("over TLS, a client silent before its handshake or after it is closed after header_timeout", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "switchyard-silent-tls-"));
+    const { key, cert } = selfSigned();
+    writeFileSync(join(dir, "key.pem"), key);
+    writeFileSync(join(dir, "cert.pem"), cert);
+    const text = `listeners:\n  - host: 127.0.0.1\n    port: 0\n    tls:\n      cert: ${join(dir, "cert.pem")}\n      key: ${join(dir, "key.pem")}\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nlimits:\n  header_timeout: 400ms\n`;
+    const loaded = parseConfigText(text, "tls.yaml", {});
+    if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.format()).join("\n"));
+    const proxy = await startProxyWithConfig(loaded.config);
+    proxies.push(proxy);
+    const raw = net.connect(proxy.port, "127.0.0.1");
+    raw.on("error", () => undefined);
+    const shaken = await Conn.open(proxy.port, true);
+    await Promise.all([once(raw, "close"), shaken.waitClosed(5000)]);
+    // One that asked in time is answered.
+    const c = await Conn.open(proxy.port, true);
+    expect((await c.get("/in-time")).body).toBe("ok /in-time");
+    c.socket.destroy();
+  });
+
   it("on a cleartext listener that also takes HTTP/2 (h2c): HTTP/1.1 connections park and wake", async () => {
     const text = `listeners:\n  - host: 127.0.0.1\n    port: 0\n    http2: true\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nmemory:\n  park_idle_connections_after: 0s\n`;
     const loaded = parseConfigText(text, "h2c.yaml", {});
