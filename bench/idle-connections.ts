@@ -1,4 +1,4 @@
-// npm run bench:idle [-- --connections 10000] [--park-wait 12] [--node] [--massif]
+// npm run bench:idle [-- --connections 10000] [--park-wait 20] [--node] [--massif]
 // What idle keep-alive client connections cost the proxy: Switchyard (as its command runs) in front
 // of the bench backend; N connections each send one request, read the answer and stay open idle.
 // Prints the proxy's RSS before, with the N idle connections open (3 s after the last opened), once
@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { has, rssMiB, runBench, sleep, startNode, SWITCHYARD } from "./children.ts";
 
 // --node: the same against the plain Node backend itself, for what node:http alone costs per connection.
-const { values: opts } = parseArgs({ options: { connections: { type: "string" }, "park-wait": { type: "string", default: "12" }, node: { type: "boolean", default: false }, massif: { type: "boolean", default: false } } });
+const { values: opts } = parseArgs({ options: { connections: { type: "string" }, "park-wait": { type: "string", default: "20" }, node: { type: "boolean", default: false }, massif: { type: "boolean", default: false } } });
 const N = Number(opts.connections ?? (opts.massif ? 2000 : 10_000));
 
 /** Bytes allocated (still live) by each function that called malloc/new directly, from a massif snapshot. */
