@@ -515,7 +515,6 @@ function featureSummary(c: Config): string {
   return `${features.length} feature${features.length === 1 ? "" : "s"} (${enabled} enabled)`;
 }
 
-/** --workers: a whole number from 1 to 256, or auto; undefined when not given. */
 /** jemalloc for a serving process (re-executes this one when it must; see allocator.ts): the note for the log. */
 function allocator(): string {
   try {
@@ -535,6 +534,7 @@ function logAllocator(logger: ReturnType<typeof createLogger>, note: string): vo
   else logger.info({ allocator: running, why: note }, "memory allocator: system (memory freed after a load may stay with the process; README, Memory)");
 }
 
+/** --workers: a whole number from 1 to 256, or auto; undefined when not given. */
 function parseWorkers(value: string | undefined): number | "auto" | undefined {
   if (value === undefined) return undefined;
   if (value === "auto") return "auto";

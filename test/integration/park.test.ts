@@ -82,6 +82,23 @@ class Conn {
 }
 
 const parkerOf = (p: TestProxy): IdleParker => p.app.listeners[0]!.parker!;
+
+/** A proxy with one listener (`listener`: its extra lines, e.g. tls or http2) and `extra` top-level YAML. */
+async function proxyWith(backendUrl: string, listener: string, extra: string): Promise<TestProxy> {
+  const text = `listeners:\n  - host: 127.0.0.1\n    port: 0\n${listener}backends:\n  legacy:\n    url: ${backendUrl}\n  new:\n    url: ${backendUrl}\nadmin:\n  port: 0\n${extra}`;
+  const loaded = parseConfigText(text, "park.yaml", {});
+  if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.format()).join("\n"));
+  return startProxyWithConfig(loaded.config);
+}
+
+/** The listener lines of a TLS listener with a fresh self-signed certificate. */
+function tlsListener(): string {
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-park-tls-"));
+  const { key, cert } = selfSigned();
+  writeFileSync(join(dir, "key.pem"), key);
+  writeFileSync(join(dir, "cert.pem"), cert);
+  return `    tls:\n      cert: ${join(dir, "cert.pem")}\n      key: ${join(dir, "key.pem")}\n`;
+}
 const sweep2 = (p: TestProxy) => {
   parkerOf(p).sweep();
   parkerOf(p).sweep();
@@ -311,14 +328,7 @@ describe("parking on the other kinds of listener", () => {
   });
 
   it("over TLS: parked and woken like cleartext", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "switchyard-park-tls-"));
-    const { key, cert } = selfSigned();
-    writeFileSync(join(dir, "key.pem"), key);
-    writeFileSync(join(dir, "cert.pem"), cert);
-    const text = `listeners:\n  - host: 127.0.0.1\n    port: 0\n    tls:\n      cert: ${join(dir, "cert.pem")}\n      key: ${join(dir, "key.pem")}\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nmemory:\n  park_idle_connections_after: 0s\n`;
-    const loaded = parseConfigText(text, "tls.yaml", {});
-    if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.format()).join("\n"));
-    const proxy = await startProxyWithConfig(loaded.config);
+    const proxy = await proxyWith(backend.url, tlsListener(), "memory:\n  park_idle_connections_after: 0s\n");
     proxies.push(proxy);
     const c = await Conn.open(proxy.port, true);
     expect((await c.get("/one")).body).toBe("ok /one");
@@ -332,14 +342,7 @@ describe("parking on the other kinds of listener", () => {
   });
 
   it("over TLS, a client silent before its handshake or after it is closed after header_timeout", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "switchyard-silent-tls-"));
-    const { key, cert } = selfSigned();
-    writeFileSync(join(dir, "key.pem"), key);
-    writeFileSync(join(dir, "cert.pem"), cert);
-    const text = `listeners:\n  - host: 127.0.0.1\n    port: 0\n    tls:\n      cert: ${join(dir, "cert.pem")}\n      key: ${join(dir, "key.pem")}\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nlimits:\n  header_timeout: 400ms\n`;
-    const loaded = parseConfigText(text, "tls.yaml", {});
-    if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.format()).join("\n"));
-    const proxy = await startProxyWithConfig(loaded.config);
+    const proxy = await proxyWith(backend.url, tlsListener(), "limits:\n  header_timeout: 400ms\n");
     proxies.push(proxy);
     const raw = net.connect(proxy.port, "127.0.0.1");
     raw.on("error", () => undefined);
@@ -352,10 +355,7 @@ describe("parking on the other kinds of listener", () => {
   });
 
   it("on a cleartext listener that also takes HTTP/2 (h2c): HTTP/1.1 connections park and wake", async () => {
-    const text = `listeners:\n  - host: 127.0.0.1\n    port: 0\n    http2: true\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nmemory:\n  park_idle_connections_after: 0s\n`;
-    const loaded = parseConfigText(text, "h2c.yaml", {});
-    if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.format()).join("\n"));
-    const h2c = await startProxyWithConfig(loaded.config);
+    const h2c = await proxyWith(backend.url, "    http2: true\n", "memory:\n  park_idle_connections_after: 0s\n");
     proxies.push(h2c);
     const c = await Conn.open(h2c.port);
     expect((await c.get("/x")).body).toBe("ok /x");
