@@ -3,7 +3,7 @@
 // keep-alive connection") on every connection for as long as it is open, idle or not; 10,000 idle
 // browsers cost 110 MiB. After `limits.park_idle_after` without a request, a connection is parked:
 // node:http's listeners and parser come off the socket (the parser returns to node:http's free list,
-// as when a connection closes), and the socket waits with four small listeners of ours. Its next
+// as when a connection closes), and the socket waits with five small listeners of ours. Its next
 // bytes unpark it: they are put back, and node:http takes the socket as it takes a new connection
 // (a parser from the free list; headers and request deadlines from then on) - the same hand-over
 // the cleartext HTTP/2 sniffer does. While parked the keep-alive deadline node:http armed still
@@ -51,7 +51,7 @@ export class IdleParker {
   #list: ConnectionsList | undefined;
   readonly #parked = new Set<Socket>();
   #timer: NodeJS.Timeout | null = null;
-  /** Parked since start, and woken (for metrics and tests). */
+  /** Connections parked and woken since start (tests read them). */
   parks = 0;
   wakes = 0;
 
