@@ -174,3 +174,6 @@ export function variantConfig(variant: string, backend: string, dir: string): st
     (shadow ? `shadow:\n  enabled: true\n  percent: ${shadow[1]}\n  max_per_second: 1000000\n  max_in_flight: 128\n${shadow[2] ? "  log_pairs: none\n  noise:\n    percent: 0\n" : ""}  store:\n    path: ${join(dir, "shadow.db")}\n` : "")
   );
 }
+
+/** A --variants/--flags list: separated by ";" when there is one (a value such as MALLOC_CONF holds commas), by "," otherwise. */
+export const variantList = (text: string): string[] => text.split(text.includes(";") ? ";" : ",");

@@ -11,7 +11,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cpuSeconds, has, rssMiB, runBench, sleep, startNode, SWITCHYARD } from "./children.ts";
+import { allocatorIn } from "../src/observe/memory.ts";
+import { cpuSeconds, has, rssMiB, runBench, sleep, startNode, SWITCHYARD, variantList } from "./children.ts";
 
 const { values: opts } = parseArgs({ options: { flags: { type: "string", default: "--max-semi-space-size=8;--max-semi-space-size=8 SWITCHYARD_ALLOCATOR=system" }, seconds: { type: "string", default: "6" }, rounds: { type: "string", default: "2" }, idle: { type: "string", default: "60" }, settle: { type: "string", default: "15" } } });
 
@@ -23,8 +24,7 @@ async function main(): Promise<void> {
   const file = join(dir, "sy.yaml");
   writeFileSync(file, `listeners:\n  - host: 127.0.0.1\n    port: 0\nbackends:\n  legacy:\n    url: ${backend.url}\n  new:\n    url: ${backend.url}\nadmin:\n  port: 0\nfeatures:\n  root:\n    routes: [/**]\n    target: { percent: 50 }\n`);
   const variants: { flags: string; url: string; pid: number; start: number; idle: number; after: number[]; cpuUs: number[]; later: number; idleCpuMsPerS: number; allocator: string }[] = [];
-  // Variants are separated by ";" when there is one (a value such as MALLOC_CONF holds commas), by "," otherwise.
-  for (const flags of opts.flags.split(opts.flags.includes(";") ? ";" : ",")) {
+  for (const flags of variantList(opts.flags)) {
     // A variant is node flags and NAME=value environment settings (MALLOC_ARENA_MAX=2), space separated.
     const tokens = flags === "none" ? [] : flags.split(" ");
     const env = Object.fromEntries(tokens.filter((t) => /^[A-Z_]+=/.test(t)).map((t) => [t.slice(0, t.indexOf("=")), t.slice(t.indexOf("=") + 1)]));
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   await sleep(2000);
   for (const v of variants) {
     v.start = rssMiB(v.pid);
-    v.allocator = /\/libjemalloc[^/\n]*\.so/.test(readFileSync(`/proc/${v.pid}/maps`, "utf8")) ? "jemalloc" : "system";
+    v.allocator = allocatorIn(readFileSync(`/proc/${v.pid}/maps`, "utf8"));
   }
   process.stderr.write(`settling ${opts.settle} s...\n`);
   await sleep(Math.max(0, Number(opts.settle) - 2) * 1000);

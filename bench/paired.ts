@@ -14,7 +14,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cpuTimes, has, median, runBench, startNode, SWITCHYARD, variantConfig } from "./children.ts";
+import { cpuTimes, has, median, runBench, startNode, SWITCHYARD, variantConfig, variantList } from "./children.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -49,8 +49,7 @@ function wrk(url: string, seconds: number): Promise<Load> {
 
 async function main(): Promise<void> {
   if (!has("wrk")) throw new Error("wrk is not installed (apt-get install wrk)");
-  // Variants are separated by ";" when there is one (a value such as MALLOC_CONF holds commas), by "," otherwise.
-  const names = opts.variants.split(opts.variants.includes(";") ? ";" : ",");
+  const names = variantList(opts.variants);
   if (names.length < 2) throw new Error("--variants: name at least two (the first is the reference)");
   const rounds = Number(opts.rounds);
   const seconds = Number(opts.seconds);

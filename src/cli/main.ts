@@ -530,7 +530,7 @@ function logAllocator(logger: ReturnType<typeof createLogger>, note: string): vo
   const running = runningAllocator();
   if (running === "jemalloc") logger.info({ allocator: running, malloc_conf: process.env.MALLOC_CONF ?? "" }, "memory allocator: jemalloc");
   else if (running !== "system") logger.info({ allocator: running, why: note }, `memory allocator: ${running}`);
-  else if (/LD_PRELOAD has jemalloc/.test(note)) logger.warn({ allocator: running, ld_preload: process.env.LD_PRELOAD }, "memory allocator: LD_PRELOAD names jemalloc but the loader did not load it (its message is on stderr); running on the system allocator");
+  else if (/libjemalloc\.so/.test(process.env.LD_PRELOAD ?? "")) logger.warn({ allocator: running, ld_preload: process.env.LD_PRELOAD }, "memory allocator: LD_PRELOAD names jemalloc but the loader did not load it (its message is on stderr); running on the system allocator");
   else logger.info({ allocator: running, why: note }, "memory allocator: system (memory freed after a load may stay with the process; README, Memory)");
 }
 

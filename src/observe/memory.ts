@@ -122,16 +122,19 @@ export class IdleTrimmer {
 export type AllocatorName = "jemalloc" | "mimalloc" | "tcmalloc" | "system";
 let allocator: AllocatorName | undefined;
 
+/** The allocator a process's memory map (/proc/PID/maps) shows loaded. */
+export function allocatorIn(maps: string): AllocatorName {
+  return (/\/lib(jemalloc|mimalloc|tcmalloc)[^/\n]*\.so/.exec(maps)?.[1] as AllocatorName | undefined) ?? "system";
+}
+
 /** The allocator this process really runs on: what the loader mapped (src/cli/allocator.ts), not what was asked. */
 export function runningAllocator(): AllocatorName {
   if (allocator === undefined) {
-    let maps = "";
     try {
-      maps = readFileSync("/proc/self/maps", "utf8");
+      allocator = allocatorIn(readFileSync("/proc/self/maps", "utf8"));
     } catch {
-      // not Linux: the system's
+      allocator = "system"; // not Linux: the system's
     }
-    allocator = (/\/lib(jemalloc|mimalloc|tcmalloc)[^/\n]*\.so/.exec(maps)?.[1] as AllocatorName | undefined) ?? "system";
   }
   return allocator;
 }

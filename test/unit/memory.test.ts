@@ -1,7 +1,7 @@
 // The idle trimmer's rule, on its own clock: once per start or reload, only after afterMs with the
 // activity counter still and nothing in flight.
 import { describe, expect, it } from "vitest";
-import { IdleTrimmer } from "../../src/observe/memory.ts";
+import { allocatorIn, IdleTrimmer } from "../../src/observe/memory.ts";
 import { createLogger } from "../../src/observe/logger.ts";
 import { Writable } from "node:stream";
 
@@ -67,5 +67,17 @@ describe("IdleTrimmer", () => {
         resolve();
       }, 300),
     );
+  });
+});
+
+describe("allocatorIn", () => {
+  it("names the allocator library a memory map shows, the system's when none", () => {
+    const line = (path: string) => `7f0c1a200000-7f0c1a22a000 r--p 00000000 08:01 1234  ${path}\n`;
+    const base = line("/usr/lib/x86_64-linux-gnu/libc.so.6") + line("/work/node_modules/node/bin/node");
+    expect(allocatorIn(base)).toBe("system");
+    expect(allocatorIn(base + line("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"))).toBe("jemalloc");
+    expect(allocatorIn(base + line("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2.0"))).toBe("mimalloc");
+    expect(allocatorIn(base + line("/usr/lib64/libtcmalloc_minimal.so.4"))).toBe("tcmalloc");
+    expect(allocatorIn(line("/home/u/jemalloc-notes/libc.so.6"))).toBe("system"); // a directory's name is not a library
   });
 });
